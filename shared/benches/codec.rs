@@ -1,1 +1,3 @@
+//! Codec throughput benchmark (filled in below).
+
 fn main() {}
