@@ -1,5 +1,143 @@
-//! Placeholder entry point for `server`; the real binary is built by its own issue.
+//! `server`: the chat server's command line. Parses flags into a [`Config`], sets up
+//! logging and signal handling, and runs [`Server`].
 
-fn main() {
-    println!("server: not implemented yet");
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use server::config::{parse_duration, parse_size};
+use server::{Config, Server};
+use shared::Limits;
+
+/// Multi-room TCP chat server with a fixed worker pool.
+///
+/// Speaks the binary protocol (programs) and a line-based text protocol (people with
+/// nc or telnet) on one port. Prints `listening on ADDR:PORT` once bound.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on (IPv4 or IPv6); port 0 picks a free port.
+    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], shared::DEFAULT_PORT)))]
+    bind: SocketAddr,
+    /// Worker threads [default: number of cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
+    /// Connections served at once; newcomers past it get error 300 and are closed.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest binary frame (type byte plus body), e.g. 1MiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    max_frame: usize,
+    /// Longest text line, newline excluded, e.g. 4KiB.
+    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
+    max_line: usize,
+    /// Queued outbound bytes per connection before it is closed as a slow consumer.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    max_pending: usize,
+    /// Messages per second per connection (token bucket); 0 disables the limit.
+    #[arg(long, default_value_t = 1000)]
+    rate_limit: u32,
+    /// Messages a connection may send in a burst before the rate limit applies.
+    #[arg(long, default_value_t = 2000)]
+    rate_burst: u32,
+    /// Close connections silent this long (a ping goes out at half); 0 disables.
+    #[arg(long, default_value = "240s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// How long a graceful shutdown waits for queued output to drain.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// Interval between summary log lines; 0 disables them.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    log_interval: Duration,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (-q: warnings and errors only).
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+impl Cli {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let defaults = Config::default();
+        let workers = self.workers.unwrap_or(defaults.workers);
+        anyhow::ensure!(workers >= 1, "--workers must be at least 1");
+        anyhow::ensure!(
+            self.max_frame >= 16,
+            "--max-frame must be at least 16 bytes"
+        );
+        anyhow::ensure!(self.max_line >= 16, "--max-line must be at least 16 bytes");
+        Ok(Config {
+            bind: self.bind,
+            workers,
+            backlog: self.backlog,
+            max_connections: self.max_connections,
+            limits: Limits {
+                max_frame: self.max_frame,
+                max_line: self.max_line,
+            },
+            max_pending: self.max_pending,
+            rate_limit: self.rate_limit,
+            rate_burst: self.rate_burst,
+            idle_timeout: self.idle_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            log_interval: self.log_interval,
+        })
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let config = cli.into_config()?;
+    let bind = config.bind;
+    let server = Server::bind(config).with_context(|| format!("cannot listen on {bind}"))?;
+    let handle = server.shutdown_handle();
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+    ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::AcqRel) == 0 {
+            eprintln!("server: shutting down (press Ctrl+C again to exit at once)");
+            handle.shutdown();
+        } else {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the signal handler")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {}", server.local_addr())?;
+    stdout.flush()?;
+    drop(stdout);
+    server.run().context("server failed")
 }

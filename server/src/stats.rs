@@ -1,0 +1,156 @@
+//! Server counters: per-worker atomics summed on demand, so workers never contend on a
+//! shared cache line on the hot path.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Why a connection was closed. Every close has one; each is logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client said goodbye (`/quit` or a `Goodbye` frame).
+    Goodbye,
+    /// The client closed its side (EOF).
+    Eof,
+    /// The connection was reset or another I/O error occurred.
+    Reset,
+    /// The client broke the protocol (bad frame, over-long line, invalid UTF-8, ...).
+    ProtocolError,
+    /// The client's outbound queue passed `--max-pending`.
+    SlowConsumer,
+    /// The client kept sending faster than the rate limit with its input buffer full.
+    Flood,
+    /// The client stayed silent past `--idle-timeout`.
+    Idle,
+    /// The server shut down.
+    Shutdown,
+    /// The server was at `--max-connections`.
+    ServerFull,
+}
+
+impl CloseReason {
+    /// Every reason, in the order stats report them.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::Goodbye,
+        CloseReason::Eof,
+        CloseReason::Reset,
+        CloseReason::ProtocolError,
+        CloseReason::SlowConsumer,
+        CloseReason::Flood,
+        CloseReason::Idle,
+        CloseReason::Shutdown,
+        CloseReason::ServerFull,
+    ];
+
+    /// Name used in logs and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Goodbye => "goodbye",
+            CloseReason::Eof => "eof",
+            CloseReason::Reset => "reset",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::Flood => "flood",
+            CloseReason::Idle => "idle",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::ServerFull => "server_full",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one worker. Written only by that worker (relaxed atomics); read by anyone
+/// building a stats snapshot.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Connections owned right now.
+    pub connections: AtomicU64,
+    /// Connections ever handed to this worker.
+    pub accepted: AtomicU64,
+    /// Frames and lines received.
+    pub messages_in: AtomicU64,
+    /// Frames and lines queued for sending.
+    pub messages_out: AtomicU64,
+    /// Bytes read from sockets.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to sockets.
+    pub bytes_out: AtomicU64,
+    closes: [AtomicU64; CloseReason::ALL.len()],
+}
+
+impl WorkerStats {
+    /// Counts one close.
+    pub fn count_close(&self, reason: CloseReason) {
+        self.closes[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// All counters of a server: one [`WorkerStats`] per worker plus the acceptor's.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    /// Per worker; index = worker number.
+    pub workers: Vec<WorkerStats>,
+    /// Connections refused at accept time because the server was full.
+    pub refused: AtomicU64,
+}
+
+impl Stats {
+    /// Counters for `workers` workers, starting now.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            workers: (0..workers).map(|_| WorkerStats::default()).collect(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn sum(&self, field: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+        self.workers.iter().map(|w| field(w).load(Relaxed)).sum()
+    }
+
+    /// Connections open right now.
+    pub fn connections(&self) -> u64 {
+        self.sum(|w| &w.connections)
+    }
+
+    /// Closes counted for `reason` across workers.
+    pub fn closes(&self, reason: CloseReason) -> u64 {
+        self.sum(|w| &w.closes[reason.index()])
+    }
+
+    /// A named snapshot of every counter, as sent in a `Stats` frame.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let mut out = vec![
+            ("uptime_s".to_owned(), self.started.elapsed().as_secs()),
+            ("connections".to_owned(), self.connections()),
+            ("connections_total".to_owned(), self.sum(|w| &w.accepted)),
+            ("messages_in".to_owned(), self.sum(|w| &w.messages_in)),
+            ("messages_out".to_owned(), self.sum(|w| &w.messages_out)),
+            ("bytes_in".to_owned(), self.sum(|w| &w.bytes_in)),
+            ("bytes_out".to_owned(), self.sum(|w| &w.bytes_out)),
+            ("workers".to_owned(), self.workers.len() as u64),
+        ];
+        for (i, w) in self.workers.iter().enumerate() {
+            out.push((
+                format!("worker{i}_connections"),
+                w.connections.load(Relaxed),
+            ));
+        }
+        for reason in CloseReason::ALL {
+            let mut n = self.closes(reason);
+            if reason == CloseReason::ServerFull {
+                n += self.refused.load(Relaxed);
+            }
+            out.push((format!("closed_{}", reason.name()), n));
+        }
+        out
+    }
+}

@@ -1,0 +1,923 @@
+//! A worker thread: one `mio::Poll`, the connections the acceptor handed it, and the
+//! channel through which other threads reach those connections.
+//!
+//! The loop blocks in `epoll_wait` and never spins. Each turn it
+//! 1. reads ready sockets (edge-triggered, at most [`READ_BUDGET`] bytes per connection
+//!    per turn; a connection with more to read goes on the backlog for the next turn, a
+//!    connection out of rate-limit tokens waits on the throttled list),
+//! 2. drains its channel (new connections, deliveries from other workers),
+//! 3. sends the deliveries it produced for other workers, one channel message per
+//!    worker per turn,
+//! 4. flushes every connection that got output, with vectored writes,
+//! 5. closes connections that asked for it, and does housekeeping once a second
+//!    (keepalive pings, idle timeouts).
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use shared::{ErrorCode, Frame, Incoming, Mode};
+
+use crate::config::Config;
+use crate::connection::{Connection, ReadOutcome, TokenBucket};
+use crate::hub::{ConnId, Encoded, Fanout, Hub};
+use crate::stats::{CloseReason, Stats, WorkerStats};
+
+/// Bytes read from one connection per turn before others get theirs.
+pub const READ_BUDGET: usize = 64 << 10;
+
+/// Messages handled from one connection per turn.
+const FRAME_BUDGET: usize = 256;
+
+/// A connection held back by the rate limit this long without a break is closed as a
+/// flooder.
+pub const FLOOD_CLOSE_AFTER: Duration = Duration::from_secs(30);
+
+/// A connection accepted while the server is full gets this long to send its first byte
+/// (so it can be told in its own framing) before it is told in text and closed.
+const REJECT_GRACE: Duration = Duration::from_secs(1);
+
+const WAKER: Token = Token(usize::MAX);
+
+/// A message for a worker.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// A newly accepted connection to own.
+    Accept {
+        /// The socket, not yet registered anywhere.
+        stream: TcpStream,
+        /// Peer address.
+        peer: std::net::SocketAddr,
+        /// The server is full: answer error 300 and close.
+        reject: bool,
+    },
+    /// Frames for connections of this worker, in order.
+    Deliver(Vec<Delivery>),
+}
+
+/// Frames travelling to connections.
+#[derive(Debug)]
+pub enum Delivery {
+    /// One frame for one connection, already encoded in its framing.
+    One {
+        /// Recipient.
+        to: ConnId,
+        /// Encoded frame.
+        bytes: Bytes,
+    },
+    /// One frame for many connections: the recipients on the receiving worker are
+    /// `fanout.per_worker[worker]`.
+    Many {
+        /// Recipients grouped by worker.
+        fanout: Arc<Fanout>,
+        /// The frame, encoded once per framing.
+        payload: Arc<Encoded>,
+    },
+}
+
+/// How other threads reach a worker. Shared by the acceptor and every worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    /// Deliveries and new connections.
+    pub tx: Sender<WorkerMsg>,
+    /// Wakes the worker's `Poll`.
+    pub waker: Arc<Waker>,
+    /// Set by whoever wakes the worker, cleared by the worker before it drains its
+    /// channel: a worker with a wake pending is not woken again (wakes coalesce).
+    pub wake_pending: AtomicBool,
+}
+
+impl WorkerHandle {
+    /// Sends `msg` and wakes the worker unless a wake is already pending.
+    pub fn send(&self, msg: WorkerMsg) {
+        if self.tx.send(msg).is_err() {
+            return;
+        }
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                tracing::warn!("cannot wake worker: {e}");
+            }
+        }
+    }
+}
+
+/// Everything the threads of one server share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// Nicks, rooms, chats.
+    pub hub: Hub,
+    /// Counters.
+    pub stats: Stats,
+    /// One handle per worker, index = worker number.
+    pub workers: Vec<WorkerHandle>,
+    /// Set once to start a graceful shutdown.
+    pub shutdown: AtomicBool,
+    /// Workers that have stopped reading input during a shutdown.
+    pub quiesced: AtomicUsize,
+    /// Connections open (accepted and not yet closed), rejected ones excluded.
+    pub open: AtomicUsize,
+    /// Connections accepted while full and not yet answered.
+    pub rejecting: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Shutdown begun: no more input is read; waiting until every worker got here.
+    Quiescing,
+    /// Every worker is quiet: flushing the last output until the deadline.
+    Draining(Instant),
+}
+
+/// One slot of the connection table.
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    conn: Option<Connection>,
+}
+
+/// A worker thread's state.
+pub struct Worker {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    poll: Poll,
+    rx: Receiver<WorkerMsg>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    scratch: Box<[u8]>,
+    /// Connections with output queued since the last flush.
+    dirty: Vec<usize>,
+    /// Connections that hit the read budget with input left.
+    backlog: VecDeque<usize>,
+    /// Connections waiting for rate-limit tokens.
+    throttled: Vec<usize>,
+    /// Connections to close at the end of the turn.
+    to_close: Vec<usize>,
+    /// Deliveries for other workers, sent at the end of the turn.
+    outbox: Vec<Vec<Delivery>>,
+    phase: Phase,
+    next_housekeeping: Instant,
+    next_ping_token: u64,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker with its own `Poll`; `waker` must have been made from `poll`.
+    pub fn new(index: usize, shared: Arc<Shared>, poll: Poll, rx: Receiver<WorkerMsg>) -> Self {
+        let workers = shared.workers.len();
+        Self {
+            index,
+            shared,
+            poll,
+            rx,
+            slots: Vec::new(),
+            free: Vec::new(),
+            scratch: vec![0u8; READ_BUDGET].into_boxed_slice(),
+            dirty: Vec::new(),
+            backlog: VecDeque::new(),
+            throttled: Vec::new(),
+            to_close: Vec::new(),
+            outbox: (0..workers).map(|_| Vec::new()).collect(),
+            phase: Phase::Running,
+            next_housekeeping: Instant::now() + Duration::from_secs(1),
+            next_ping_token: 1,
+        }
+    }
+
+    /// Creates the `Poll` and `Waker` for a worker.
+    pub fn make_poll() -> io::Result<(Poll, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok((poll, waker))
+    }
+
+    pub(crate) fn stats(&self) -> &WorkerStats {
+        &self.shared.stats.workers[self.index]
+    }
+
+    /// Runs until a shutdown has drained every connection.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(worker = self.index, "poll failed: {e}");
+                    break;
+                }
+            }
+            let now = Instant::now();
+            let reading = self.phase == Phase::Running;
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                let slot = event.token().0;
+                if event.is_writable() {
+                    self.mark_dirty(slot);
+                }
+                if reading && (event.is_readable() || event.is_read_closed()) {
+                    self.service_read(slot, now);
+                } else if event.is_error() || event.is_write_closed() {
+                    self.mark_dirty(slot);
+                }
+            }
+            self.drain_channel(now);
+            if reading {
+                self.retry_backlog(now);
+                self.retry_throttled(now);
+            }
+            self.route_outbox();
+            self.flush_dirty(now);
+            self.close_marked(now);
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+                self.next_housekeeping = now + Duration::from_secs(1);
+            }
+            if self.advance_shutdown(now) {
+                break;
+            }
+        }
+        self.close_all();
+        tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.backlog.is_empty()
+            || !self.dirty.is_empty()
+            || !self.to_close.is_empty()
+            || self.outbox.iter().any(|o| !o.is_empty())
+        {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut timeout = self.next_housekeeping.saturating_duration_since(now);
+        if self.phase != Phase::Running {
+            timeout = timeout.min(Duration::from_millis(10));
+        }
+        for &slot in &self.throttled {
+            if let Some(conn) = self.conn(slot) {
+                timeout = timeout.min(conn.bucket.wait(now).max(Duration::from_millis(1)));
+            }
+        }
+        Some(timeout)
+    }
+
+    pub(crate) fn conn(&self, slot: usize) -> Option<&Connection> {
+        self.slots.get(slot).and_then(|s| s.conn.as_ref())
+    }
+
+    fn conn_mut(&mut self, slot: usize) -> Option<&mut Connection> {
+        self.slots.get_mut(slot).and_then(|s| s.conn.as_mut())
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(conn) = self.conn_mut(slot) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    fn mark_close(&mut self, slot: usize) {
+        self.to_close.push(slot);
+    }
+
+    // ---- accepting -------------------------------------------------------------------
+
+    fn adopt(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, reject: bool) {
+        let now = Instant::now();
+        if self.phase != Phase::Running {
+            // Shutting down: never adopted, so never counted as open.
+            self.release_open(reject);
+            self.stats().count_close(CloseReason::Shutdown);
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot::default());
+            self.slots.len() - 1
+        });
+        let generation = self.slots[slot].generation;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot), Interest::READABLE)
+        {
+            tracing::warn!(%peer, "cannot register connection: {e}");
+            self.free.push(slot);
+            self.release_open(reject);
+            self.stats().count_close(CloseReason::Reset);
+            return;
+        }
+        let config = &self.shared.config;
+        let id = ConnId {
+            worker: self.index as u32,
+            slot: slot as u32,
+            generation,
+        };
+        let bucket = TokenBucket::new(config.rate_limit, config.rate_burst, now);
+        let conn = Connection::new(id, stream, peer, config.limits, bucket, reject, now);
+        self.slots[slot].conn = Some(conn);
+        let stats = self.stats();
+        WorkerStats::add(&stats.accepted, 1);
+        WorkerStats::add(&stats.connections, 1);
+        tracing::debug!(%peer, worker = self.index, slot, reject, "connection adopted");
+    }
+
+    fn release_open(&self, reject: bool) {
+        let counter = if reject {
+            &self.shared.rejecting
+        } else {
+            &self.shared.open
+        };
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn drain_channel(&mut self, now: Instant) {
+        self.shared.workers[self.index]
+            .wake_pending
+            .store(false, Ordering::Release);
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                WorkerMsg::Accept {
+                    stream,
+                    peer,
+                    reject,
+                } => self.adopt(stream, peer, reject),
+                WorkerMsg::Deliver(deliveries) => {
+                    for delivery in deliveries {
+                        self.deliver_local(delivery);
+                    }
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    // ---- reading ---------------------------------------------------------------------
+
+    fn retry_backlog(&mut self, now: Instant) {
+        for _ in 0..self.backlog.len() {
+            let Some(slot) = self.backlog.pop_front() else {
+                break;
+            };
+            self.service_read(slot, now);
+        }
+    }
+
+    fn retry_throttled(&mut self, now: Instant) {
+        if self.throttled.is_empty() {
+            return;
+        }
+        let throttled = std::mem::take(&mut self.throttled);
+        for slot in throttled {
+            let ready = self
+                .conn(slot)
+                .is_some_and(|c| c.bucket.wait(now) == Duration::ZERO);
+            if ready {
+                self.service_read(slot, now);
+            } else {
+                self.throttled.push(slot);
+            }
+        }
+    }
+
+    /// Reads and handles input of one connection until the socket is drained, the read
+    /// budget is spent, or the rate limit holds it back.
+    fn service_read(&mut self, slot: usize, now: Instant) {
+        let Some(mut conn) = self.slots.get_mut(slot).and_then(|s| s.conn.take()) else {
+            return;
+        };
+        let mut budget = READ_BUDGET;
+        let mut frames = 0;
+        let mut requeue = None;
+        loop {
+            if conn.is_closing() {
+                break;
+            }
+            match self.handle_buffered(&mut conn, now, &mut frames) {
+                Buffered::Drained => {}
+                Buffered::Stop => break,
+                Buffered::Throttled => {
+                    let since = *conn.throttled_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) > FLOOD_CLOSE_AFTER {
+                        self.fail(
+                            &mut conn,
+                            ErrorCode::MALFORMED,
+                            "flooding",
+                            CloseReason::Flood,
+                        );
+                        break;
+                    }
+                    requeue = Some(Requeue::Throttled);
+                    break;
+                }
+                Buffered::OutOfBudget => {
+                    requeue = Some(Requeue::Backlog);
+                    break;
+                }
+            }
+            if budget == 0 {
+                requeue = Some(Requeue::Backlog);
+                break;
+            }
+            let want = budget.min(self.scratch.len());
+            match conn.read_some(&mut self.scratch[..want]) {
+                Ok(ReadOutcome::Data(n)) => {
+                    budget -= n;
+                    conn.last_input = now;
+                    conn.pinged = false;
+                    WorkerStats::add(&self.stats().bytes_in, n as u64);
+                    if conn.mode.is_none() {
+                        self.on_first_bytes(&mut conn, now);
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    conn.throttled_since = None;
+                    break;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    // Complete input before the EOF is still served.
+                    let _ = self.handle_buffered(&mut conn, now, &mut 0);
+                    if !conn.is_closing() {
+                        conn.close_now = Some(CloseReason::Eof);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "read error: {e}");
+                    conn.close_now = Some(CloseReason::Reset);
+                    break;
+                }
+            }
+        }
+        let closing_now = conn.close_now.is_some();
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.conn = Some(conn);
+        }
+        if closing_now {
+            self.mark_close(slot);
+        } else {
+            match requeue {
+                Some(Requeue::Backlog) => self.backlog.push_back(slot),
+                Some(Requeue::Throttled) => self.throttled.push(slot),
+                None => {}
+            }
+        }
+        self.mark_dirty(slot);
+    }
+
+    /// Handles complete frames or lines already in the decoder.
+    fn handle_buffered(
+        &mut self,
+        conn: &mut Connection,
+        now: Instant,
+        frames: &mut usize,
+    ) -> Buffered {
+        loop {
+            if conn.is_closing() {
+                return Buffered::Stop;
+            }
+            if *frames >= FRAME_BUDGET {
+                return Buffered::OutOfBudget;
+            }
+            if !conn.bucket.try_take(now) {
+                return Buffered::Throttled;
+            }
+            match conn.decoder.decode() {
+                Ok(Some(incoming)) => {
+                    *frames += 1;
+                    WorkerStats::add(&self.stats().messages_in, 1);
+                    if conn.rejecting {
+                        continue;
+                    }
+                    match incoming {
+                        Incoming::Frame(frame) => self.handle_frame(conn, frame, now),
+                        Incoming::Line(line) => self.handle_line(conn, &line, now),
+                    }
+                }
+                Ok(None) => {
+                    conn.bucket.refund();
+                    return Buffered::Drained;
+                }
+                Err(e) => {
+                    conn.bucket.refund();
+                    tracing::debug!(peer = %conn.peer, "protocol error: {e}");
+                    self.fail(conn, e.code(), &e.to_string(), CloseReason::ProtocolError);
+                    return Buffered::Stop;
+                }
+            }
+        }
+    }
+
+    /// The first bytes fixed the mode: greet, or refuse if the server is full.
+    fn on_first_bytes(&mut self, conn: &mut Connection, now: Instant) {
+        let Some(mode) = conn.decoder.mode() else {
+            return;
+        };
+        conn.mode = Some(mode);
+        if conn.rejecting {
+            self.refuse_full(conn);
+            return;
+        }
+        let nick = self.shared.hub.register(conn.id, mode);
+        conn.nick = Some(nick);
+        if mode == Mode::Text {
+            self.greet_text(conn, now);
+        }
+    }
+
+    fn refuse_full(&mut self, conn: &mut Connection) {
+        let mode = conn.mode.unwrap_or(Mode::Text);
+        let frame = Frame::Error {
+            code: ErrorCode::SERVER_FULL,
+            text: format!(
+                "server full ({} connections); try again later",
+                self.shared.config.max_connections
+            ),
+        };
+        if let Some(bytes) = Encoded::for_mode(&frame, mode).get(mode) {
+            conn.enqueue_final(bytes.clone());
+        }
+        conn.close_now = Some(CloseReason::ServerFull);
+    }
+
+    /// Queues `frame` on `conn` itself, in its framing.
+    pub(crate) fn reply(&mut self, conn: &mut Connection, frame: &Frame) {
+        let Some(mode) = conn.mode else {
+            return;
+        };
+        if let Some(bytes) = Encoded::for_mode(frame, mode).get(mode) {
+            self.enqueue(conn, bytes.clone());
+        }
+    }
+
+    fn enqueue(&self, conn: &mut Connection, bytes: Bytes) {
+        if conn.enqueue(bytes, self.shared.config.max_pending) {
+            WorkerStats::add(&self.stats().messages_out, 1);
+        } else if conn.close_now == Some(CloseReason::SlowConsumer) {
+            self.note_slow_consumer(conn);
+        }
+    }
+
+    fn note_slow_consumer(&self, conn: &mut Connection) {
+        tracing::debug!(peer = %conn.peer, "slow consumer");
+        if let Some(mode) = conn.mode {
+            let frame = Frame::Error {
+                code: ErrorCode::SLOW_CONSUMER,
+                text: format!(
+                    "more than {} bytes queued for you; closing",
+                    self.shared.config.max_pending
+                ),
+            };
+            if let Some(bytes) = Encoded::for_mode(&frame, mode).get(mode) {
+                conn.enqueue_final(bytes.clone());
+            }
+        }
+    }
+
+    /// Sends an error and closes after one last write attempt.
+    pub(crate) fn fail(
+        &mut self,
+        conn: &mut Connection,
+        code: ErrorCode,
+        text: &str,
+        reason: CloseReason,
+    ) {
+        if let Some(mode) = conn.mode {
+            let frame = Frame::Error {
+                code,
+                text: text.to_owned(),
+            };
+            if let Some(bytes) = Encoded::for_mode(&frame, mode).get(mode) {
+                conn.enqueue_final(bytes.clone());
+            }
+        }
+        if conn.close_now.is_none() {
+            conn.close_now = Some(reason);
+        }
+    }
+
+    /// Closes `conn` once everything queued is written (or the shutdown deadline passes).
+    pub(crate) fn close_after_flush(&mut self, conn: &mut Connection, reason: CloseReason) {
+        if conn.closing.is_none() {
+            conn.closing = Some(reason);
+            conn.closing_deadline = Some(Instant::now() + self.shared.config.shutdown_timeout);
+        }
+    }
+
+    // ---- delivering ------------------------------------------------------------------
+
+    /// Sends `frame` to connection `to` (possibly `me`, possibly on another worker).
+    pub(crate) fn send_to(&mut self, me: &mut Connection, to: ConnId, mode: Mode, frame: &Frame) {
+        let Some(bytes) = Encoded::for_mode(frame, mode).get(mode).cloned() else {
+            return;
+        };
+        if to == me.id {
+            self.enqueue(me, bytes);
+        } else if to.worker as usize == self.index {
+            self.deliver_local(Delivery::One { to, bytes });
+        } else if let Some(out) = self.outbox.get_mut(to.worker as usize) {
+            out.push(Delivery::One { to, bytes });
+        }
+    }
+
+    /// Sends `frame` to every recipient of `fanout` (which may include `me`).
+    pub(crate) fn send_fanout(&mut self, me: &mut Connection, fanout: Arc<Fanout>, frame: &Frame) {
+        if fanout.is_empty() {
+            return;
+        }
+        let payload = Arc::new(Encoded::new(frame, fanout.binary > 0, fanout.text > 0));
+        for worker in 0..fanout.per_worker.len() {
+            if fanout.per_worker[worker].is_empty() {
+                continue;
+            }
+            if worker == self.index {
+                for i in 0..fanout.per_worker[worker].len() {
+                    let to = fanout.per_worker[worker][i];
+                    if to == me.id {
+                        if let Some(bytes) = me.mode.and_then(|m| payload.get(m)) {
+                            self.enqueue(me, bytes.clone());
+                        }
+                    } else {
+                        self.deliver_to_slot(to, &payload);
+                    }
+                }
+            } else if let Some(out) = self.outbox.get_mut(worker) {
+                out.push(Delivery::Many {
+                    fanout: Arc::clone(&fanout),
+                    payload: Arc::clone(&payload),
+                });
+            }
+        }
+    }
+
+    fn deliver_local(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::One { to, bytes } => {
+                if let Some(slot) = self.live_slot(to) {
+                    if let Some(mut conn) = self.slots[slot].conn.take() {
+                        self.enqueue(&mut conn, bytes);
+                        self.put_back(slot, conn);
+                    }
+                }
+            }
+            Delivery::Many { fanout, payload } => {
+                if let Some(list) = fanout.per_worker.get(self.index) {
+                    for &to in list {
+                        self.deliver_to_slot(to, &payload);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_to_slot(&mut self, to: ConnId, payload: &Encoded) {
+        let Some(slot) = self.live_slot(to) else {
+            return;
+        };
+        let Some(mut conn) = self.slots[slot].conn.take() else {
+            return;
+        };
+        if let Some(bytes) = conn.mode.and_then(|m| payload.get(m)) {
+            self.enqueue(&mut conn, bytes.clone());
+        }
+        self.put_back(slot, conn);
+    }
+
+    fn put_back(&mut self, slot: usize, conn: Connection) {
+        let close = conn.close_now.is_some();
+        let dirty = conn.dirty;
+        self.slots[slot].conn = Some(conn);
+        if close {
+            self.mark_close(slot);
+        }
+        if !dirty {
+            self.mark_dirty(slot);
+        }
+    }
+
+    /// The slot of `id` if that connection is still the one living there.
+    fn live_slot(&self, id: ConnId) -> Option<usize> {
+        let slot = id.slot as usize;
+        let s = self.slots.get(slot)?;
+        (id.worker as usize == self.index && s.generation == id.generation && s.conn.is_some())
+            .then_some(slot)
+    }
+
+    fn route_outbox(&mut self) {
+        for worker in 0..self.outbox.len() {
+            if self.outbox[worker].is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(&mut self.outbox[worker]);
+            self.shared.workers[worker].send(WorkerMsg::Deliver(batch));
+        }
+    }
+
+    // ---- writing and closing ---------------------------------------------------------
+
+    fn flush_dirty(&mut self, now: Instant) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty {
+            let Some(mut conn) = self.slots.get_mut(slot).and_then(|s| s.conn.take()) else {
+                continue;
+            };
+            conn.dirty = false;
+            match conn.flush() {
+                Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "write error: {e}");
+                    if conn.close_now.is_none() {
+                        conn.close_now = Some(CloseReason::Reset);
+                    }
+                }
+            }
+            let pending = conn.pending() > 0;
+            if pending != conn.writable_armed && conn.close_now.is_none() {
+                let interest = if pending {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                match self
+                    .poll
+                    .registry()
+                    .reregister(&mut conn.stream, Token(slot), interest)
+                {
+                    Ok(()) => conn.writable_armed = pending,
+                    Err(e) => {
+                        tracing::debug!(peer = %conn.peer, "reregister failed: {e}");
+                        conn.close_now = Some(CloseReason::Reset);
+                    }
+                }
+            }
+            let done_closing = conn.closing.is_some()
+                && (!pending || conn.closing_deadline.is_some_and(|d| now >= d));
+            let close = conn.close_now.is_some() || done_closing;
+            self.slots[slot].conn = Some(conn);
+            if close {
+                self.mark_close(slot);
+            }
+        }
+    }
+
+    fn close_marked(&mut self, now: Instant) {
+        while let Some(slot) = self.to_close.pop() {
+            self.close(slot, now);
+        }
+    }
+
+    fn close(&mut self, slot: usize, _now: Instant) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let Some(mut conn) = s.conn.take() else {
+            return;
+        };
+        s.generation = s.generation.wrapping_add(1);
+        let reason = conn
+            .close_now
+            .or(conn.closing)
+            .unwrap_or(CloseReason::Reset);
+        // One last attempt to get a final error or goodbye out.
+        if let Ok(n) = conn.flush() {
+            WorkerStats::add(&self.stats().bytes_out, n as u64);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.free.push(slot);
+        self.backlog.retain(|&s| s != slot);
+        self.throttled.retain(|&s| s != slot);
+        let stats = self.stats();
+        stats.count_close(reason);
+        stats
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.release_open(conn.rejecting);
+        tracing::debug!(peer = %conn.peer, reason = reason.name(), "connection closed");
+        if conn.nick.is_some() {
+            self.announce_departure(&mut conn);
+        }
+        // Announcements may have queued output for others on this worker.
+        drop(conn);
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let idle_timeout = self.shared.config.idle_timeout;
+        for slot in 0..self.slots.len() {
+            let Some(mut conn) = self.slots[slot].conn.take() else {
+                continue;
+            };
+            let silent = now.saturating_duration_since(conn.last_input);
+            if conn.rejecting && conn.mode.is_none() {
+                if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
+                    self.refuse_full(&mut conn);
+                }
+            } else if !conn.is_closing() && !idle_timeout.is_zero() {
+                if silent >= idle_timeout {
+                    let text = format!("silent for {}s; closing", silent.as_secs());
+                    self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, CloseReason::Idle);
+                } else if silent >= idle_timeout / 2 && !conn.pinged && conn.mode.is_some() {
+                    conn.pinged = true;
+                    let token = self.next_ping_token;
+                    self.next_ping_token += 1;
+                    self.reply(&mut conn, &Frame::Ping { token });
+                }
+            }
+            self.put_back(slot, conn);
+        }
+    }
+
+    // ---- shutdown --------------------------------------------------------------------
+
+    /// Moves the shutdown along; true when the worker may exit.
+    fn advance_shutdown(&mut self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Running => {
+                if self.shared.shutdown.load(Ordering::Acquire) {
+                    // Everything this worker produced is already in other workers'
+                    // channels (route_outbox ran this turn), so counting it quiet is safe.
+                    self.phase = Phase::Quiescing;
+                    self.shared.quiesced.fetch_add(1, Ordering::AcqRel);
+                }
+                false
+            }
+            Phase::Quiescing => {
+                if self.shared.quiesced.load(Ordering::Acquire) < self.shared.workers.len() {
+                    return false;
+                }
+                // Nobody produces deliveries any more: take the last ones, then say bye.
+                self.drain_channel(now);
+                let deadline = now + self.shared.config.shutdown_timeout;
+                for slot in 0..self.slots.len() {
+                    let Some(mut conn) = self.slots[slot].conn.take() else {
+                        continue;
+                    };
+                    if conn.mode.is_some() && !conn.rejecting {
+                        let frame = Frame::Shutdown {
+                            reason: "server shutting down".to_owned(),
+                        };
+                        self.reply(&mut conn, &frame);
+                    }
+                    conn.closing = Some(CloseReason::Shutdown);
+                    conn.closing_deadline = Some(deadline);
+                    self.put_back(slot, conn);
+                }
+                self.phase = Phase::Draining(deadline);
+                false
+            }
+            Phase::Draining(deadline) => {
+                let open = self.slots.iter().any(|s| s.conn.is_some());
+                !open || now >= deadline
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        let now = Instant::now();
+        for slot in 0..self.slots.len() {
+            if let Some(conn) = self.conn_mut(slot) {
+                if conn.closing.is_none() && conn.close_now.is_none() {
+                    conn.close_now = Some(CloseReason::Shutdown);
+                }
+            }
+            self.close(slot, now);
+        }
+        // Departure notices to other workers no longer matter: they are shutting down.
+        for out in &mut self.outbox {
+            out.clear();
+        }
+    }
+}
+
+enum Buffered {
+    /// No complete message left.
+    Drained,
+    /// The connection is closing.
+    Stop,
+    /// Out of rate-limit tokens.
+    Throttled,
+    /// Handled enough for this turn.
+    OutOfBudget,
+}
+
+enum Requeue {
+    Backlog,
+    Throttled,
+}
