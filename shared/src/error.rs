@@ -86,3 +86,76 @@ pub enum EncodeError {
         len: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_decode_error_maps_to_a_closing_code() {
+        let cases = [
+            (
+                DecodeError::FrameTooLarge { len: 9, max: 8 },
+                ErrorCode::FRAME_TOO_LARGE,
+                "frame of 9 bytes exceeds the limit of 8 bytes",
+            ),
+            (
+                DecodeError::EmptyFrame,
+                ErrorCode::MALFORMED,
+                "frame length 0 cannot hold a type byte",
+            ),
+            (
+                DecodeError::LineTooLong { max: 4096 },
+                ErrorCode::LINE_TOO_LONG,
+                "line exceeds the limit of 4096 bytes",
+            ),
+            (
+                DecodeError::InvalidUtf8 {
+                    frame_type: Some(0x05),
+                    valid_up_to: 3,
+                },
+                ErrorCode::INVALID_UTF8,
+                "invalid UTF-8 after 3 valid bytes in frame type 0x05",
+            ),
+            (
+                DecodeError::InvalidUtf8 {
+                    frame_type: None,
+                    valid_up_to: 0,
+                },
+                ErrorCode::INVALID_UTF8,
+                "invalid UTF-8 after 0 valid bytes",
+            ),
+            (
+                DecodeError::UnknownType { frame_type: 0xee },
+                ErrorCode::UNKNOWN_TYPE,
+                "unknown frame type 0xee",
+            ),
+            (
+                DecodeError::Malformed {
+                    frame_type: 0x01,
+                    reason: "truncated u16 field",
+                },
+                ErrorCode::MALFORMED,
+                "malformed frame of type 0x01: truncated u16 field",
+            ),
+        ];
+        for (error, code, message) in cases {
+            assert_eq!(error.code(), code);
+            assert!(code.closes_connection());
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn encode_errors_explain_the_limit() {
+        let e = EncodeError::FieldTooLong {
+            field: "nick",
+            len: 300,
+            max: 255,
+        };
+        assert_eq!(
+            e.to_string(),
+            "nick is 300 long, the wire format allows at most 255"
+        );
+    }
+}

@@ -18,3 +18,26 @@ pub fn format_unix_micros(nanos: u64) -> String {
         (nanos % 1_000_000_000) / 1_000
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_are_six_digits_truncated() {
+        assert_eq!(format_unix_micros(0), "0.000000");
+        assert_eq!(format_unix_micros(999), "0.000000");
+        assert_eq!(format_unix_micros(1_000), "0.000001");
+        assert_eq!(
+            format_unix_micros(1_700_000_000_123_456_789),
+            "1700000000.123456"
+        );
+        assert_eq!(format_unix_micros(u64::MAX), "18446744073.709551");
+    }
+
+    #[test]
+    fn unix_nanos_is_after_2020() {
+        // 2020-01-01T00:00:00Z: a clock this test runs under is later.
+        assert!(unix_nanos() > 1_577_836_800_000_000_000);
+    }
+}
