@@ -1,0 +1,295 @@
+//! Helpers for end-to-end tests: an in-process server on 127.0.0.1:0 and blocking
+//! binary and text clients with timeouts, so a broken server fails a test instead of
+//! hanging it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use server::{Config, Server, ShutdownHandle};
+use shared::{Frame, FrameDecoder, PROTOCOL_VERSION};
+
+/// How long any single wait in a test may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running on its own thread; shut down and joined on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: ShutdownHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 2,
+            log_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let server = Server::bind(config).expect("bind");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        let thread = std::thread::spawn(move || server.run());
+        Self {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Shuts down and waits for `run` to return; fails the test if it errs or hangs.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let start = Instant::now();
+            while !thread.is_finished() {
+                assert!(start.elapsed() < TIMEOUT, "server did not stop");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            thread.join().expect("server thread panicked").expect("run");
+        }
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.handle
+            .stats()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no stat {name}"))
+    }
+
+    /// Waits until `stat` reaches `value`.
+    pub fn wait_stat(&self, name: &str, value: u64) {
+        let start = Instant::now();
+        while self.stat(name) != value {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "stat {name} stayed {} (wanted {value})",
+                self.stat(name)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() && !std::thread::panicking() {
+            self.stop_inner();
+        } else if self.thread.is_some() {
+            self.handle.shutdown();
+        }
+    }
+}
+
+/// A blocking binary-protocol client.
+pub struct BinClient {
+    pub stream: TcpStream,
+    decoder: FrameDecoder,
+    pub nick: String,
+}
+
+impl BinClient {
+    /// Connects without saying hello.
+    pub fn connect_raw(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            decoder: FrameDecoder::new(usize::MAX >> 1),
+            nick: String::new(),
+        }
+    }
+
+    /// Connects and completes the Hello/Welcome handshake.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let mut client = Self::connect_raw(addr);
+        client.send(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+        });
+        match client.recv() {
+            Frame::Welcome { version, nick, .. } => {
+                assert_eq!(version, PROTOCOL_VERSION);
+                client.nick = nick;
+            }
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+        client
+    }
+
+    /// Connects, says hello, takes `nick`.
+    pub fn named(addr: SocketAddr, nick: &str) -> Self {
+        let mut client = Self::connect(addr);
+        client.send(&Frame::SetNick {
+            nick: nick.to_owned(),
+        });
+        client.expect(|f| matches!(f, Frame::NickChanged { new, .. } if new == nick));
+        client.nick = nick.to_owned();
+        client
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).unwrap();
+        self.stream.write_all(&buf).expect("send");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send raw");
+    }
+
+    /// The next frame; fails the test on timeout, EOF or a decode error.
+    pub fn recv(&mut self) -> Frame {
+        self.try_recv().unwrap_or_else(|e| panic!("recv: {e}"))
+    }
+
+    /// The next frame, or why there is none (EOF, timeout, decode error).
+    pub fn try_recv(&mut self) -> Result<Frame, String> {
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match self.decoder.decode() {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => return Err(format!("decode error: {e}")),
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err("eof".to_owned()),
+                Ok(n) => self.decoder.feed(&buf[..n]),
+                Err(e) => return Err(format!("read error: {e}")),
+            }
+        }
+    }
+
+    /// Receives frames until one matches, skipping others; returns it.
+    pub fn expect(&mut self, want: impl Fn(&Frame) -> bool) -> Frame {
+        loop {
+            let frame = self.recv();
+            if want(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Skips everything until the server closes the connection; returns what came.
+    pub fn drain_until_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        loop {
+            match self.try_recv() {
+                Ok(frame) => frames.push(frame),
+                Err(e) if e == "eof" || e.contains("reset") => return frames,
+                Err(e) => panic!("expected close, got {e}"),
+            }
+        }
+    }
+
+    pub fn join(&mut self, room: &str) {
+        self.send(&Frame::Join {
+            room: room.to_owned(),
+        });
+        let nick = self.nick.clone();
+        self.expect(
+            |f| matches!(f, Frame::Joined { room: r, nick: n, .. } if r.eq_ignore_ascii_case(room) && *n == nick),
+        );
+    }
+
+    pub fn close_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// A blocking text-mode client.
+pub struct TextClient {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    pub nick: String,
+}
+
+impl TextClient {
+    /// Connects and sends an empty line so the server greets (it speaks after the
+    /// first byte); consumes the welcome and the lobby join.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut client = Self {
+            stream,
+            reader,
+            nick: String::new(),
+        };
+        client.send_line("");
+        let welcome = client.line();
+        let nick = welcome
+            .strip_prefix("* welcome, you are ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("unexpected welcome {welcome:?}"))
+            .to_owned();
+        client.nick = nick;
+        let joined = client.line();
+        assert!(joined.starts_with("[lobby] * "), "{joined:?}");
+        client
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("send line");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send raw");
+    }
+
+    /// The next line without its newline; fails the test on timeout or EOF.
+    pub fn line(&mut self) -> String {
+        self.try_line().unwrap_or_else(|| panic!("no line (eof)"))
+    }
+
+    pub fn try_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "torn line {line:?}");
+                line.pop();
+                Some(line)
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read line: {e}"),
+        }
+    }
+
+    /// Reads lines until one satisfies `want`; returns it.
+    pub fn expect(&mut self, want: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self.line();
+            if want(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Reads until EOF; returns the lines seen.
+    pub fn drain_until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.try_line() {
+            lines.push(line);
+        }
+        lines
+    }
+}
