@@ -2,7 +2,7 @@
 //! binary and text clients with timeouts, so a broken server fails a test instead of
 //! hanging it.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
