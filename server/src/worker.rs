@@ -453,11 +453,10 @@ impl Worker {
                     break;
                 }
                 Ok(ReadOutcome::Eof) => {
-                    // Complete input before the EOF is still served.
+                    // Complete input before the EOF is still served, and its answers
+                    // are flushed: the peer may have only closed its sending side.
                     let _ = self.handle_buffered(&mut conn, now, &mut 0);
-                    if !conn.is_closing() {
-                        conn.close_now = Some(CloseReason::Eof);
-                    }
+                    self.close_after_flush(&mut conn, CloseReason::Eof);
                     break;
                 }
                 Err(e) => {
@@ -825,7 +824,10 @@ impl Worker {
                 continue;
             };
             let silent = now.saturating_duration_since(conn.last_input);
-            if conn.rejecting && conn.mode.is_none() {
+            if conn.closing_deadline.is_some_and(|d| now >= d) {
+                // A closing peer that stopped reading does not hold its slot forever.
+                conn.close_now = conn.close_now.or(conn.closing);
+            } else if conn.rejecting && conn.mode.is_none() {
                 if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
                     self.refuse_full(&mut conn);
                 }

@@ -776,3 +776,31 @@ fn shutdown_tells_everyone_and_delivers_what_was_queued() {
             .any(|(k, v)| k == "closed_shutdown" && *v == 4)
     );
 }
+
+#[test]
+fn half_closed_client_still_gets_its_answers() {
+    let server = TestServer::start();
+    let mut c = TextClient::connect(server.addr);
+    c.send_line("/rooms");
+    c.send_line("/echo last words");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let lines = c.drain_until_closed();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "* rooms: lobby (1)");
+    assert!(lines[1].ends_with(":last words"));
+    server.wait_stat("closed_eof", 1);
+}
+
+#[test]
+fn ipv6_loopback_works_where_available() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    drop(listener);
+    let server = TestServer::with(|c| c.bind = "[::1]:0".parse().unwrap());
+    assert!(server.addr.is_ipv6());
+    let mut c = BinClient::connect(server.addr);
+    c.send(&Frame::Ping { token: 6 });
+    assert_eq!(c.recv(), Frame::Pong { token: 6 });
+}

@@ -1,0 +1,111 @@
+//! Tests of the `server` binary itself: flags, the `listening on` line, the worker
+//! count, and a graceful exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[test]
+fn help_documents_every_flag_with_its_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("--help")
+        .output()
+        .expect("run server --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--bind",
+        "--workers",
+        "--backlog",
+        "--max-connections",
+        "--max-frame",
+        "--max-line",
+        "--max-pending",
+        "--rate-limit",
+        "--rate-burst",
+        "--idle-timeout",
+        "--shutdown-timeout",
+        "--log-interval",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    for default in ["127.0.0.1:7878", "1024", "10000", "1MiB", "4KiB", "240s"] {
+        assert!(help.contains(default), "--help lacks default {default}");
+    }
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--idle-timeout", "soon"])
+        .output()
+        .expect("run server");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--workers", "0", "--bind", "127.0.0.1:0"])
+        .output()
+        .expect("run server");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+}
+
+#[test]
+fn starts_exactly_n_workers_and_exits_zero_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--bind", "127.0.0.1:0", "--workers", "3", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(!addr.ends_with(":0"), "{addr}");
+
+    let mut client = TcpStream::connect(&addr).unwrap();
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.write_all(b"/echo hi\n").unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut greeting = String::new();
+    while !greeting.contains(":hi") {
+        greeting.clear();
+        reader.read_line(&mut greeting).unwrap();
+        assert!(!greeting.is_empty(), "closed early");
+    }
+
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+    let workers = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("worker-"))
+        .count();
+    assert_eq!(workers, 3);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    assert!(rest.contains("* server shutting down"), "{rest:?}");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "server did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
