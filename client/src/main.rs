@@ -1,5 +1,34 @@
-//! Placeholder entry point for `chat`; the real binary is built by its own issue.
+//! `chat`: parses the command line, routes Ctrl+C (and SIGTERM/SIGHUP) to a clean
+//! goodbye, runs the client, and turns how it ended into one stderr line and an exit
+//! code.
 
-fn main() {
-    println!("chat: not implemented yet");
+use std::process::ExitCode;
+
+use clap::Parser;
+use client::error::{EXIT_LOCAL, EXIT_USAGE};
+use client::{Args, Client};
+
+fn main() -> ExitCode {
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let client = Client::new(config);
+    let interrupter = client.interrupter();
+    // Installed before the line editor exists: rustyline saves this handler and puts
+    // it back when the editor is dropped.
+    if let Err(e) = ctrlc::set_handler(move || interrupter.interrupt()) {
+        eprintln!("chat: cannot handle Ctrl+C: {e}");
+        return ExitCode::from(EXIT_LOCAL);
+    }
+    match client.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

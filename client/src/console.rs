@@ -1,0 +1,233 @@
+//! The person's side: where typed lines come from and where received lines go.
+//!
+//! - [`Console::terminal`]: a rustyline editor on its own thread shows the `> ` prompt
+//!   with line editing and history; received lines are printed above the prompt
+//!   through rustyline's external printer, so the line being typed is redrawn rather
+//!   than broken, each with the local time.
+//! - [`Console::plain`]: a thread reads stdin line by line; received lines are written
+//!   to stdout as they are.
+//!
+//! Stopping the terminal: `readline` cannot be cancelled from another thread, and
+//! leaving it blocked would exit with the terminal still in raw mode. While the editor
+//! exists rustyline owns SIGINT and turns it into an interrupted `readline`, which
+//! restores the terminal; so [`Console::finish`] raises SIGINT on the calling thread
+//! (delivered synchronously, the handler only writes to rustyline's pipe) and waits,
+//! bounded, for the input thread to drop its editor.
+
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use rustyline::error::ReadlineError;
+use rustyline::{Config as EditorConfig, DefaultEditor, ExternalPrinter};
+
+use crate::error::ClientError;
+use crate::render::Clock;
+
+/// The prompt shown in interactive mode.
+pub const PROMPT: &str = "> ";
+
+/// How long [`Console::finish`] waits for the input thread to restore the terminal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Something that happened on the input side.
+#[derive(Debug)]
+pub enum InputEvent {
+    /// A line, without its terminator.
+    Line(String),
+    /// End of input (Ctrl+D at an empty prompt, or the end of piped stdin).
+    Eof,
+    /// Ctrl+C at the prompt.
+    Interrupted,
+    /// Reading input failed.
+    Failed(String),
+}
+
+/// Where lines are shown, and the input thread feeding the event loop.
+pub struct Console {
+    output: Output,
+    clock: Clock,
+}
+
+enum Output {
+    Terminal {
+        printer: Box<dyn ExternalPrinter + Send>,
+        /// Set by [`Console::finish`]; the input thread checks it before each prompt.
+        stop: Arc<AtomicBool>,
+        /// Disconnected once the input thread has dropped its editor.
+        done: Receiver<()>,
+    },
+    Plain(io::Stdout),
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.output {
+            Output::Terminal { .. } => "terminal",
+            Output::Plain(_) => "plain",
+        };
+        f.debug_struct("Console").field("output", &kind).finish()
+    }
+}
+
+impl Console {
+    /// Starts the line editor on its own thread; typed lines arrive in `events`.
+    pub fn terminal<E: Send + 'static>(
+        events: Sender<E>,
+        wrap: fn(InputEvent) -> E,
+        clock: Clock,
+    ) -> Result<Console, ClientError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (setup_tx, setup_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel::<()>();
+        let stop_flag = Arc::clone(&stop);
+        thread::Builder::new()
+            .name("chat-input".to_owned())
+            .spawn(move || {
+                // Declared first, dropped last: `done` disconnects only after the
+                // editor (and so the terminal mode and signal handler) is restored.
+                let _done = done_tx;
+                let config = EditorConfig::builder().auto_add_history(false).build();
+                let mut editor = match DefaultEditor::with_config(config) {
+                    Ok(editor) => editor,
+                    Err(e) => {
+                        let _ = setup_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                match editor.create_external_printer() {
+                    Ok(printer) => {
+                        let printer: Box<dyn ExternalPrinter + Send> = Box::new(printer);
+                        let _ = setup_tx.send(Ok(printer));
+                    }
+                    Err(e) => {
+                        let _ = setup_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+                edit_loop(&mut editor, &stop_flag, &events, wrap);
+            })
+            .map_err(|e| ClientError::Local(format!("cannot start the input thread: {e}")))?;
+        match setup_rx.recv() {
+            Ok(Ok(printer)) => Ok(Console {
+                output: Output::Terminal {
+                    printer,
+                    stop,
+                    done,
+                },
+                clock,
+            }),
+            Ok(Err(e)) => Err(ClientError::Local(format!("terminal: {e}"))),
+            Err(_) => Err(ClientError::Local(
+                "terminal: the input thread stopped".to_owned(),
+            )),
+        }
+    }
+
+    /// Starts a thread reading stdin line by line into `events`.
+    pub fn plain<E: Send + 'static>(
+        events: Sender<E>,
+        wrap: fn(InputEvent) -> E,
+        clock: Clock,
+    ) -> Result<Console, ClientError> {
+        thread::Builder::new()
+            .name("chat-stdin".to_owned())
+            .spawn(move || read_stdin(&events, wrap))
+            .map_err(|e| ClientError::Local(format!("cannot start the input thread: {e}")))?;
+        Ok(Console {
+            output: Output::Plain(io::stdout()),
+            clock,
+        })
+    }
+
+    /// Shows one line (already escaped): above the prompt with the local time in a
+    /// terminal, as is on stdout otherwise.
+    pub fn show(&mut self, line: &str) {
+        if line.is_empty() {
+            return;
+        }
+        match &mut self.output {
+            Output::Terminal { printer, .. } => {
+                let text = format!("{} {line}", self.clock.now_hms());
+                if printer.print(text.clone()).is_err() {
+                    // The editor is gone; the terminal is back in cooked mode.
+                    let _ = writeln!(io::stdout(), "{text}");
+                }
+            }
+            Output::Plain(stdout) => {
+                // A closed stdout (`chat | head -1`) must not stop the session.
+                let _ = writeln!(stdout, "{line}");
+            }
+        }
+    }
+
+    /// Stops the input side; in a terminal, waits (bounded) until the terminal is
+    /// restored so a final message on stderr lands on a clean line.
+    pub fn finish(self) {
+        let Output::Terminal { stop, done, .. } = self.output else {
+            return;
+        };
+        stop.store(true, Ordering::SeqCst);
+        if matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+            // The editor still exists, so its SIGINT handler is installed.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+            // Disconnected means restored; a timeout leaves it to process exit.
+            let _ = done.recv_timeout(STOP_TIMEOUT);
+        }
+    }
+}
+
+fn edit_loop<E>(
+    editor: &mut DefaultEditor,
+    stop: &AtomicBool,
+    events: &Sender<E>,
+    wrap: fn(InputEvent) -> E,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let event = match editor.readline(PROMPT) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                InputEvent::Line(line)
+            }
+            Err(ReadlineError::Interrupted) => InputEvent::Interrupted,
+            Err(ReadlineError::Eof) => InputEvent::Eof,
+            Err(e) => InputEvent::Failed(format!("reading the terminal: {e}")),
+        };
+        let last = !matches!(event, InputEvent::Line(_));
+        if events.send(wrap(event)).is_err() || last {
+            return;
+        }
+    }
+}
+
+fn read_stdin<E>(events: &Sender<E>, wrap: fn(InputEvent) -> E) {
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let event = match stdin.read_until(b'\n', &mut buf) {
+            Ok(0) => InputEvent::Eof,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+                InputEvent::Line(String::from_utf8_lossy(&buf).into_owned())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => InputEvent::Failed(format!("reading stdin: {e}")),
+        };
+        let last = !matches!(event, InputEvent::Line(_));
+        if events.send(wrap(event)).is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `chat`, the terminal client of the chat server: a `> ` prompt with line editing and
+//! history, incoming messages printed above the line being typed, slash commands as in
+//! the server's text mode, and a scriptable plain-line mode when stdin is not a
+//! terminal. It speaks the binary protocol of the [`shared`] crate.
+//!
+//! Everything received is shown through [`shared::text::escape`]: no control or escape
+//! sequence from the network reaches the terminal. A session that ends for any reason
+//! other than the user leaving ends with one line on stderr and a non-zero exit code
+//! (see [`error`] and `docs/CLIENT.md`).
+//!
+//! Layout:
+//! - [`cli`]: command-line arguments and the validated [`Config`].
+//! - [`app`]: [`Client`] and the event loop joining input, network and Ctrl+C.
+//! - [`session`]: the session state machine: commands to frames, frames to lines.
+//! - [`connection`]: connect, handshake, frame writer and reader thread.
+//! - [`console`]: the rustyline terminal and the plain stdin/stdout console.
+//! - [`render`]: how frames and echo timings are shown; local time.
+//! - [`error`]: [`ClientError`] and the exit codes.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod connection;
+pub mod console;
+pub mod error;
+pub mod render;
+pub mod session;
+
+pub use app::{Client, Interrupter};
+pub use cli::{Args, Config, Mode};
+pub use error::ClientError;
+
+/// Runs a client until the session ends; see [`Client::run`].
+pub fn run(config: Config) -> Result<(), ClientError> {
+    Client::new(config).run()
+}

@@ -1,0 +1,625 @@
+//! The client's view of its session, as a state machine without I/O: what a typed line
+//! turns into (frames to send, lines to show) and what a received frame changes and
+//! shows.
+//!
+//! Keeping this free of sockets and terminals lets unit tests drive every command and
+//! every server frame directly. The caller ([`crate::app`]) sends the frames and prints
+//! the lines of each [`Reaction`].
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use shared::Frame;
+use shared::names::fold;
+use shared::text::{self, Command};
+
+use crate::error::ClientError;
+use crate::render::{self, Clock};
+
+/// What the caller must do after an input line or a received frame.
+#[derive(Debug, Default)]
+pub struct Reaction {
+    /// Frames to send, in order.
+    pub frames: Vec<Frame>,
+    /// Lines to show the user, in order, without a time prefix; already escaped.
+    pub lines: Vec<String>,
+    /// The user asked to leave (`/quit`).
+    pub quit: bool,
+    /// The server ended the session; the connection is about to close.
+    pub ended: Option<ClientError>,
+}
+
+impl Reaction {
+    fn line(line: impl Into<String>) -> Self {
+        Reaction {
+            lines: vec![line.into()],
+            ..Reaction::default()
+        }
+    }
+
+    fn send(frame: Frame) -> Self {
+        Reaction {
+            frames: vec![frame],
+            ..Reaction::default()
+        }
+    }
+}
+
+/// An `Echo` sent and not answered yet. The server answers echoes in order, so replies
+/// are matched front to back.
+#[derive(Debug)]
+struct PendingEcho {
+    payload: Bytes,
+    sent_at: Instant,
+    sent_unix_ns: u64,
+    /// `false` for the end-of-input barrier, whose reply is not shown.
+    shown: bool,
+}
+
+/// Payload of the echo sent at the end of piped input: once its reply is back, every
+/// answer to earlier requests on this connection is back too.
+const BARRIER_PAYLOAD: &[u8] = b"\x00chat-drain-barrier";
+
+/// Session state as the client knows it.
+#[derive(Debug)]
+pub struct Session {
+    /// Our nick, as the server last told us.
+    me: String,
+    /// Rooms we joined, oldest first; the last one is the current room. Updated when a
+    /// request is sent (so lines typed right after `/join` go to the new room, as the
+    /// server processes our frames in order) and corrected by the server's answers.
+    rooms: Vec<String>,
+    /// Our private-chat partner, between `ChatStarted` and `ChatEnded`.
+    partner: Option<String>,
+    /// Users who asked us for a private chat and got no answer yet (case-folded).
+    asked_by: Vec<String>,
+    echoes: VecDeque<PendingEcho>,
+    /// Requests sent whose answer has not come yet (echoes aside). Any `2xx` error
+    /// answers one; it is a best-effort count used only to stop waiting early at the
+    /// end of piped input.
+    awaiting: usize,
+    clock: Clock,
+}
+
+impl Session {
+    /// A session welcomed under `nick`.
+    pub fn new(nick: String, clock: Clock) -> Self {
+        Session {
+            me: nick,
+            rooms: Vec::new(),
+            partner: None,
+            asked_by: Vec::new(),
+            echoes: VecDeque::new(),
+            awaiting: 0,
+            clock,
+        }
+    }
+
+    /// Our nick.
+    pub fn nick(&self) -> &str {
+        &self.me
+    }
+
+    /// The room plain lines go to when not in a private chat.
+    pub fn current_room(&self) -> Option<&str> {
+        self.rooms.last().map(String::as_str)
+    }
+
+    /// Our private-chat partner, if any.
+    pub fn partner(&self) -> Option<&str> {
+        self.partner.as_deref()
+    }
+
+    /// The frames that set up the session right after `Welcome`: the wanted nick and
+    /// the first room.
+    pub fn start(&mut self, nick: Option<&str>, room: Option<&str>) -> Reaction {
+        let mut reaction = Reaction::default();
+        if let Some(nick) = nick {
+            self.awaiting += 1;
+            reaction.frames.push(Frame::SetNick {
+                nick: nick.to_owned(),
+            });
+        }
+        if let Some(room) = room {
+            reaction.frames.extend(self.join(room).frames);
+        }
+        reaction
+    }
+
+    /// Whether every request sent has been answered (or given up on).
+    pub fn is_idle(&self) -> bool {
+        self.echoes.is_empty() && self.awaiting == 0
+    }
+
+    /// The echo to send at the end of piped input; see [`BARRIER_PAYLOAD`].
+    pub fn barrier(&mut self) -> Frame {
+        let payload = Bytes::from_static(BARRIER_PAYLOAD);
+        self.echoes.push_back(PendingEcho {
+            payload: payload.clone(),
+            sent_at: Instant::now(),
+            sent_unix_ns: shared::time::unix_nanos(),
+            shown: false,
+        });
+        Frame::Echo { payload }
+    }
+
+    /// Turns one typed line into frames and local output.
+    pub fn input(&mut self, line: &str) -> Reaction {
+        let command = match text::parse_command(line) {
+            Ok(Some(command)) => command,
+            Ok(None) => return Reaction::default(),
+            Err(e) => return Reaction::line(format!("! {}", text::escape(&e.message))),
+        };
+        match command {
+            Command::Say(text) => self.say(text),
+            Command::Nick(nick) => {
+                self.awaiting += 1;
+                Reaction::send(Frame::SetNick { nick })
+            }
+            Command::Join(room) => self.join(&room),
+            Command::Leave(room) => match room.or_else(|| self.current_room().map(str::to_owned)) {
+                Some(room) => {
+                    self.forget_room(&room);
+                    self.awaiting += 1;
+                    Reaction::send(Frame::Leave { room })
+                }
+                None => Reaction::line("! you are in no room"),
+            },
+            Command::Rooms => {
+                self.awaiting += 1;
+                Reaction::send(Frame::ListRooms)
+            }
+            Command::Who(room) => match room.or_else(|| self.current_room().map(str::to_owned)) {
+                Some(room) => {
+                    self.awaiting += 1;
+                    Reaction::send(Frame::Who { room })
+                }
+                None => Reaction::line("! you are in no room; /who ROOM names one"),
+            },
+            Command::Msg { to, text } => Reaction {
+                lines: vec![format!(
+                    "[dm] -> {}: {}",
+                    text::escape(&to),
+                    text::escape(&text)
+                )],
+                frames: vec![Frame::Direct { to, text }],
+                ..Reaction::default()
+            },
+            Command::Chat(Some(peer)) => {
+                // The server answers a request with a notice (or BUSY, or an error) and
+                // an accept with `ChatStarted` (or an error): one answer either way.
+                self.awaiting += 1;
+                let folded = fold(&peer).into_owned();
+                if let Some(i) = self.asked_by.iter().position(|n| *n == folded) {
+                    self.asked_by.remove(i);
+                    Reaction::send(Frame::ChatAccept { peer })
+                } else {
+                    Reaction::send(Frame::ChatRequest { peer })
+                }
+            }
+            Command::Chat(None) => {
+                self.asked_by.clear();
+                Reaction::send(Frame::ChatEnd)
+            }
+            Command::Echo(payload) => {
+                let payload = Bytes::from(payload);
+                self.echoes.push_back(PendingEcho {
+                    payload: payload.clone(),
+                    sent_at: Instant::now(),
+                    sent_unix_ns: shared::time::unix_nanos(),
+                    shown: true,
+                });
+                Reaction::send(Frame::Echo { payload })
+            }
+            Command::Stats => {
+                self.awaiting += 1;
+                Reaction::send(Frame::GetStats)
+            }
+            Command::Help => Reaction {
+                lines: text::HELP.iter().map(|l| format!("* {l}")).collect(),
+                ..Reaction::default()
+            },
+            Command::Quit => Reaction {
+                quit: true,
+                ..Reaction::default()
+            },
+        }
+    }
+
+    fn say(&mut self, text: String) -> Reaction {
+        if self.partner.is_some() {
+            // The server does not send our own private-chat lines back, so show them.
+            let line = format!(
+                "[chat] <{}> {}",
+                text::escape(&self.me),
+                text::escape(&text)
+            );
+            return Reaction {
+                lines: vec![line],
+                frames: vec![Frame::ChatSay { text }],
+                ..Reaction::default()
+            };
+        }
+        match self.current_room() {
+            // Our own line is shown when the server sends it back to the room.
+            Some(room) => {
+                let room = room.to_owned();
+                self.awaiting += 1;
+                Reaction::send(Frame::Say { room, text })
+            }
+            None => Reaction::line("! you are in no room; /join ROOM first"),
+        }
+    }
+
+    fn join(&mut self, room: &str) -> Reaction {
+        self.forget_room(room);
+        self.rooms.push(room.to_owned());
+        self.awaiting += 1;
+        Reaction::send(Frame::Join {
+            room: room.to_owned(),
+        })
+    }
+
+    fn forget_room(&mut self, room: &str) {
+        let folded = fold(room);
+        self.rooms.retain(|r| fold(r) != folded);
+    }
+
+    fn is_me(&self, nick: &str) -> bool {
+        fold(nick) == fold(&self.me)
+    }
+
+    fn answered(&mut self) {
+        self.awaiting = self.awaiting.saturating_sub(1);
+    }
+
+    /// Applies one frame from the server and says what to show and answer.
+    pub fn receive(&mut self, frame: Frame) -> Reaction {
+        match frame {
+            Frame::Ping { token } => Reaction::send(Frame::Pong { token }),
+            Frame::Pong { .. } => Reaction::default(),
+            Frame::EchoReply {
+                server_time_ns,
+                payload,
+            } => self.echo_reply(server_time_ns, payload),
+            Frame::NickChanged { old, new } => {
+                if self.is_me(&old) {
+                    self.answered();
+                    self.me.clone_from(&new);
+                }
+                Reaction::line(render::frame_line(&Frame::NickChanged { old, new }))
+            }
+            Frame::Joined {
+                room,
+                nick,
+                members,
+            } => {
+                if self.is_me(&nick) {
+                    self.answered();
+                    // Take the server's spelling of the room; keep it current only if
+                    // no later join made another room current meanwhile.
+                    let folded = fold(&room).into_owned();
+                    if let Some(r) = self.rooms.iter_mut().find(|r| fold(r) == folded) {
+                        r.clone_from(&room);
+                    }
+                }
+                Reaction::line(render::frame_line(&Frame::Joined {
+                    room,
+                    nick,
+                    members,
+                }))
+            }
+            Frame::Left {
+                room,
+                nick,
+                members,
+            } => {
+                if self.is_me(&nick) {
+                    self.answered();
+                    self.forget_room(&room);
+                }
+                Reaction::line(render::frame_line(&Frame::Left {
+                    room,
+                    nick,
+                    members,
+                }))
+            }
+            Frame::RoomMsg { room, from, text } => {
+                if self.is_me(&from) {
+                    self.answered();
+                }
+                Reaction::line(render::frame_line(&Frame::RoomMsg { room, from, text }))
+            }
+            Frame::RoomList { .. } | Frame::WhoList { .. } | Frame::Stats { .. } => {
+                self.answered();
+                Reaction::line(render::frame_line(&frame))
+            }
+            Frame::ChatRequested { from } => {
+                let folded = fold(&from).into_owned();
+                if !self.asked_by.contains(&folded) {
+                    self.asked_by.push(folded);
+                }
+                Reaction::line(render::frame_line(&Frame::ChatRequested { from }))
+            }
+            Frame::ChatStarted { peer } => {
+                // Started by our request or accept, or by the peer accepting ours.
+                self.answered();
+                let folded = fold(&peer).into_owned();
+                self.asked_by.retain(|n| *n != folded);
+                self.partner = Some(peer.clone());
+                Reaction::line(render::frame_line(&Frame::ChatStarted { peer }))
+            }
+            Frame::ChatEnded { peer, reason } => {
+                if self
+                    .partner
+                    .as_deref()
+                    .is_some_and(|p| fold(p) == fold(&peer))
+                {
+                    self.partner = None;
+                }
+                let folded = fold(&peer).into_owned();
+                self.asked_by.retain(|n| *n != folded);
+                Reaction::line(render::frame_line(&Frame::ChatEnded { peer, reason }))
+            }
+            Frame::Busy { .. } | Frame::Notice { .. } => {
+                self.answered();
+                Reaction::line(render::frame_line(&frame))
+            }
+            Frame::Error { code, text } => {
+                let line = render::frame_line(&Frame::Error {
+                    code,
+                    text: text.clone(),
+                });
+                if code.closes_connection() {
+                    let mut reaction = Reaction::line(line);
+                    reaction.ended = Some(ClientError::Refused {
+                        code,
+                        text: text::escape(&text).into_owned(),
+                    });
+                    return reaction;
+                }
+                // It may answer a `/msg`, which is not counted: then another count
+                // drops early, but the end-of-input barrier still keeps us waiting
+                // until every answer sent before it is in.
+                self.answered();
+                Reaction::line(line)
+            }
+            Frame::Shutdown { reason } => {
+                let mut reaction = Reaction::line(render::frame_line(&Frame::Shutdown {
+                    reason: reason.clone(),
+                }));
+                reaction.ended = Some(ClientError::ServerShutdown {
+                    reason: text::escape(&reason).into_owned(),
+                });
+                reaction
+            }
+            Frame::Goodbye { reason } => Reaction {
+                ended: Some(ClientError::ConnectionLost {
+                    reason: format!("the server said goodbye: {}", text::escape(&reason)),
+                }),
+                ..Reaction::default()
+            },
+            other => Reaction::line(render::frame_line(&other)),
+        }
+    }
+
+    fn echo_reply(&mut self, server_time_ns: u64, payload: Bytes) -> Reaction {
+        let received_at = Instant::now();
+        let received_unix_ns = shared::time::unix_nanos();
+        let matched = match self.echoes.front() {
+            Some(front) if front.payload == payload => self.echoes.pop_front(),
+            _ => None,
+        };
+        let Some(pending) = matched else {
+            return Reaction::line(format!(
+                "* echo reply nobody asked for: {}",
+                render::payload(&payload)
+            ));
+        };
+        if !pending.shown {
+            return Reaction::default();
+        }
+        Reaction::line(render::echo_line(
+            &self.clock,
+            &payload,
+            pending.sent_unix_ns,
+            server_time_ns,
+            received_unix_ns,
+            received_at.saturating_duration_since(pending.sent_at),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ErrorCode;
+
+    fn session() -> Session {
+        Session::new("guest-1".to_owned(), Clock::utc())
+    }
+
+    #[test]
+    fn start_sends_nick_then_join() {
+        let mut s = session();
+        let r = s.start(Some("alice"), Some("lobby"));
+        assert_eq!(
+            r.frames,
+            vec![
+                Frame::SetNick {
+                    nick: "alice".into()
+                },
+                Frame::Join {
+                    room: "lobby".into()
+                }
+            ]
+        );
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert!(!s.is_idle());
+    }
+
+    #[test]
+    fn plain_lines_go_to_the_last_joined_room_and_are_not_echoed_locally() {
+        let mut s = session();
+        s.start(None, Some("lobby"));
+        s.input("/join rust");
+        let r = s.input("hello");
+        assert_eq!(
+            r.frames,
+            vec![Frame::Say {
+                room: "rust".into(),
+                text: "hello".into()
+            }]
+        );
+        assert!(r.lines.is_empty());
+        s.input("/leave");
+        let r = s.input("again");
+        assert_eq!(
+            r.frames,
+            vec![Frame::Say {
+                room: "lobby".into(),
+                text: "again".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_line_without_a_room_is_refused_locally() {
+        let mut s = session();
+        let r = s.input("hello");
+        assert!(r.frames.is_empty());
+        assert!(r.lines[0].contains("no room"));
+    }
+
+    #[test]
+    fn chat_accepts_a_pending_request_and_requests_otherwise() {
+        let mut s = session();
+        assert_eq!(
+            s.input("/chat bob").frames,
+            vec![Frame::ChatRequest { peer: "bob".into() }]
+        );
+        s.receive(Frame::ChatRequested {
+            from: "Carol".into(),
+        });
+        assert_eq!(
+            s.input("/chat carol").frames,
+            vec![Frame::ChatAccept {
+                peer: "carol".into()
+            }]
+        );
+        s.receive(Frame::ChatStarted {
+            peer: "Carol".into(),
+        });
+        assert_eq!(s.partner(), Some("Carol"));
+        let r = s.input("psst");
+        assert_eq!(
+            r.frames,
+            vec![Frame::ChatSay {
+                text: "psst".into()
+            }]
+        );
+        assert_eq!(r.lines, vec!["[chat] <guest-1> psst".to_owned()]);
+        assert_eq!(s.input("/chat").frames, vec![Frame::ChatEnd]);
+        s.receive(Frame::ChatEnded {
+            peer: "Carol".into(),
+            reason: "ended by you".into(),
+        });
+        assert_eq!(s.partner(), None);
+    }
+
+    #[test]
+    fn server_text_is_escaped() {
+        let mut s = session();
+        let r = s.receive(Frame::RoomMsg {
+            room: "lobby".into(),
+            from: "evil\x1b[2J".into(),
+            text: "\x1b]0;pwned\x07 \u{9b}31m".into(),
+        });
+        let line = &r.lines[0];
+        assert!(
+            !line.chars().any(shared::text::is_dangerous_control),
+            "{line:?}"
+        );
+        assert!(line.contains("\\x1b[2J"), "{line:?}");
+        assert!(line.contains("\\u{9b}"), "{line:?}");
+    }
+
+    #[test]
+    fn ping_is_answered_with_pong() {
+        let mut s = session();
+        let r = s.receive(Frame::Ping { token: 42 });
+        assert_eq!(r.frames, vec![Frame::Pong { token: 42 }]);
+        assert!(r.lines.is_empty());
+    }
+
+    #[test]
+    fn echo_reply_shows_three_times_and_round_trip_but_barrier_is_silent() {
+        let mut s = session();
+        s.input("/echo hi there");
+        let barrier = s.barrier();
+        assert!(!s.is_idle());
+        let r = s.receive(Frame::EchoReply {
+            server_time_ns: 1_700_000_000_123_456_789,
+            payload: Bytes::from_static(b"hi there"),
+        });
+        let line = &r.lines[0];
+        assert!(line.contains("hi there"), "{line}");
+        assert!(line.contains("server 22:13:20.123456"), "{line}");
+        assert!(line.contains("round trip"), "{line}");
+        assert!(line.ends_with(" ms"), "{line}");
+        let Frame::Echo { payload } = barrier else {
+            panic!("barrier is an echo");
+        };
+        let r = s.receive(Frame::EchoReply {
+            server_time_ns: 0,
+            payload,
+        });
+        assert!(r.lines.is_empty());
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn closing_errors_and_shutdown_end_the_session() {
+        let mut s = session();
+        let r = s.receive(Frame::Error {
+            code: ErrorCode::NICK_TAKEN,
+            text: "taken".into(),
+        });
+        assert!(r.ended.is_none());
+        let r = s.receive(Frame::Error {
+            code: ErrorCode::SERVER_FULL,
+            text: "full".into(),
+        });
+        assert!(matches!(r.ended, Some(ClientError::Refused { .. })));
+        let r = s.receive(Frame::Shutdown {
+            reason: "bye\x1b[31m".into(),
+        });
+        match r.ended {
+            Some(ClientError::ServerShutdown { reason }) => assert_eq!(reason, "bye\\x1b[31m"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nick_change_of_our_own_updates_the_nick() {
+        let mut s = session();
+        s.start(Some("alice"), None);
+        s.receive(Frame::NickChanged {
+            old: "guest-1".into(),
+            new: "alice".into(),
+        });
+        assert_eq!(s.nick(), "alice");
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn bad_commands_are_explained_locally() {
+        let mut s = session();
+        let r = s.input("/frobnicate");
+        assert!(r.frames.is_empty());
+        assert!(r.lines[0].contains("unknown command"), "{:?}", r.lines);
+        assert!(s.input("/quit").quit);
+        assert_eq!(s.input("/help").lines.len(), shared::text::HELP.len());
+    }
+}
