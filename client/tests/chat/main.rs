@@ -1,0 +1,11 @@
+//! End-to-end tests of the `chat` binary in piped mode: against fake servers for what
+//! the real server never sends (hostile text, refusals, abrupt closes), and against the
+//! real server in-process for chatting, echo, private chat and shutdown.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod fake_server;
+mod real_server;

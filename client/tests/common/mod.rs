@@ -1,0 +1,278 @@
+//! Helpers for the client's end-to-end tests: the built `chat` binary with piped stdin,
+//! stdout and stderr read by threads (so every wait has a timeout), the real server
+//! in-process on 127.0.0.1:0, and a scriptable fake server for what the real one never
+//! sends (hostile text, refusals, abrupt closes).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use shared::{Frame, FrameDecoder};
+
+/// How long any single wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `chat` process in piped mode.
+pub struct Chat {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    /// Every stdout line seen so far, for assertions and failure messages.
+    pub seen: Vec<String>,
+}
+
+impl Chat {
+    /// Starts `chat --addr ADDR ARGS...` with stdin, stdout and stderr piped.
+    pub fn spawn(name: &str, addr: SocketAddr, args: &[&str]) -> Chat {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .arg("--addr")
+            .arg(addr.to_string())
+            .args(args)
+            .env("TZ", "UTC")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chat");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            // Raw bytes, so a control character that slipped through is seen as is.
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Chat {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr: Some(stderr),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Types one line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to chat");
+        stdin.flush().unwrap();
+    }
+
+    /// Ends the input, as a script's end or Ctrl+D would.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for a stdout line containing `needle` and returns it.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: no line containing {needle:?} within {TIMEOUT:?}; saw {:#?}",
+                    self.name, self.seen
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{}: stdout closed before a line containing {needle:?}; saw {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit (its stdout closes first) and returns its status,
+    /// with every remaining stdout line in `seen` and stderr returned.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        self.stdin = None;
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "{}: did not exit within {TIMEOUT:?}; saw {:#?}",
+                        self.name, self.seen
+                    );
+                }
+            }
+        }
+        let status = self.child.wait().expect("wait for chat");
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        (status, std::mem::take(&mut self.seen), stderr)
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A real server on its own thread; shut down and joined on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: server::ShutdownHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let config = server::Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 2,
+            log_interval: Duration::ZERO,
+            ..server::Config::default()
+        };
+        let server = server::Server::bind(config).expect("bind");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        let thread = thread::spawn(move || server.run());
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Shuts the server down and waits until `run` returns.
+    pub fn stop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A fake server that accepts one connection and runs `script` on it.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    pub fn start(script: impl FnOnce(FakeConn) + Send + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+            script(FakeConn {
+                stream,
+                decoder: FrameDecoder::new(1 << 20),
+            });
+        });
+        FakeServer {
+            addr,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the script to finish; fails the test if it panicked.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            t.join().expect("fake server script panicked");
+        }
+    }
+}
+
+/// The fake server's side of the connection.
+pub struct FakeConn {
+    pub stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl FakeConn {
+    /// Reads the next frame; `None` at end of stream.
+    pub fn recv(&mut self) -> Option<Frame> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(frame) = self.decoder.decode().expect("client sent a bad frame") {
+                return Some(frame);
+            }
+            let n = self.stream.read(&mut buf).expect("read from client");
+            if n == 0 {
+                return None;
+            }
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+
+    /// Reads frames until one matches `pred`, which it returns.
+    pub fn recv_until(&mut self, pred: impl Fn(&Frame) -> bool) -> Frame {
+        loop {
+            let frame = self
+                .recv()
+                .expect("client closed before the expected frame");
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        let mut out = BytesMut::new();
+        frame.encode(&mut out).unwrap();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// Expects `Hello` and answers `Welcome` with `nick`.
+    pub fn handshake(&mut self, nick: &str) {
+        let hello = self.recv().expect("hello");
+        assert_eq!(
+            hello,
+            Frame::Hello {
+                version: shared::PROTOCOL_VERSION
+            }
+        );
+        self.send(&Frame::Welcome {
+            version: shared::PROTOCOL_VERSION,
+            max_frame: 1 << 20,
+            nick: nick.to_owned(),
+        });
+    }
+}
