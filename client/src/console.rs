@@ -151,10 +151,12 @@ impl Console {
         }
         match &mut self.output {
             Output::Terminal { printer, .. } => {
-                let text = format!("{} {line}", self.clock.now_hms());
+                // With the newline: while no `readline` runs, the printer writes the
+                // text as is, and the next prompt would overwrite an unterminated line.
+                let text = format!("{} {line}\n", self.clock.now_hms());
                 if printer.print(text.clone()).is_err() {
                     // The editor is gone; the terminal is back in cooked mode.
-                    let _ = writeln!(io::stdout(), "{text}");
+                    let _ = write!(io::stdout(), "{text}");
                 }
             }
             Output::Plain(stdout) => {
