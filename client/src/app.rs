@@ -109,7 +109,10 @@ impl Client {
             Some(result) => result,
             None => app.run_loop(&self.events_rx),
         };
-        app.console.finish();
+        // After an unasked-for end, make sure the last lines (a shutdown notice) were
+        // shown above the prompt before the prompt goes away.
+        app.console
+            .finish(result.is_err().then_some("* disconnected"));
         result
     }
 }
@@ -167,7 +170,11 @@ impl App {
                     return None;
                 }
                 let reaction = self.session.input(&line);
-                self.apply(reaction)
+                let outcome = self.apply(reaction);
+                if outcome.is_none() && !matches!(self.phase, Phase::Closing { .. }) {
+                    self.console.resume();
+                }
+                outcome
             }
             Event::Input(InputEvent::Eof) if self.mode == Mode::Piped && !closing => {
                 let barrier = self.session.barrier();

@@ -17,7 +17,7 @@
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub const PROMPT: &str = "> ";
 
 /// How long [`Console::finish`] waits for the input thread to restore the terminal.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest wait after a line before prompting again without the event loop's word.
+const RESUME_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Something that happened on the input side.
 #[derive(Debug)]
@@ -59,6 +62,9 @@ enum Output {
         stop: Arc<AtomicBool>,
         /// Disconnected once the input thread has dropped its editor.
         done: Receiver<()>,
+        /// After each line the input thread waits here before prompting again, so a
+        /// line that ends the session (`/quit`) leaves no fresh prompt behind.
+        resume: Sender<()>,
     },
     Plain(io::Stdout),
 }
@@ -83,6 +89,7 @@ impl Console {
         let stop = Arc::new(AtomicBool::new(false));
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel::<()>();
+        let (resume, resume_rx) = mpsc::channel::<()>();
         let stop_flag = Arc::clone(&stop);
         thread::Builder::new()
             .name("chat-input".to_owned())
@@ -108,7 +115,7 @@ impl Console {
                         return;
                     }
                 }
-                edit_loop(&mut editor, &stop_flag, &events, wrap);
+                edit_loop(&mut editor, &stop_flag, &resume_rx, &events, wrap);
             })
             .map_err(|e| ClientError::Local(format!("cannot start the input thread: {e}")))?;
         match setup_rx.recv() {
@@ -117,6 +124,7 @@ impl Console {
                     printer,
                     stop,
                     done,
+                    resume,
                 },
                 clock,
             }),
@@ -166,13 +174,42 @@ impl Console {
         }
     }
 
+    /// Lets the terminal prompt for the next line once the last one was handled.
+    pub fn resume(&self) {
+        if let Output::Terminal { resume, .. } = &self.output {
+            let _ = resume.send(());
+        }
+    }
+
     /// Stops the input side; in a terminal, waits (bounded) until the terminal is
     /// restored so a final message on stderr lands on a clean line.
-    pub fn finish(self) {
-        let Output::Terminal { stop, done, .. } = self.output else {
+    ///
+    /// `farewell` is shown last, if it can be. Rustyline queues one external line at a
+    /// time and an interrupted `readline` drops what it has not shown yet, so printing
+    /// the farewell first waits until every earlier line is on screen; only the
+    /// farewell itself may be lost. Pass one when the last lines matter (the server
+    /// ended the session).
+    pub fn finish(self, farewell: Option<&str>) {
+        let Output::Terminal {
+            mut printer,
+            stop,
+            done,
+            resume,
+        } = self.output
+        else {
             return;
         };
         stop.store(true, Ordering::SeqCst);
+        // Wakes an input thread waiting to prompt again; it then ends.
+        drop(resume);
+        if !matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+            return;
+        }
+        if let Some(line) = farewell {
+            // Cannot block for good: if `readline` has returned, the input thread ends
+            // (stop is set) and dropping the editor fails this print.
+            let _ = printer.print(format!("{} {line}\n", self.clock.now_hms()));
+        }
         if matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
             // The editor still exists, so its SIGINT handler is installed.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
@@ -185,6 +222,7 @@ impl Console {
 fn edit_loop<E>(
     editor: &mut DefaultEditor,
     stop: &AtomicBool,
+    resume: &Receiver<()>,
     events: &Sender<E>,
     wrap: fn(InputEvent) -> E,
 ) {
@@ -202,6 +240,11 @@ fn edit_loop<E>(
         };
         let last = !matches!(event, InputEvent::Line(_));
         if events.send(wrap(event)).is_err() || last {
+            return;
+        }
+        // Bounded: the event loop may be blocked printing a line that only the next
+        // `readline` will take from rustyline's one-line queue.
+        if let Err(RecvTimeoutError::Disconnected) = resume.recv_timeout(RESUME_TIMEOUT) {
             return;
         }
     }
