@@ -132,7 +132,8 @@ impl Session {
         self.echoes.is_empty() && self.awaiting == 0
     }
 
-    /// The echo to send at the end of piped input; see [`BARRIER_PAYLOAD`].
+    /// The echo to send at the end of piped input: once its (unshown) reply is back,
+    /// every answer to earlier requests on this connection is back too.
     pub fn barrier(&mut self) -> Frame {
         let payload = Bytes::from_static(BARRIER_PAYLOAD);
         self.echoes.push_back(PendingEcho {
