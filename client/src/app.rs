@@ -251,7 +251,10 @@ impl App {
                         reason: format!("sending failed: {e}"),
                     }));
                 }
-                Err(e) => self.console.show(&format!("! not sent: {e}")),
+                Err(e) => {
+                    self.session.not_sent(frame);
+                    self.console.show(&format!("! not sent: {e}"));
+                }
             }
         }
         if let Some(ended) = reaction.ended {

@@ -145,6 +145,28 @@ impl Session {
         Frame::Echo { payload }
     }
 
+    /// Undoes the bookkeeping of a frame from a [`Reaction`] that could not be sent
+    /// (too large, a name too long), so no answer is waited for.
+    pub fn not_sent(&mut self, frame: &Frame) {
+        match frame {
+            Frame::Echo { payload } => {
+                if let Some(i) = self.echoes.iter().rposition(|e| e.payload == *payload) {
+                    self.echoes.remove(i);
+                }
+            }
+            Frame::Say { .. }
+            | Frame::SetNick { .. }
+            | Frame::Join { .. }
+            | Frame::Leave { .. }
+            | Frame::ListRooms
+            | Frame::Who { .. }
+            | Frame::GetStats
+            | Frame::ChatRequest { .. }
+            | Frame::ChatAccept { .. } => self.answered(),
+            _ => {}
+        }
+    }
+
     /// Turns one typed line into frames and local output.
     pub fn input(&mut self, line: &str) -> Reaction {
         let command = match text::parse_command(line) {
@@ -578,6 +600,23 @@ mod tests {
         });
         assert!(r.lines.is_empty());
         assert!(s.is_idle());
+    }
+
+    #[test]
+    fn frames_that_could_not_be_sent_are_not_waited_for() {
+        let mut s = session();
+        let r = s.input("/echo big");
+        s.not_sent(&r.frames[0]);
+        let r = s.input(&format!("/join {}", "r".repeat(300)));
+        s.not_sent(&r.frames[0]);
+        assert!(s.is_idle());
+        // A later echo still matches its reply.
+        s.input("/echo small");
+        let r = s.receive(Frame::EchoReply {
+            server_time_ns: 0,
+            payload: Bytes::from_static(b"small"),
+        });
+        assert!(r.lines[0].starts_with("echo \"small\""), "{:?}", r.lines);
     }
 
     #[test]

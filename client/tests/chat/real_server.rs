@@ -158,3 +158,17 @@ fn refusals_are_shown_and_the_session_goes_on() {
     let (status, _, stderr) = other.finish();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }
+
+#[test]
+fn a_message_over_the_servers_limit_is_refused_locally() {
+    let server = TestServer::start();
+    // `--wait 600`: exiting within the test timeout shows nothing waits for an answer
+    // to the message that was never sent.
+    let mut chat = Chat::spawn("big", server.addr, &["--wait", "600"]);
+    chat.send(&format!("/echo {}", "x".repeat(1_100_000)));
+    chat.send("/echo after");
+    chat.expect("! not sent: message of");
+    chat.expect("echo \"after\"");
+    let (status, _, stderr) = chat.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
