@@ -1,0 +1,281 @@
+//! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...` and
+//! `loadgen plot FILES... -o OUT.svg`. Raw arguments become a validated [`Config`] here,
+//! before anything runs.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, Protocol, Scenario, Thresholds, default_threads};
+
+/// Open-loop load generator with corrected latency (wrk2-style) for the chat server.
+///
+/// Without a subcommand it runs a load test and appends its results under --out.
+/// Exit codes: 0 ok, 1 error, 2 bad usage, 3 --max-p99 missed, 4 --max-loss missed,
+/// 5 both missed, 130 interrupted by Ctrl+C (results still written).
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Subcommand; none runs a load test.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Load test flags.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Put runs from summary CSVs side by side, with ratios against the first row.
+    Compare {
+        /// Summary CSV files (each may hold many runs).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
+    Plot {
+        /// `.hgrm` files written by loadgen (or any HdrHistogram tool).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// SVG file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Chart title.
+        #[arg(long, default_value = "Latency by percentile")]
+        title: String,
+    },
+}
+
+/// Flags of a load test. Durations take a unit: `500ms`, `30s`, `2m`, `1h` (a bare
+/// number is seconds).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server address (host:port).
+    #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
+    pub addr: String,
+    /// Client connections.
+    #[arg(long, default_value_t = 100)]
+    pub clients: u32,
+    /// Messages per second per client.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Measured duration.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Sending before the measured part, excluded from results.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Time after the end for replies to arrive before they count as lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 1000.0)]
+    pub connect_rate: f64,
+    /// Time a client may take to connect and finish its handshake.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Payload bytes per message (at least 64: the stamp).
+    #[arg(long, default_value_t = crate::stamp::MIN_PAYLOAD)]
+    pub payload: usize,
+    /// Load threads [default: one per core].
+    #[arg(long, default_value_t = default_threads())]
+    pub threads: usize,
+    /// What the clients do.
+    #[arg(long, value_enum, default_value_t = Scenario::Echo)]
+    pub scenario: Scenario,
+    /// Members per room (room scenario).
+    #[arg(long, default_value_t = 10)]
+    pub room_size: u32,
+    /// Wire protocol: binary frames, the server's text mode, or plain echoed lines.
+    #[arg(long, value_enum, default_value_t = Protocol::Binary)]
+    pub protocol: Protocol,
+    /// Directory for result files.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Run name in result files [default: SCENARIO-PROTOCOL].
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Fail (exit 3) if the corrected p99 exceeds this [default: no limit].
+    #[arg(long, value_parser = parse_duration)]
+    pub max_p99: Option<Duration>,
+    /// Fail (exit 4) if more messages than this are lost [default: no limit].
+    #[arg(long)]
+    pub max_loss: Option<u64>,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Why command-line arguments do not make a runnable configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// `--addr` did not resolve to any address.
+    #[error("--addr {addr}: {reason}")]
+    Addr {
+        /// What was given.
+        addr: String,
+        /// Why it did not resolve.
+        reason: String,
+    },
+    /// The flags combine into an unrunnable configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl RunArgs {
+    /// Resolves the address and validates the whole configuration.
+    pub fn into_config(self) -> Result<Config, CliError> {
+        let addr = resolve(&self.addr)?;
+        let config = Config {
+            addr,
+            clients: self.clients,
+            rate: self.rate,
+            duration: self.duration,
+            warmup: self.warmup,
+            grace: self.grace,
+            connect_rate: self.connect_rate,
+            connect_timeout: self.connect_timeout,
+            payload: self.payload,
+            threads: self.threads,
+            scenario: self.scenario,
+            room_size: self.room_size,
+            protocol: self.protocol,
+            out: self.out,
+            label: self.label,
+            thresholds: Thresholds {
+                max_p99: self.max_p99,
+                max_loss: self.max_loss,
+            },
+            progress: !self.quiet,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
+    let err = |reason: String| CliError::Addr {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let mut addrs = addr.to_socket_addrs().map_err(|e| err(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| err("resolves to no address".into()))
+}
+
+/// Parses `500ms`, `30s`, `1.5s`, `2m`, `1h`, `250us`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 2m"))?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ns, us, ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn defaults_parse_into_the_default_config() {
+        let cli = Cli::try_parse_from(["loadgen"]).expect("parses");
+        assert!(cli.command.is_none());
+        let config = cli.run.into_config().expect("valid");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--clients",
+            "1000",
+            "--rate",
+            "50",
+            "--scenario",
+            "room",
+            "--room-size",
+            "5",
+            "--protocol",
+            "text",
+            "--max-p99",
+            "20ms",
+            "--max-loss",
+            "0",
+            "--label",
+            "night",
+            "-q",
+        ])
+        .expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        assert_eq!(config.clients, 1000);
+        assert_eq!(config.rate, 50.0);
+        assert_eq!(config.scenario, Scenario::Room);
+        assert_eq!(config.room_size, 5);
+        assert_eq!(config.protocol, Protocol::Text);
+        assert_eq!(config.thresholds.max_p99, Some(Duration::from_millis(20)));
+        assert_eq!(config.thresholds.max_loss, Some(0));
+        assert_eq!(config.label(), "night");
+        assert!(!config.progress);
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from(["loadgen", "compare", "a.csv", "b.csv"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Compare { files }) if files.len() == 2));
+        let cli =
+            Cli::try_parse_from(["loadgen", "plot", "a.hgrm", "-o", "x.svg"]).expect("parses");
+        assert!(
+            matches!(cli.command, Some(Command::Plot { output, .. }) if output == std::path::Path::new("x.svg"))
+        );
+        assert!(
+            Cli::try_parse_from(["loadgen", "plot", "a.hgrm"]).is_err(),
+            "-o is required"
+        );
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused_before_running() {
+        let cli =
+            Cli::try_parse_from(["loadgen", "--scenario", "dm", "--clients", "3"]).expect("parses");
+        assert!(matches!(
+            cli.run.into_config(),
+            Err(CliError::Config(ConfigError::OddPairs(3)))
+        ));
+    }
+}

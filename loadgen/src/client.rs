@@ -1,0 +1,905 @@
+//! One simulated client: its connection, handshake, outgoing messages and the checks on
+//! everything it receives.
+//!
+//! A client never blocks: messages are appended to its outbound buffer and written as far
+//! as the socket takes them; the rest goes out when the socket turns writable. Everything
+//! it reads is decoded incrementally (frames or lines, see `shared::codec`) and stamps are
+//! checked against the [`SequenceTracker`] of their sender.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use shared::frame::{LEN_PREFIX, types};
+use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
+
+use crate::config::{Protocol, Scenario};
+use crate::recorder::LatencyRecorder;
+use crate::stamp::{ASCII_MARKER, Stamp};
+use crate::verify::{Anomalies, Arrival, SequenceTracker};
+
+/// Outbound bytes a client may hold before further sends are skipped (and counted as
+/// stalled): the server stopped reading.
+const MAX_OUTBOUND: usize = 16 << 20;
+
+/// Who a client is and whom it talks to, fixed before the run.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientPlan {
+    /// Global client id (also the schedule phase index).
+    pub id: u32,
+    /// First global id of the client's group (itself, its pair, or its room).
+    pub group_start: u32,
+    /// Members in the group.
+    pub group_len: u32,
+    /// Nick to take (dm scenario, and text-mode rooms); `None` keeps the server's.
+    pub nick: Option<String>,
+    /// Room to join (room scenario).
+    pub room: Option<String>,
+    /// Partner's nick (dm scenario).
+    pub partner_nick: Option<String>,
+}
+
+impl ClientPlan {
+    /// Whether this client expects messages from group member `sender`.
+    pub(crate) fn expects_from(&self, scenario: Scenario, sender: u32) -> bool {
+        match scenario {
+            Scenario::Echo => sender == self.id,
+            Scenario::Dm => sender != self.id,
+            Scenario::Room => true,
+        }
+    }
+}
+
+/// Run-wide facts a client needs to send and to judge arrivals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub protocol: Protocol,
+    pub scenario: Scenario,
+    /// Payload bytes per message.
+    pub payload: usize,
+    /// Messages scheduled from this time on are measured (ns on the run clock).
+    pub measure_from_ns: u64,
+    /// Highest sequence number any client can send; higher ones are forged.
+    pub max_seq: u32,
+}
+
+/// Where a client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Not connecting yet (waiting for its turn in the connect ramp).
+    Idle,
+    /// TCP connect in progress; fails at `deadline_ns`.
+    Connecting { deadline_ns: u64 },
+    /// Connected, handshake (hello, nick, join) in progress; fails at `deadline_ns`.
+    Handshake { deadline_ns: u64 },
+    /// Sending and receiving.
+    Ready,
+    /// Never got ready.
+    Failed,
+    /// Was ready, then the connection ended.
+    Closed,
+}
+
+/// Counts a client reports to its thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// Clients that could not connect or finish their handshake in time.
+    pub connect_failures: u64,
+    /// Ready connections that ended before the run did (reset, EOF, server close).
+    pub disconnects: u64,
+    /// Error frames or `ERR` lines from the server (and shutdown notices).
+    pub server_errors: u64,
+    /// Bytes that could not be decoded as frames or lines (the connection is dropped).
+    pub protocol_errors: u64,
+    /// Sends skipped because the connection's outbound buffer was full.
+    pub stalled_sends: u64,
+}
+
+impl ErrorCounts {
+    /// All errors together.
+    pub fn total(&self) -> u64 {
+        self.connect_failures
+            + self.disconnects
+            + self.server_errors
+            + self.protocol_errors
+            + self.stalled_sends
+    }
+
+    /// Adds another thread's counts.
+    pub fn merge(&mut self, other: ErrorCounts) {
+        self.connect_failures += other.connect_failures;
+        self.disconnects += other.disconnects;
+        self.server_errors += other.server_errors;
+        self.protocol_errors += other.protocol_errors;
+        self.stalled_sends += other.stalled_sends;
+    }
+}
+
+/// What a thread accumulates from its clients' arrivals.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub recorder: LatencyRecorder,
+    pub anomalies: Anomalies,
+    pub errors: ErrorCounts,
+    /// Arrivals of any stamp (warmup included) this interval, for progress.
+    pub received_all: u64,
+    /// First-time arrivals of measured messages this interval.
+    pub received_measured: u64,
+    /// First error text a server sent, to show the user.
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    fn note_error(&mut self, text: String) {
+        self.errors.server_errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(text);
+        }
+    }
+}
+
+/// The inbound decoder of a connection.
+#[derive(Debug)]
+enum Inbox {
+    Frames(FrameDecoder),
+    Lines(LineDecoder),
+}
+
+/// An open connection.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    /// Bytes queued for the server; `out[sent..]` is still to be written.
+    out: Vec<u8>,
+    sent: usize,
+    inbox: Inbox,
+}
+
+/// One simulated client.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub plan: ClientPlan,
+    pub status: Status,
+    conn: Option<Conn>,
+    /// The nick the server knows this client by.
+    nick: String,
+    /// One tracker per group member (indexed by `sender - group_start`).
+    streams: Vec<SequenceTracker>,
+    /// Measured messages this client sent.
+    pub sent_measured: u64,
+    /// Whether the client was ready when sending began (it then counts as a receiver).
+    pub ready_at_start: bool,
+}
+
+impl Client {
+    pub(crate) fn new(plan: ClientPlan) -> Self {
+        let streams = vec![SequenceTracker::default(); plan.group_len as usize];
+        Self {
+            nick: plan.nick.clone().unwrap_or_default(),
+            plan,
+            status: Status::Idle,
+            conn: None,
+            streams,
+            sent_measured: 0,
+            ready_at_start: false,
+        }
+    }
+
+    /// Distinct measured messages received from group member `sender`.
+    pub(crate) fn unique_from(&self, sender: u32) -> u64 {
+        sender
+            .checked_sub(self.plan.group_start)
+            .and_then(|i| self.streams.get(i as usize))
+            .map_or(0, SequenceTracker::unique)
+    }
+
+    /// Starts a non-blocking connect.
+    pub(crate) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        registry: &Registry,
+        token: Token,
+        deadline_ns: u64,
+        tally: &mut Tally,
+    ) {
+        let result = TcpStream::connect(addr).and_then(|mut stream| {
+            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            Ok(stream)
+        });
+        match result {
+            Ok(stream) => {
+                self.conn = Some(Conn {
+                    stream,
+                    out: Vec::new(),
+                    sent: 0,
+                    inbox: Inbox::Frames(FrameDecoder::new(shared::DEFAULT_MAX_FRAME)),
+                });
+                self.status = Status::Connecting { deadline_ns };
+            }
+            Err(e) => self.fail(registry, tally, format!("connect to {addr}: {e}")),
+        }
+    }
+
+    /// Gives up on a client that never got ready.
+    pub(crate) fn fail(&mut self, registry: &Registry, tally: &mut Tally, why: String) {
+        self.drop_conn(registry);
+        self.status = Status::Failed;
+        tally.errors.connect_failures += 1;
+        if tally.first_error.is_none() {
+            tally.first_error = Some(why);
+        }
+    }
+
+    fn drop_conn(&mut self, registry: &Registry) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = registry.deregister(&mut conn.stream);
+        }
+    }
+
+    /// Ends a connection that was ready; `expected` when the run is over.
+    pub(crate) fn close(&mut self, registry: &Registry, tally: &mut Tally, expected: bool) {
+        self.drop_conn(registry);
+        if self.status == Status::Ready && !expected {
+            tally.errors.disconnects += 1;
+        }
+        if matches!(
+            self.status,
+            Status::Connecting { .. } | Status::Handshake { .. }
+        ) {
+            self.fail(
+                registry,
+                tally,
+                "connection closed during the handshake".into(),
+            );
+        } else if self.status == Status::Ready {
+            self.status = Status::Closed;
+        }
+    }
+
+    /// Says goodbye at the end of the run (best effort) and closes.
+    pub(crate) fn finish(&mut self, registry: &Registry, rules: &Rules) {
+        if let Some(conn) = &mut self.conn {
+            match rules.protocol {
+                Protocol::Binary => {
+                    let mut buf = BytesMut::new();
+                    let bye = Frame::Goodbye {
+                        reason: "load run finished".into(),
+                    };
+                    if bye.encode(&mut buf).is_ok() {
+                        conn.out.extend_from_slice(&buf);
+                    }
+                }
+                Protocol::Text => conn.out.extend_from_slice(b"/quit\n"),
+                Protocol::Line => {}
+            }
+            let _ = conn.flush();
+        }
+        self.drop_conn(registry);
+        if self.status == Status::Ready {
+            self.status = Status::Closed;
+        }
+    }
+
+    /// Handles a poll event for this client's socket.
+    pub(crate) fn on_event(
+        &mut self,
+        event: &mio::event::Event,
+        now: &dyn Fn() -> u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+        scratch: &mut [u8],
+    ) {
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let writable = event.is_writable() || event.is_write_closed();
+        if let Status::Connecting { deadline_ns } = self.status {
+            match self.conn.as_ref().map(|c| connect_outcome(&c.stream)) {
+                Some(Ok(true)) => self.on_connected(deadline_ns, rules, registry, tally),
+                Some(Ok(false)) => return,
+                Some(Err(e)) => {
+                    let why = format!("connect: {e}");
+                    self.fail(registry, tally, why);
+                    return;
+                }
+                None => return,
+            }
+        }
+        if writable || readable {
+            self.flush(registry, tally);
+        }
+        if readable {
+            self.read(now, rules, registry, tally, scratch);
+        }
+    }
+
+    fn on_connected(
+        &mut self,
+        deadline_ns: u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) {
+        let Some(conn) = &mut self.conn else { return };
+        let _ = conn.stream.set_nodelay(true);
+        let mut hello = BytesMut::new();
+        let mut frames = Vec::new();
+        match rules.protocol {
+            Protocol::Binary => {
+                frames.push(Frame::Hello {
+                    version: PROTOCOL_VERSION,
+                });
+                match rules.scenario {
+                    Scenario::Echo => {}
+                    Scenario::Room => frames.push(Frame::Join {
+                        room: self.plan.room.clone().unwrap_or_default(),
+                    }),
+                    Scenario::Dm => frames.push(Frame::SetNick {
+                        nick: self.nick.clone(),
+                    }),
+                }
+            }
+            Protocol::Text | Protocol::Line => {
+                conn.inbox = Inbox::Lines(LineDecoder::new(shared::DEFAULT_MAX_LINE * 4));
+                if rules.protocol == Protocol::Text && rules.scenario != Scenario::Echo {
+                    hello.extend_from_slice(format!("/nick {}\n", self.nick).as_bytes());
+                    if let Some(room) = &self.plan.room {
+                        hello.extend_from_slice(format!("/join {room}\n").as_bytes());
+                    }
+                }
+            }
+        }
+        for frame in &frames {
+            if let Err(e) = frame.encode(&mut hello) {
+                self.fail(registry, tally, format!("encode handshake: {e}"));
+                return;
+            }
+        }
+        conn.out.extend_from_slice(&hello);
+        // Plain echo needs no handshake in text or line mode: the first /echo (or line)
+        // tells a chat server which mode this connection speaks.
+        let needs_handshake = match rules.protocol {
+            Protocol::Binary => true,
+            Protocol::Text => rules.scenario != Scenario::Echo,
+            Protocol::Line => false,
+        };
+        self.status = if needs_handshake {
+            Status::Handshake { deadline_ns }
+        } else {
+            Status::Ready
+        };
+    }
+
+    /// Writes as much of the outbound buffer as the socket takes.
+    pub(crate) fn flush(&mut self, registry: &Registry, tally: &mut Tally) {
+        let Some(conn) = &mut self.conn else { return };
+        if let Err(e) = conn.flush() {
+            let ready = self.status == Status::Ready;
+            self.close(registry, tally, false);
+            if !ready && tally.first_error.is_none() {
+                tally.first_error = Some(format!("write: {e}"));
+            }
+        }
+    }
+
+    /// Queues one load message and writes it if the socket takes it. Returns whether the
+    /// message was queued (the connection is ready and its buffer not full).
+    pub(crate) fn send(
+        &mut self,
+        stamp: &Stamp,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) -> bool {
+        if self.status != Status::Ready {
+            return false;
+        }
+        let Some(conn) = &mut self.conn else {
+            return false;
+        };
+        if conn.out.len() - conn.sent > MAX_OUTBOUND {
+            tally.errors.stalled_sends += 1;
+            return false;
+        }
+        encode_message(stamp, rules, &self.plan, &mut conn.out);
+        self.flush(registry, tally);
+        true
+    }
+
+    fn read(
+        &mut self,
+        now: &dyn Fn() -> u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+        scratch: &mut [u8],
+    ) {
+        loop {
+            let Some(conn) = &mut self.conn else { return };
+            let n = match conn.stream.read(scratch) {
+                Ok(0) => {
+                    self.close(registry, tally, false);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if !matches!(self.status, Status::Ready) && tally.first_error.is_none() {
+                        tally.first_error = Some(format!("read: {e}"));
+                    }
+                    self.close(registry, tally, false);
+                    return;
+                }
+            };
+            // One timestamp per read: everything in it arrived together.
+            let at = now();
+            match &mut conn.inbox {
+                Inbox::Frames(d) => d.feed(&scratch[..n]),
+                Inbox::Lines(d) => d.feed(&scratch[..n]),
+            }
+            if !self.drain_inbox(at, rules, registry, tally) {
+                return;
+            }
+        }
+    }
+
+    /// Decodes everything buffered. Returns `false` when the connection was dropped.
+    fn drain_inbox(
+        &mut self,
+        at: u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) -> bool {
+        loop {
+            let Some(conn) = &mut self.conn else {
+                return false;
+            };
+            let decoded = match &mut conn.inbox {
+                Inbox::Frames(d) => d.decode().map(|f| f.map(Incoming::Frame)),
+                Inbox::Lines(d) => d.decode().map(|l| l.map(Incoming::Line)),
+            };
+            match decoded {
+                Ok(None) => return true,
+                Ok(Some(Incoming::Frame(frame))) => {
+                    self.on_frame(frame, at, rules, registry, tally)
+                }
+                Ok(Some(Incoming::Line(line))) => self.on_line(&line, at, rules, registry, tally),
+                Err(e) => {
+                    tally.errors.protocol_errors += 1;
+                    if tally.first_error.is_none() {
+                        tally.first_error = Some(format!("undecodable data from the server: {e}"));
+                    }
+                    self.close(registry, tally, false);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn handshaking(&self) -> bool {
+        matches!(self.status, Status::Handshake { .. })
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        at: u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) {
+        match frame {
+            Frame::EchoReply { payload, .. } if rules.scenario == Scenario::Echo => {
+                self.deliver(Stamp::from_binary(&payload).ok(), at, rules, tally);
+            }
+            Frame::RoomMsg { room, text, .. }
+                if rules.scenario == Scenario::Room
+                    && self.plan.room.as_deref() == Some(room.as_str()) =>
+            {
+                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+            }
+            Frame::DirectMsg { text, .. } if rules.scenario == Scenario::Dm => {
+                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+            }
+            Frame::Welcome { version, nick, .. } => {
+                if version != PROTOCOL_VERSION {
+                    let why =
+                        format!("server speaks protocol {version}, loadgen {PROTOCOL_VERSION}");
+                    self.fail(registry, tally, why);
+                    return;
+                }
+                if self.plan.nick.is_none() {
+                    self.nick = nick;
+                }
+                if self.handshaking() && rules.scenario == Scenario::Echo {
+                    self.status = Status::Ready;
+                }
+            }
+            Frame::Joined { room, nick, .. }
+                if self.handshaking()
+                    && self.plan.room.as_deref() == Some(room.as_str())
+                    && nick == self.nick =>
+            {
+                self.status = Status::Ready;
+            }
+            Frame::NickChanged { new, .. }
+                if self.handshaking() && rules.scenario == Scenario::Dm && new == self.nick =>
+            {
+                self.status = Status::Ready;
+            }
+            Frame::Ping { token } => {
+                if let Some(conn) = &mut self.conn {
+                    let mut buf = BytesMut::new();
+                    if (Frame::Pong { token }).encode(&mut buf).is_ok() {
+                        conn.out.extend_from_slice(&buf);
+                    }
+                }
+                self.flush(registry, tally);
+            }
+            Frame::Error { code, text } => self.on_server_error(code, &text, registry, tally),
+            Frame::Shutdown { reason } => {
+                tally.note_error(format!("server shutting down: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_server_error(
+        &mut self,
+        code: ErrorCode,
+        text: &str,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) {
+        tally.note_error(format!("server error {code}: {text}"));
+        if self.handshaking() {
+            self.fail(
+                registry,
+                tally,
+                format!("handshake refused: {code}: {text}"),
+            );
+        }
+    }
+
+    fn on_line(
+        &mut self,
+        line: &str,
+        at: u64,
+        rules: &Rules,
+        registry: &Registry,
+        tally: &mut Tally,
+    ) {
+        if rules.protocol == Protocol::Line {
+            // A plain echo server sends back only what we sent.
+            self.deliver(Stamp::from_ascii(line.as_bytes()).ok(), at, rules, tally);
+            return;
+        }
+        if let Some(rest) = line.strip_prefix("ERR ") {
+            let (code, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            let code = ErrorCode(code.parse().unwrap_or(0));
+            self.on_server_error(code, text, registry, tally);
+            return;
+        }
+        match rules.scenario {
+            Scenario::Echo => {
+                // `SECONDS.MICROS:PAYLOAD`
+                if let Some((time, payload)) = line.split_once(':')
+                    && !time.is_empty()
+                    && time.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && payload.as_bytes().first() == Some(&ASCII_MARKER)
+                {
+                    self.deliver(Stamp::from_ascii(payload.as_bytes()).ok(), at, rules, tally);
+                }
+            }
+            Scenario::Room => {
+                let Some(room) = &self.plan.room else { return };
+                let Some(rest) = line
+                    .strip_prefix('[')
+                    .and_then(|l| l.strip_prefix(room.as_str()))
+                    .and_then(|l| l.strip_prefix("] "))
+                else {
+                    return;
+                };
+                if rest.starts_with('<') {
+                    if let Some((_, text)) = rest.split_once("> ") {
+                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+                    }
+                } else if self.handshaking()
+                    && rest
+                        .strip_prefix("* ")
+                        .and_then(|r| r.strip_prefix(self.nick.as_str()))
+                        .is_some_and(|r| r.starts_with(" joined"))
+                {
+                    self.status = Status::Ready;
+                }
+            }
+            Scenario::Dm => {
+                if let Some(rest) = line.strip_prefix("[dm] <") {
+                    if let Some((_, text)) = rest.split_once("> ") {
+                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+                    }
+                } else if self.handshaking()
+                    && line
+                        .strip_suffix(self.nick.as_str())
+                        .is_some_and(|l| l.ends_with(" is now known as "))
+                {
+                    self.status = Status::Ready;
+                }
+            }
+        }
+    }
+
+    /// Accounts for one received stamp (`None`: it did not check out).
+    fn deliver(&mut self, stamp: Option<Stamp>, at: u64, rules: &Rules, tally: &mut Tally) {
+        let Some(stamp) = stamp else {
+            tally.anomalies.corrupted += 1;
+            return;
+        };
+        let index = stamp.client.wrapping_sub(self.plan.group_start);
+        if index >= self.plan.group_len
+            || !self.plan.expects_from(rules.scenario, stamp.client)
+            || stamp.seq > rules.max_seq
+            || stamp.sent_ns < stamp.scheduled_ns
+        {
+            // Checksum fine but not a message this client can receive: forged or
+            // misrouted.
+            tally.anomalies.corrupted += 1;
+            return;
+        }
+        tally.received_all += 1;
+        let corrected = at.saturating_sub(stamp.scheduled_ns);
+        let uncorrected = at.saturating_sub(stamp.sent_ns);
+        let measured = stamp.scheduled_ns >= rules.measure_from_ns;
+        if !measured {
+            tally.recorder.record(corrected, uncorrected, false);
+            return;
+        }
+        let arrival = self.streams[index as usize].record(stamp.seq);
+        tally.anomalies.note(arrival);
+        if arrival != Arrival::Duplicate {
+            tally.recorder.record(corrected, uncorrected, true);
+            tally.received_measured += 1;
+        }
+    }
+}
+
+enum Incoming {
+    Frame(Frame),
+    Line(String),
+}
+
+impl Conn {
+    /// Writes until done or the socket would block. Errors mean the connection is gone.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent > 64 << 10 && self.sent * 2 > self.out.len() {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still in
+/// progress (spurious wake-up), `Err` failed.
+fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends one load message carrying `stamp` in the wire form of the run's protocol and
+/// scenario. Frames are laid out by hand (no intermediate `Frame`) because this runs for
+/// every message; `encodes_like_the_shared_encoder` keeps it equal to `Frame::encode`.
+pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, out: &mut Vec<u8>) {
+    match rules.protocol {
+        Protocol::Binary => {
+            let start = out.len();
+            out.extend_from_slice(&[0; LEN_PREFIX]);
+            match rules.scenario {
+                Scenario::Echo => {
+                    out.push(types::ECHO);
+                    stamp.put_binary(rules.payload, out);
+                }
+                Scenario::Room => {
+                    out.push(types::SAY);
+                    put_str8(out, plan.room.as_deref().unwrap_or_default());
+                    stamp.put_ascii(rules.payload, out);
+                }
+                Scenario::Dm => {
+                    out.push(types::DIRECT);
+                    put_str8(out, plan.partner_nick.as_deref().unwrap_or_default());
+                    stamp.put_ascii(rules.payload, out);
+                }
+            }
+            let len = (out.len() - start - LEN_PREFIX) as u32;
+            out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+        }
+        Protocol::Text | Protocol::Line => {
+            match (rules.protocol, rules.scenario) {
+                (Protocol::Text, Scenario::Echo) => out.extend_from_slice(b"/echo "),
+                (Protocol::Text, Scenario::Dm) => {
+                    out.extend_from_slice(b"/msg ");
+                    out.extend_from_slice(
+                        plan.partner_nick.as_deref().unwrap_or_default().as_bytes(),
+                    );
+                    out.push(b' ');
+                }
+                // Room text is a plain line (the stamp starts with a letter, not `/`).
+                _ => {}
+            }
+            stamp.put_ascii(rules.payload, out);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Names are validated (at most 64 characters of a restricted set) so they fit a `str8`.
+fn put_str8(out: &mut Vec<u8>, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(255)];
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> ClientPlan {
+        ClientPlan {
+            id: 3,
+            group_start: 2,
+            group_len: 2,
+            nick: Some("lg-ab-3".into()),
+            room: Some("lg-ab-1".into()),
+            partner_nick: Some("lg-ab-2".into()),
+        }
+    }
+
+    fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
+        Rules {
+            protocol,
+            scenario,
+            payload: 80,
+            measure_from_ns: 0,
+            max_seq: 100,
+        }
+    }
+
+    const STAMP: Stamp = Stamp {
+        client: 3,
+        seq: 9,
+        scheduled_ns: 1_000,
+        sent_ns: 2_000,
+    };
+
+    #[test]
+    fn encodes_like_the_shared_encoder() {
+        let encode = |frame: Frame| {
+            let mut b = BytesMut::new();
+            frame.encode(&mut b).expect("encodable");
+            b.to_vec()
+        };
+        let mut ascii = Vec::new();
+        STAMP.put_ascii(80, &mut ascii);
+        let text = String::from_utf8(ascii.clone()).expect("ascii");
+        let mut binary = Vec::new();
+        STAMP.put_binary(80, &mut binary);
+
+        let cases = [
+            (
+                Scenario::Echo,
+                encode(Frame::Echo {
+                    payload: binary.into(),
+                }),
+            ),
+            (
+                Scenario::Room,
+                encode(Frame::Say {
+                    room: "lg-ab-1".into(),
+                    text: text.clone(),
+                }),
+            ),
+            (
+                Scenario::Dm,
+                encode(Frame::Direct {
+                    to: "lg-ab-2".into(),
+                    text: text.clone(),
+                }),
+            ),
+        ];
+        for (scenario, expected) in cases {
+            let mut out = vec![0xAA];
+            encode_message(
+                &STAMP,
+                &rules(Protocol::Binary, scenario),
+                &plan(),
+                &mut out,
+            );
+            assert_eq!(out[1..], expected[..], "{scenario:?}");
+        }
+
+        let mut out = Vec::new();
+        encode_message(
+            &STAMP,
+            &rules(Protocol::Text, Scenario::Echo),
+            &plan(),
+            &mut out,
+        );
+        assert_eq!(out, format!("/echo {text}\n").into_bytes());
+        let mut out = Vec::new();
+        encode_message(
+            &STAMP,
+            &rules(Protocol::Text, Scenario::Dm),
+            &plan(),
+            &mut out,
+        );
+        assert_eq!(out, format!("/msg lg-ab-2 {text}\n").into_bytes());
+        let mut out = Vec::new();
+        encode_message(
+            &STAMP,
+            &rules(Protocol::Text, Scenario::Room),
+            &plan(),
+            &mut out,
+        );
+        assert_eq!(out, format!("{text}\n").into_bytes());
+        let mut out = Vec::new();
+        encode_message(
+            &STAMP,
+            &rules(Protocol::Line, Scenario::Echo),
+            &plan(),
+            &mut out,
+        );
+        assert_eq!(out, format!("{text}\n").into_bytes());
+    }
+
+    #[test]
+    fn the_shared_decoder_reads_what_we_encode() {
+        let mut out = Vec::new();
+        encode_message(
+            &STAMP,
+            &rules(Protocol::Binary, Scenario::Room),
+            &plan(),
+            &mut out,
+        );
+        let mut d = FrameDecoder::new(shared::DEFAULT_MAX_FRAME);
+        d.feed(&out);
+        match d.decode() {
+            Ok(Some(Frame::Say { room, text })) => {
+                assert_eq!(room, "lg-ab-1");
+                assert_eq!(Stamp::from_ascii(text.as_bytes()), Ok(STAMP));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn group_membership_decides_expected_senders() {
+        let p = plan();
+        assert!(p.expects_from(Scenario::Echo, 3));
+        assert!(!p.expects_from(Scenario::Echo, 2));
+        assert!(p.expects_from(Scenario::Dm, 2));
+        assert!(!p.expects_from(Scenario::Dm, 3));
+        assert!(p.expects_from(Scenario::Room, 3));
+        assert!(p.expects_from(Scenario::Room, 2));
+    }
+}

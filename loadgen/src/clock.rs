@@ -1,0 +1,27 @@
+//! The run clock: monotonic nanoseconds since one `Instant` taken when the run starts.
+//!
+//! Every thread shares the same base, so a stamp written by one thread and read by another
+//! (room and dm scenarios) gives a valid difference. Wall-clock time is used only to name
+//! result files and to stamp `started_at`.
+
+use std::time::Instant;
+
+/// Monotonic nanoseconds since the run started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn start() -> Self {
+        Self {
+            base: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the clock started.
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}

@@ -1,0 +1,51 @@
+//! `loadgen`: an open-loop load generator for the chat server (and for any line echo
+//! server), measuring latency the way wrk2 does.
+//!
+//! Each client sends on a fixed schedule (`--rate` per second, phases spread evenly over
+//! the period) and never waits for a reply. Every message carries its sender, sequence
+//! number, intended and actual send times and a checksum; on arrival the corrected
+//! latency (from the intended time) and the uncorrected one (from the actual send) go
+//! into per-thread HdrHistograms, and every message is accounted for: lost, duplicated,
+//! reordered or corrupted. Results land in `--out` as a summary CSV row, `.hgrm`
+//! percentile spectra, a per-second series and an interval log; [`compare`] and
+//! [`plot`] read them back. `docs/LOADGEN.md` is the user guide.
+//!
+//! Layout:
+//! - [`config`]: the validated run configuration ([`Config`]).
+//! - [`cli`]: the command line, turned into a [`Config`] or a subcommand.
+//! - [`runner`]: [`run`], the coordinator: plans clients, starts threads, merges reports,
+//!   writes results.
+//! - `worker`: one load thread (mio poll, connect ramp, schedule, drain).
+//! - `client`: one simulated client (connection, handshake, wire formats, checks).
+//! - [`schedule`]: intended send times, phase spread, late-send accounting.
+//! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
+//! - [`verify`]: per-sender sequence tracking (duplicates, reordering).
+//! - [`recorder`]: latency histograms.
+//! - [`report`]: the summary row, series rows, verdict and exit codes.
+//! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
+//! - [`compare`], [`plot`]: the `compare` and `plot` subcommands.
+//! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+mod client;
+pub mod clock;
+pub mod compare;
+pub mod config;
+pub mod cpu;
+pub mod plot;
+pub mod recorder;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod schedule;
+pub mod stamp;
+mod timer;
+pub mod verify;
+mod worker;
+
+pub use client::ErrorCounts;
+pub use config::{Config, ConfigError, Protocol, Scenario, Thresholds};
+pub use report::{Summary, Verdict, exit};
+pub use runner::{RunError, RunReport, run};
+pub use worker::StopSignal;

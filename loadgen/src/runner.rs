@@ -1,0 +1,732 @@
+//! The coordinator: plans the clients, starts the load threads, publishes the timeline
+//! once everyone is connected, merges the threads' per-second reports (live progress,
+//! series, interval log) and their final totals, and writes the result files.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use hdrhistogram::Histogram;
+
+use crate::client::{ClientPlan, ErrorCounts};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Scenario};
+use crate::cpu::process_cpu_time;
+use crate::recorder::{merge, new_histogram};
+use crate::report::{Percentiles, SeriesRow, Summary, Verdict, utc_stamps};
+use crate::results::{self, HlogWriter, ResultFiles, ResultsError};
+use crate::schedule::SendLag;
+use crate::verify::Anomalies;
+use crate::worker::{self, Report, Settings, Shared, StopSignal, Tick, WorkerTotals};
+
+const SECOND_NS: u64 = 1_000_000_000;
+/// Time between publishing the start and the first send, so every thread sees it.
+const START_MARGIN_NS: u64 = 50_000_000;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The configuration is not runnable; fix the named flag.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Not one client connected: is the server running at that address?
+    #[error("no client could connect to {addr}{}", first_error.as_ref().map(|e| format!(" (first error: {e})")).unwrap_or_default())]
+    NoConnections {
+        /// The address tried.
+        addr: String,
+        /// The first error seen.
+        first_error: Option<String>,
+    },
+    /// A load thread could not start (poll or timer creation failed: out of file
+    /// descriptors?).
+    #[error("load thread {worker} failed: {source}")]
+    Thread {
+        /// Thread index.
+        worker: usize,
+        /// What failed.
+        source: io::Error,
+    },
+    /// A load thread panicked: a bug in loadgen.
+    #[error("load thread {0} panicked")]
+    Panicked(usize),
+    /// The output directory or a result file could not be written.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+}
+
+/// What [`run`] returns: the summary, where it was written, warnings for the user and
+/// the threshold verdict.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The summary row (also appended to `files.summary`).
+    pub summary: Summary,
+    /// Files written.
+    pub files: ResultFiles,
+    /// Things the user should know (late sends, loss, errors).
+    pub warnings: Vec<String>,
+    /// Thresholds met or missed.
+    pub verdict: Verdict,
+}
+
+/// Runs one load test as configured, until its duration is over or `stop` is raised,
+/// then writes the result files.
+pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.out).map_err(|source| ResultsError::Write {
+        path: config.out.clone(),
+        source,
+    })?;
+    let started_at = SystemTime::now();
+    let unix = started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (started_rfc, stamp) = utc_stamps(unix.as_secs());
+    let label = config.label();
+    let files = ResultFiles::new(&config.out, &label, &stamp);
+
+    let clock = Clock::start();
+    let token = format!(
+        "{:04x}",
+        (std::process::id() ^ unix.subsec_nanos() ^ unix.as_secs() as u32) & 0xffff
+    );
+    let plans = plan_clients(config, &token);
+    let threads = plans.len();
+    let period_s = 1.0 / config.rate;
+    let max_seq = ((config.warmup + config.duration).as_secs_f64() / period_s).ceil() + 2.0;
+    let settings = Settings {
+        addr: config.addr,
+        protocol: config.protocol,
+        scenario: config.scenario,
+        payload: config.payload,
+        rate: config.rate,
+        clients: config.clients,
+        connect_interval_ns: (threads as f64 / config.connect_rate * 1e9) as u64,
+        connect_timeout_ns: config.connect_timeout.as_nanos() as u64,
+        grace_ns: config.grace.as_nanos() as u64,
+        max_seq: max_seq.min(f64::from(u32::MAX)) as u32,
+    };
+    let shared = Arc::new(Shared::new(clock, settings, stop.clone()));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut handles = Vec::with_capacity(threads);
+    for (index, plan) in plans.into_iter().enumerate() {
+        let shared = Arc::clone(&shared);
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("loadgen-{index}"))
+            .spawn(move || worker::run(index, plan, shared, tx));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(source) => {
+                stop.stop();
+                stop.stop();
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(RunError::Thread {
+                    worker: index,
+                    source,
+                });
+            }
+        }
+    }
+    drop(tx);
+
+    let mut collector = Collector::new(config, &shared, threads, started_at, &label);
+    let outcome = collector.collect(&rx, &handles);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    outcome?;
+    collector.finish(config, files, started_rfc, &stamp)
+}
+
+/// Splits the clients into groups (one client, a dm pair, or a room) and deals whole
+/// groups to threads round-robin, so every group lives on one thread.
+pub(crate) fn plan_clients(config: &Config, token: &str) -> Vec<Vec<ClientPlan>> {
+    let size = config.group_size();
+    let groups = config.clients.div_ceil(size);
+    let threads = config.threads.min(groups as usize).max(1);
+    let mut plans: Vec<Vec<ClientPlan>> = vec![Vec::new(); threads];
+    for group in 0..groups {
+        let start = group * size;
+        let len = size.min(config.clients - start);
+        let nick = |id: u32| format!("lg{token}-{id}");
+        for id in start..start + len {
+            let (nick_name, room, partner_nick) = match config.scenario {
+                Scenario::Echo => (None, None, None),
+                Scenario::Dm => {
+                    let partner = if id == start { start + 1 } else { start };
+                    (Some(nick(id)), None, Some(nick(partner)))
+                }
+                Scenario::Room => {
+                    // Binary clients are told apart by their stamps; text clients need
+                    // a known nick to recognise their own join line.
+                    let own =
+                        (config.protocol != crate::config::Protocol::Binary).then(|| nick(id));
+                    (own, Some(format!("lg-{token}-{group}")), None)
+                }
+            };
+            plans[group as usize % threads].push(ClientPlan {
+                id,
+                group_start: start,
+                group_len: len,
+                nick: nick_name,
+                room,
+                partner_nick,
+            });
+        }
+    }
+    plans
+}
+
+/// The run's timeline on the run clock, fixed once every thread is ready.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    start_ns: u64,
+    measure_ns: u64,
+    /// First tick of the measured part (`measure_ns` is on a whole second).
+    measure_tick: u64,
+}
+
+/// Per-second numbers of all threads together.
+#[derive(Debug)]
+struct TickSum {
+    reports: usize,
+    open: u32,
+    sent_all: u64,
+    sent_measured: u64,
+    received_all: u64,
+    received_measured: u64,
+    errors: u64,
+    corrected: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    progress: Histogram<u64>,
+}
+
+impl TickSum {
+    fn new() -> Self {
+        Self {
+            reports: 0,
+            open: 0,
+            sent_all: 0,
+            sent_measured: 0,
+            received_all: 0,
+            received_measured: 0,
+            errors: 0,
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            progress: new_histogram(),
+        }
+    }
+
+    fn add(&mut self, t: &Tick) {
+        self.reports += 1;
+        self.open += t.open;
+        self.sent_all += t.sent_all;
+        self.sent_measured += t.sent_measured;
+        self.received_all += t.received_all;
+        self.received_measured += t.received_measured;
+        self.errors += t.errors;
+        merge(&mut self.corrected, &t.corrected);
+        merge(&mut self.uncorrected, &t.uncorrected);
+        merge(&mut self.progress, &t.progress);
+    }
+}
+
+struct Collector<'a> {
+    shared: &'a Shared,
+    threads: usize,
+    clients: u32,
+    progress: bool,
+    warmup_ns: u64,
+    duration_ns: u64,
+    ready: Vec<bool>,
+    ready_clients: u32,
+    done: Vec<Option<Box<WorkerTotals>>>,
+    /// Highest tick each thread reported.
+    last_tick: Vec<Option<u64>>,
+    pending: BTreeMap<u64, TickSum>,
+    /// Next tick to complete.
+    next_tick: u64,
+    timeline: Option<Timeline>,
+    interrupted: bool,
+    series: Vec<SeriesRow>,
+    hlog: HlogWriter,
+    /// Process CPU time when each tick completed.
+    cpu_at: BTreeMap<u64, Duration>,
+    /// Messages sent (warmup included) in each tick.
+    sent_in: BTreeMap<u64, u64>,
+    started_at: SystemTime,
+    progress_errors: u64,
+}
+
+impl<'a> Collector<'a> {
+    fn new(
+        config: &Config,
+        shared: &'a Shared,
+        threads: usize,
+        started_at: SystemTime,
+        label: &str,
+    ) -> Self {
+        Self {
+            shared,
+            threads,
+            clients: config.clients,
+            progress: config.progress,
+            warmup_ns: config.warmup.as_nanos() as u64,
+            duration_ns: config.duration.as_nanos() as u64,
+            ready: vec![false; threads],
+            ready_clients: 0,
+            done: (0..threads).map(|_| None).collect(),
+            last_tick: vec![None; threads],
+            pending: BTreeMap::new(),
+            next_tick: 0,
+            timeline: None,
+            interrupted: false,
+            series: Vec::new(),
+            hlog: HlogWriter::new(started_at, &format!("loadgen run {label}")),
+            cpu_at: BTreeMap::new(),
+            sent_in: BTreeMap::new(),
+            started_at,
+            progress_errors: 0,
+        }
+    }
+
+    /// Receives reports until every thread is done.
+    fn collect(
+        &mut self,
+        rx: &Receiver<Report>,
+        handles: &[JoinHandle<()>],
+    ) -> Result<(), RunError> {
+        let mut fatal = None;
+        while self.done.iter().any(Option::is_none) {
+            if self.shared.stop.is_stopped() {
+                self.interrupted = true;
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Report::Ready { worker, ready }) => {
+                    self.ready[worker] = true;
+                    self.ready_clients += ready;
+                }
+                Ok(Report::Tick(tick)) => {
+                    self.last_tick[tick.worker] = Some(tick.tick);
+                    self.pending
+                        .entry(tick.tick)
+                        .or_insert_with(TickSum::new)
+                        .add(&tick);
+                }
+                Ok(Report::Done { worker, totals }) => self.done[worker] = Some(totals),
+                Ok(Report::Fatal { worker, error }) => {
+                    // Stop everyone; report the first failure.
+                    self.shared.stop.stop();
+                    self.shared.stop.stop();
+                    self.done[worker] = Some(Box::new(empty_totals()));
+                    fatal.get_or_insert(RunError::Thread {
+                        worker,
+                        source: error,
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            for (i, handle) in handles.iter().enumerate() {
+                if self.done[i].is_none() && handle.is_finished() {
+                    // Finished without a Done report: it panicked.
+                    self.shared.stop.stop();
+                    self.shared.stop.stop();
+                    self.done[i] = Some(Box::new(empty_totals()));
+                    fatal.get_or_insert(RunError::Panicked(i));
+                }
+            }
+            if self.timeline.is_none() && self.all_ready() && !self.shared.stop.is_stopped() {
+                if self.ready_clients == 0 {
+                    // Nobody to measure: end now and report the connect failures.
+                    self.shared.stop.stop();
+                    self.shared.stop.stop();
+                } else {
+                    self.publish_timeline();
+                }
+            }
+            self.complete_ticks();
+        }
+        if self.shared.stop.is_stopped() && self.ready_clients > 0 {
+            self.interrupted = true;
+        }
+        self.complete_ticks();
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn all_ready(&self) -> bool {
+        self.ready
+            .iter()
+            .zip(&self.done)
+            .all(|(&r, d)| r || d.is_some())
+    }
+
+    fn publish_timeline(&mut self) {
+        let now = self.shared.clock.now_ns();
+        // The measured part starts on a whole second of the run clock, so per-second
+        // ticks and series rows line up with it.
+        let measure_ns = (now + START_MARGIN_NS + self.warmup_ns).div_ceil(SECOND_NS) * SECOND_NS;
+        let start_ns = measure_ns - self.warmup_ns;
+        let end_ns = measure_ns + self.duration_ns;
+        self.shared.publish(start_ns, measure_ns, end_ns);
+        self.timeline = Some(Timeline {
+            start_ns,
+            measure_ns,
+            measure_tick: measure_ns / SECOND_NS,
+        });
+    }
+
+    /// Completes, in order, every tick all live threads have reported.
+    fn complete_ticks(&mut self) {
+        loop {
+            let k = self.next_tick;
+            let complete = (0..self.threads).all(|w| {
+                self.last_tick[w].is_some_and(|t| t >= k)
+                    || (self.done[w].is_some() && self.last_tick[w].is_none_or(|t| t < k))
+            });
+            let any_left = self.pending.range(k..).next().is_some();
+            if !complete || !any_left {
+                return;
+            }
+            let sum = self.pending.remove(&k).unwrap_or_else(TickSum::new);
+            if let Some(cpu) = process_cpu_time() {
+                self.cpu_at.insert(k, cpu);
+            }
+            self.sent_in.insert(k, sum.sent_all);
+            self.on_tick(k, &sum);
+            self.next_tick += 1;
+        }
+    }
+
+    fn on_tick(&mut self, k: u64, sum: &TickSum) {
+        self.progress_errors += sum.errors;
+        if self.progress {
+            eprintln!("{}", self.progress_line(k, sum));
+        }
+        let Some(t) = self.timeline else { return };
+        if k < t.measure_tick {
+            return;
+        }
+        let end_tick = self.shared.end_ns().div_ceil(SECOND_NS);
+        let c = Percentiles::of(&sum.corrected);
+        let second = k - t.measure_tick;
+        self.series.push(SeriesRow {
+            second,
+            phase: if k < end_tick { "measure" } else { "drain" }.into(),
+            connections: sum.open,
+            sent: sum.sent_measured,
+            received: sum.received_measured,
+            p50_us: c.p50,
+            p90_us: c.p90,
+            p99_us: c.p99,
+            max_us: c.max,
+            errors: sum.errors,
+        });
+        if let Err(e) = self.hlog.interval(
+            Duration::from_secs(second),
+            Duration::from_secs(1),
+            &sum.corrected,
+            &sum.uncorrected,
+        ) {
+            // In-memory writes only fail on a serializer bug; keep the run's other files.
+            eprintln!("loadgen: warning: interval log: {e}");
+        }
+    }
+
+    fn progress_line(&self, k: u64, sum: &TickSum) -> String {
+        let elapsed = (k + 1) as f64;
+        let (phase, total) = match self.timeline {
+            None => ("ramp", None),
+            Some(t) => {
+                let end_ns = self.shared.end_ns();
+                let now_ns = (k + 1) * SECOND_NS;
+                let phase = if now_ns <= t.start_ns {
+                    "ready"
+                } else if now_ns <= t.measure_ns {
+                    "warmup"
+                } else if now_ns <= end_ns {
+                    "measure"
+                } else {
+                    "drain"
+                };
+                (phase, Some(end_ns as f64 / 1e9))
+            }
+        };
+        let total = total.map_or("?".to_string(), |t| format!("{t:.0}s"));
+        let ms = |us: u64| format!("{:.3}ms", us as f64 / 1000.0);
+        let (p50, p99) = if sum.progress.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (
+                ms(sum.progress.value_at_quantile(0.5)),
+                ms(sum.progress.value_at_quantile(0.99)),
+            )
+        };
+        format!(
+            "[{elapsed:>5.0}s/{total:>5}] {phase:<7} conns {}/{} sent {}/s recv {}/s p50 {p50} p99 {p99} errors {}",
+            sum.open, self.clients, sum.sent_all, sum.received_all, self.progress_errors
+        )
+    }
+
+    /// Merges the threads' totals and writes every result file.
+    fn finish(
+        mut self,
+        config: &Config,
+        files: ResultFiles,
+        started_rfc: String,
+        stamp: &str,
+    ) -> Result<RunReport, RunError> {
+        let mut corrected = new_histogram();
+        let mut uncorrected = new_histogram();
+        let mut anomalies = Anomalies::default();
+        let mut errors = ErrorCounts::default();
+        let mut lag = SendLag::default();
+        let (mut sent, mut expected, mut received, mut connected) = (0, 0, 0, 0);
+        let mut first_error = None;
+        for totals in self.done.iter().flatten() {
+            merge(&mut corrected, &totals.corrected);
+            merge(&mut uncorrected, &totals.uncorrected);
+            anomalies.merge(totals.anomalies);
+            errors.merge(totals.errors);
+            lag.merge(totals.lag);
+            sent += totals.sent_measured;
+            expected += totals.expected;
+            received += totals.received;
+            connected += totals.connected;
+            if first_error.is_none() {
+                first_error.clone_from(&totals.first_error);
+            }
+        }
+        if connected == 0 && !(self.interrupted && self.timeline.is_none()) {
+            return Err(RunError::NoConnections {
+                addr: config.addr.to_string(),
+                first_error,
+            });
+        }
+        let (duration_ns, cpu_per_msg) = match self.timeline {
+            Some(t) => {
+                let end_ns = self.shared.end_ns();
+                let duration_ns = end_ns.saturating_sub(t.measure_ns);
+                (
+                    duration_ns,
+                    self.cpu_per_message(t.measure_tick, end_ns / SECOND_NS),
+                )
+            }
+            None => (0, None),
+        };
+        let duration_s = duration_ns as f64 / 1e9;
+        let per_s = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
+        let c = Percentiles::of(&corrected);
+        let u = Percentiles::of(&uncorrected);
+        let summary = Summary {
+            label: config.label(),
+            scenario: config.scenario.name().into(),
+            protocol: config.protocol.name().into(),
+            addr: config.addr.to_string(),
+            clients: config.clients,
+            connected,
+            threads: self.threads as u32,
+            rate_per_client: config.rate,
+            payload_bytes: config.payload,
+            room_size: (config.scenario == Scenario::Room).then_some(config.room_size),
+            duration_s,
+            warmup_s: config.warmup.as_secs_f64(),
+            target_rate: config.target_rate(),
+            achieved_send_rate: per_s(sent),
+            receive_rate: per_s(received),
+            sent,
+            expected,
+            received,
+            lost: expected.saturating_sub(received),
+            duplicated: anomalies.duplicated,
+            reordered: anomalies.reordered,
+            corrupted: anomalies.corrupted,
+            errors: errors.total(),
+            connect_failures: errors.connect_failures,
+            disconnects: errors.disconnects,
+            server_errors: errors.server_errors,
+            late_sends: lag.late,
+            max_send_lag_us: lag.max_ns / 1000,
+            p50_us: c.p50,
+            p90_us: c.p90,
+            p99_us: c.p99,
+            p999_us: c.p999,
+            p9999_us: c.p9999,
+            max_us: c.max,
+            mean_us: (c.mean * 10.0).round() / 10.0,
+            uncorrected_p50_us: u.p50,
+            uncorrected_p99_us: u.p99,
+            uncorrected_max_us: u.max,
+            loadgen_cpu_us_per_msg: cpu_per_msg.map(|v| (v * 100.0).round() / 100.0),
+            started_at: started_rfc,
+            interrupted: self.interrupted,
+        };
+
+        let mut warnings = Vec::new();
+        if summary.late_sends > 0 {
+            warnings.push(format!(
+                "loadgen could not keep its schedule: {} of {} sends left more than 1 ms late (worst {:.3} ms); \
+                 the corrected latencies include this lag",
+                summary.late_sends,
+                summary.sent,
+                summary.max_send_lag_us as f64 / 1000.0
+            ));
+        }
+        if summary.connect_failures > 0 {
+            warnings.push(format!(
+                "{} of {} clients could not connect",
+                summary.connect_failures, summary.clients
+            ));
+        }
+        if let Some(e) = first_error {
+            warnings.push(format!("first error: {e}"));
+        }
+        if summary.interrupted {
+            warnings.push("interrupted: results cover only part of the run".into());
+        }
+
+        let mut files = files;
+        files.summary = results::append_summary(&files.summary, &summary, stamp)?;
+        results::write_hgrm(&files.hgrm, &corrected)?;
+        results::write_hgrm(&files.uncorrected_hgrm, &uncorrected)?;
+        results::write_series(&files.series, &self.series)?;
+        if self.hlog.is_empty() {
+            // A run cut short before measuring still gets a valid (header-only) log.
+            let empty = new_histogram();
+            let _ = self
+                .hlog
+                .interval(Duration::ZERO, Duration::ZERO, &empty, &empty);
+        }
+        self.hlog.write(&files.hlog)?;
+        let _ = self.started_at;
+        let verdict = Verdict::judge(
+            &summary,
+            config.thresholds.max_p99,
+            config.thresholds.max_loss,
+        );
+        Ok(RunReport {
+            summary,
+            files,
+            warnings,
+            verdict,
+        })
+    }
+
+    /// CPU time per message sent over the measured ticks `[first, end)`.
+    fn cpu_per_message(&self, first: u64, end: u64) -> Option<f64> {
+        let before = *self.cpu_at.get(&first.checked_sub(1)?)?;
+        let last = (first..end).rev().find(|k| self.cpu_at.contains_key(k))?;
+        let after = *self.cpu_at.get(&last)?;
+        let sent: u64 = self.sent_in.range(first..=last).map(|(_, n)| n).sum();
+        if sent == 0 {
+            return None;
+        }
+        Some(after.saturating_sub(before).as_secs_f64() * 1e6 / sent as f64)
+    }
+}
+
+fn empty_totals() -> WorkerTotals {
+    WorkerTotals {
+        corrected: new_histogram(),
+        uncorrected: new_histogram(),
+        anomalies: Anomalies::default(),
+        errors: ErrorCounts::default(),
+        lag: SendLag::default(),
+        sent_measured: 0,
+        expected: 0,
+        received: 0,
+        connected: 0,
+        first_error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    #[test]
+    fn groups_stay_on_one_thread_and_cover_every_client() {
+        let config = Config {
+            clients: 23,
+            scenario: Scenario::Room,
+            room_size: 5,
+            threads: 3,
+            ..Config::default()
+        };
+        let plans = plan_clients(&config, "abcd");
+        assert_eq!(plans.len(), 3);
+        let mut ids: Vec<u32> = plans.iter().flatten().map(|p| p.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..23).collect::<Vec<_>>());
+        for thread in &plans {
+            for p in thread {
+                // Every member of p's group is on the same thread.
+                for member in p.group_start..p.group_start + p.group_len {
+                    assert!(thread.iter().any(|q| q.id == member));
+                }
+                assert_eq!(
+                    p.room.as_deref(),
+                    Some(format!("lg-abcd-{}", p.group_start / 5).as_str())
+                );
+            }
+        }
+        let last = plans
+            .iter()
+            .flatten()
+            .find(|p| p.id == 22)
+            .expect("client 22");
+        assert_eq!((last.group_start, last.group_len), (20, 3));
+    }
+
+    #[test]
+    fn dm_pairs_know_each_others_nicks() {
+        let config = Config {
+            clients: 4,
+            scenario: Scenario::Dm,
+            threads: 8,
+            ..Config::default()
+        };
+        let plans = plan_clients(&config, "beef");
+        assert_eq!(plans.len(), 2, "no more threads than groups");
+        let all: Vec<&ClientPlan> = plans.iter().flatten().collect();
+        let c2 = all.iter().find(|p| p.id == 2).expect("client 2");
+        assert_eq!(c2.nick.as_deref(), Some("lgbeef-2"));
+        assert_eq!(c2.partner_nick.as_deref(), Some("lgbeef-3"));
+        let c3 = all.iter().find(|p| p.id == 3).expect("client 3");
+        assert_eq!(c3.partner_nick.as_deref(), Some("lgbeef-2"));
+        for p in &all {
+            shared::names::validate_nick(p.nick.as_deref().unwrap_or_default())
+                .expect("valid nick");
+        }
+    }
+
+    #[test]
+    fn binary_room_clients_keep_their_server_nicks() {
+        let config = Config {
+            clients: 4,
+            scenario: Scenario::Room,
+            protocol: Protocol::Binary,
+            ..Config::default()
+        };
+        assert!(
+            plan_clients(&config, "0000")
+                .iter()
+                .flatten()
+                .all(|p| p.nick.is_none())
+        );
+    }
+}

@@ -1,0 +1,567 @@
+//! A load thread: one `mio::Poll`, a share of the clients, and the loop that connects
+//! them, sends on schedule, reads everything that arrives and reports once a second.
+//!
+//! Phases: ramp (connect at the thread's share of `--connect-rate`, finish handshakes),
+//! wait for the run-wide start, run (send every message at its intended time, never
+//! waiting for replies), drain (stop sending; wait for outstanding messages until they
+//! are all in or the grace period ends). Whole groups (a room, a dm pair) live on one
+//! thread, so loss and drain accounting never needs another thread's counters.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use hdrhistogram::Histogram;
+use mio::{Events, Poll, Token};
+
+use crate::client::{Client, ClientPlan, ErrorCounts, Rules, Status, Tally};
+use crate::clock::Clock;
+use crate::config::{Protocol, Scenario};
+use crate::schedule::{Schedule, SendCursor, SendLag};
+use crate::stamp::Stamp;
+use crate::timer::SendTimer;
+use crate::verify::Anomalies;
+
+const TIMER: Token = Token(usize::MAX - 1);
+const SECOND_NS: u64 = 1_000_000_000;
+/// Longest poll sleep, so stop requests and the start signal are noticed promptly.
+const MAX_SLEEP_NS: u64 = 50_000_000;
+/// Sends handled before the thread looks at its sockets again when it is behind.
+const SEND_BATCH: usize = 256;
+
+/// Asks a run to end early: the first request stops sending and drains, the second
+/// abandons the drain. Clones share the same flag (the Ctrl+C handler holds one).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicU8>);
+
+impl StopSignal {
+    /// A signal nobody has raised yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raises the signal one level (stop, then abort).
+    pub fn stop(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                Some(l.saturating_add(1).min(2))
+            });
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.level() >= 1
+    }
+
+    fn level(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Fixed facts every thread needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub addr: std::net::SocketAddr,
+    pub protocol: Protocol,
+    pub scenario: Scenario,
+    pub payload: usize,
+    pub rate: f64,
+    /// Clients over all threads (phases are spread over all of them).
+    pub clients: u32,
+    /// Time between two connects on one thread.
+    pub connect_interval_ns: u64,
+    pub connect_timeout_ns: u64,
+    pub grace_ns: u64,
+    pub max_seq: u32,
+}
+
+/// State shared by the coordinating thread and the load threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub clock: Clock,
+    pub settings: Settings,
+    pub stop: StopSignal,
+    /// When sending starts (run clock, ns); 0 until the coordinator publishes it.
+    /// Written once, after `measure_ns` and `end_ns` (release/acquire).
+    start_ns: AtomicU64,
+    /// Messages scheduled at or after this are measured.
+    measure_ns: AtomicU64,
+    /// No message scheduled at or after this is sent. Lowered (never raised) when the
+    /// run is stopped early.
+    end_ns: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(clock: Clock, settings: Settings, stop: StopSignal) -> Self {
+        Self {
+            clock,
+            settings,
+            stop,
+            start_ns: AtomicU64::new(0),
+            measure_ns: AtomicU64::new(u64::MAX),
+            end_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Publishes the run's timeline; `start_ns` must be positive.
+    pub(crate) fn publish(&self, start_ns: u64, measure_ns: u64, end_ns: u64) {
+        self.measure_ns.store(measure_ns, Ordering::Relaxed);
+        self.end_ns.fetch_min(end_ns, Ordering::Relaxed);
+        self.start_ns.store(start_ns.max(1), Ordering::Release);
+    }
+
+    fn start(&self) -> Option<(u64, u64)> {
+        match self.start_ns.load(Ordering::Acquire) {
+            0 => None,
+            t0 => Some((t0, self.measure_ns.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// End of sending (run clock, ns).
+    pub(crate) fn end_ns(&self) -> u64 {
+        self.end_ns.load(Ordering::Acquire)
+    }
+
+    fn end_early(&self, now_ns: u64) {
+        self.end_ns.fetch_min(now_ns, Ordering::AcqRel);
+    }
+}
+
+/// One thread's numbers for one second of the run clock.
+#[derive(Debug)]
+pub(crate) struct Tick {
+    pub worker: usize,
+    /// Second index on the run clock: the tick covers `[tick, tick + 1)` seconds.
+    pub tick: u64,
+    /// Ready connections at the end of the tick.
+    pub open: u32,
+    pub sent_all: u64,
+    pub sent_measured: u64,
+    pub received_all: u64,
+    pub received_measured: u64,
+    pub errors: u64,
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub progress: Histogram<u64>,
+}
+
+/// One thread's results.
+#[derive(Debug)]
+pub(crate) struct WorkerTotals {
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub anomalies: Anomalies,
+    pub errors: ErrorCounts,
+    pub lag: SendLag,
+    pub sent_measured: u64,
+    pub expected: u64,
+    pub received: u64,
+    /// Clients ready when sending began.
+    pub connected: u32,
+    pub first_error: Option<String>,
+}
+
+/// What a thread tells the coordinator.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// Every client of the thread is connected (or failed); waiting for the start.
+    Ready {
+        worker: usize,
+        /// Clients that are ready.
+        ready: u32,
+    },
+    /// A second went by.
+    Tick(Box<Tick>),
+    /// The thread finished.
+    Done {
+        worker: usize,
+        totals: Box<WorkerTotals>,
+    },
+    /// The thread could not run (poll or timer creation failed).
+    Fatal { worker: usize, error: io::Error },
+}
+
+enum Phase {
+    Ramp { next: usize, next_ns: u64 },
+    Waiting,
+    Running { cursor: SendCursor },
+    Draining { deadline_ns: u64 },
+}
+
+/// Runs one load thread to the end, reporting to `reports`.
+pub(crate) fn run(
+    worker: usize,
+    plans: Vec<ClientPlan>,
+    shared: Arc<Shared>,
+    reports: Sender<Report>,
+) {
+    let outcome = Worker::new(worker, plans, shared, reports.clone()).and_then(Worker::run);
+    let report = match outcome {
+        Ok(totals) => Report::Done {
+            worker,
+            totals: Box::new(totals),
+        },
+        Err(error) => Report::Fatal { worker, error },
+    };
+    let _ = reports.send(report);
+}
+
+struct Worker {
+    index: usize,
+    poll: Poll,
+    clients: Vec<Client>,
+    /// Local index of the first member of each client's group.
+    group_local: Vec<usize>,
+    /// Whether each client may send (a dm client whose partner never got ready may not).
+    can_send: Vec<bool>,
+    timer: SendTimer,
+    tally: Tally,
+    lag: SendLag,
+    rules: Rules,
+    shared: Arc<Shared>,
+    reports: Sender<Report>,
+    next_tick_ns: u64,
+    sent_all: u64,
+    sent_measured: u64,
+    errors_reported: u64,
+}
+
+impl Worker {
+    fn new(
+        index: usize,
+        plans: Vec<ClientPlan>,
+        shared: Arc<Shared>,
+        reports: Sender<Report>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let timer = SendTimer::new(poll.registry(), TIMER)?;
+        let group_local = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| i - (p.id - p.group_start) as usize)
+            .collect();
+        let s = &shared.settings;
+        let rules = Rules {
+            protocol: s.protocol,
+            scenario: s.scenario,
+            payload: s.payload,
+            measure_from_ns: u64::MAX,
+            max_seq: s.max_seq,
+        };
+        let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
+        Ok(Self {
+            index,
+            poll,
+            can_send: vec![false; plans.len()],
+            clients: plans.into_iter().map(Client::new).collect(),
+            group_local,
+            timer,
+            tally: Tally::default(),
+            lag: SendLag::default(),
+            rules,
+            shared,
+            reports,
+            next_tick_ns,
+            sent_all: 0,
+            sent_measured: 0,
+            errors_reported: 0,
+        })
+    }
+
+    fn run(mut self) -> io::Result<WorkerTotals> {
+        let clock = self.shared.clock;
+        let mut events = Events::with_capacity(1024);
+        let mut scratch = vec![0u8; 64 << 10];
+        let mut phase = Phase::Ramp {
+            next: 0,
+            next_ns: clock.now_ns(),
+        };
+        loop {
+            let now = clock.now_ns();
+            let stop = self.shared.stop.level();
+            if stop >= 2 {
+                break;
+            }
+            let mut sleep_ns = MAX_SLEEP_NS;
+            let mut send_at = None;
+            let mut next_phase = None;
+            match &mut phase {
+                Phase::Ramp { next, next_ns } => {
+                    if stop > 0 {
+                        break;
+                    }
+                    self.ramp(now, next, next_ns);
+                    if *next >= self.clients.len() && self.all_settled() {
+                        let ready = self
+                            .clients
+                            .iter()
+                            .filter(|c| c.status == Status::Ready)
+                            .count();
+                        let _ = self.reports.send(Report::Ready {
+                            worker: self.index,
+                            ready: ready as u32,
+                        });
+                        next_phase = Some(Phase::Waiting);
+                    } else if *next < self.clients.len() {
+                        sleep_ns = sleep_ns.min(next_ns.saturating_sub(now));
+                    }
+                    // Handshake deadlines are checked every few milliseconds.
+                    sleep_ns = sleep_ns.min(5_000_000);
+                }
+                Phase::Waiting => {
+                    if stop > 0 {
+                        break;
+                    }
+                    if let Some((start_ns, measure_ns)) = self.shared.start() {
+                        next_phase = Some(Phase::Running {
+                            cursor: self.begin(start_ns, measure_ns),
+                        });
+                    }
+                    // The start is published well ahead of time; a short nap catches it.
+                    sleep_ns = 5_000_000;
+                }
+                Phase::Running { cursor } => {
+                    if stop > 0 {
+                        self.shared.end_early(now);
+                    }
+                    let end_ns = self.shared.end_ns();
+                    let mut budget = SEND_BATCH;
+                    let mut done = true;
+                    while let Some(due) = cursor.peek() {
+                        if due.at_ns >= end_ns {
+                            break;
+                        }
+                        if due.at_ns > now {
+                            send_at = Some(due.at_ns);
+                            done = false;
+                            break;
+                        }
+                        if budget == 0 {
+                            sleep_ns = 0;
+                            done = false;
+                            break;
+                        }
+                        budget -= 1;
+                        self.send(due);
+                        cursor.advance();
+                    }
+                    if done {
+                        let deadline_ns = end_ns
+                            .max(now)
+                            .saturating_add(self.shared.settings.grace_ns);
+                        next_phase = Some(Phase::Draining { deadline_ns });
+                    }
+                }
+                Phase::Draining { deadline_ns } => {
+                    if now >= *deadline_ns || self.outstanding() == 0 {
+                        break;
+                    }
+                    sleep_ns = sleep_ns.min(*deadline_ns - now);
+                }
+            }
+            if let Some(p) = next_phase {
+                phase = p;
+                sleep_ns = 0;
+            }
+            while now >= self.next_tick_ns {
+                self.emit_tick(self.next_tick_ns / SECOND_NS - 1);
+                self.next_tick_ns += SECOND_NS;
+            }
+            sleep_ns = sleep_ns.min(self.next_tick_ns - now);
+            let mut timeout = Duration::from_nanos(sleep_ns);
+            if let Some(at) = send_at {
+                if let Some(t) = self.timer.wake_at(at, now)? {
+                    timeout = timeout.min(t);
+                }
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now_fn = || clock.now_ns();
+            for event in events.iter() {
+                if event.token() == TIMER {
+                    self.timer.fired();
+                    continue;
+                }
+                let Some(client) = self.clients.get_mut(event.token().0) else {
+                    continue;
+                };
+                client.on_event(
+                    event,
+                    &now_fn,
+                    &self.rules,
+                    self.poll.registry(),
+                    &mut self.tally,
+                    &mut scratch,
+                );
+            }
+        }
+        self.emit_tick(clock.now_ns() / SECOND_NS);
+        Ok(self.finish())
+    }
+
+    /// Starts due connects and fails clients past their deadline.
+    fn ramp(&mut self, now: u64, next: &mut usize, next_ns: &mut u64) {
+        let s = &self.shared.settings;
+        while *next < self.clients.len() && *next_ns <= now {
+            let deadline_ns = now + s.connect_timeout_ns;
+            self.clients[*next].connect(
+                s.addr,
+                self.poll.registry(),
+                Token(*next),
+                deadline_ns,
+                &mut self.tally,
+            );
+            *next += 1;
+            *next_ns += s.connect_interval_ns;
+        }
+        for client in &mut self.clients {
+            match client.status {
+                Status::Connecting { deadline_ns } if now >= deadline_ns => {
+                    client.fail(
+                        self.poll.registry(),
+                        &mut self.tally,
+                        "connect timed out".into(),
+                    );
+                }
+                Status::Handshake { deadline_ns } if now >= deadline_ns => {
+                    client.fail(
+                        self.poll.registry(),
+                        &mut self.tally,
+                        "handshake timed out".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn all_settled(&self) -> bool {
+        self.clients.iter().all(|c| {
+            !matches!(
+                c.status,
+                Status::Idle | Status::Connecting { .. } | Status::Handshake { .. }
+            )
+        })
+    }
+
+    /// Sending begins: fixes who counts as a receiver and builds the schedule.
+    fn begin(&mut self, start_ns: u64, measure_ns: u64) -> SendCursor {
+        self.rules.measure_from_ns = measure_ns;
+        for client in &mut self.clients {
+            client.ready_at_start = client.status == Status::Ready;
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            self.can_send[i] = client.ready_at_start
+                && match self.rules.scenario {
+                    Scenario::Dm => {
+                        let partner = self.group_local[i]
+                            + usize::from(client.plan.id == client.plan.group_start);
+                        self.clients.get(partner).is_some_and(|p| p.ready_at_start)
+                    }
+                    Scenario::Echo | Scenario::Room => true,
+                };
+        }
+        let s = &self.shared.settings;
+        let schedule = Schedule::new(start_ns, s.rate, s.clients);
+        let ids: Vec<u32> = self.clients.iter().map(|c| c.plan.id).collect();
+        SendCursor::new(schedule, &ids)
+    }
+
+    fn send(&mut self, due: crate::schedule::Due) {
+        if !self.can_send[due.local] {
+            return;
+        }
+        let sent_ns = self.shared.clock.now_ns();
+        let stamp = Stamp {
+            client: due.client,
+            seq: due.seq,
+            scheduled_ns: due.at_ns,
+            sent_ns,
+        };
+        let client = &mut self.clients[due.local];
+        if client.send(&stamp, &self.rules, self.poll.registry(), &mut self.tally) {
+            self.sent_all += 1;
+            if due.at_ns >= self.rules.measure_from_ns {
+                client.sent_measured += 1;
+                self.sent_measured += 1;
+                self.lag.record(due.at_ns, sent_ns);
+            }
+        }
+    }
+
+    /// `(expected, received)` deliveries of measured messages, over receivers that were
+    /// ready at the start (`live_only`: and are still connected).
+    fn deliveries(&self, live_only: bool) -> (u64, u64) {
+        let scenario = self.rules.scenario;
+        let mut expected = 0;
+        let mut received = 0;
+        for (i, receiver) in self.clients.iter().enumerate() {
+            if !receiver.ready_at_start || (live_only && receiver.status != Status::Ready) {
+                continue;
+            }
+            let first = self.group_local[i];
+            for sender in &self.clients[first..first + receiver.plan.group_len as usize] {
+                if receiver.plan.expects_from(scenario, sender.plan.id) {
+                    expected += sender.sent_measured;
+                    received += receiver.unique_from(sender.plan.id);
+                }
+            }
+        }
+        (expected, received)
+    }
+
+    fn outstanding(&self) -> u64 {
+        let (expected, received) = self.deliveries(true);
+        expected.saturating_sub(received)
+    }
+
+    fn emit_tick(&mut self, tick: u64) {
+        let (corrected, uncorrected, progress) = self.tally.recorder.take_interval();
+        let errors = self.tally.errors.total();
+        let report = Tick {
+            worker: self.index,
+            tick,
+            open: self
+                .clients
+                .iter()
+                .filter(|c| c.status == Status::Ready)
+                .count() as u32,
+            sent_all: std::mem::take(&mut self.sent_all),
+            sent_measured: std::mem::take(&mut self.sent_measured),
+            received_all: std::mem::take(&mut self.tally.received_all),
+            received_measured: std::mem::take(&mut self.tally.received_measured),
+            errors: errors - self.errors_reported,
+            corrected,
+            uncorrected,
+            progress,
+        };
+        self.errors_reported = errors;
+        let _ = self.reports.send(Report::Tick(Box::new(report)));
+    }
+
+    fn finish(mut self) -> WorkerTotals {
+        let (expected, received) = self.deliveries(false);
+        for client in &mut self.clients {
+            client.finish(self.poll.registry(), &self.rules);
+        }
+        let tally = std::mem::take(&mut self.tally);
+        WorkerTotals {
+            corrected: tally.recorder.corrected,
+            uncorrected: tally.recorder.uncorrected,
+            anomalies: tally.anomalies,
+            errors: tally.errors,
+            lag: self.lag,
+            sent_measured: self.clients.iter().map(|c| c.sent_measured).sum(),
+            expected,
+            received,
+            connected: self.clients.iter().filter(|c| c.ready_at_start).count() as u32,
+            first_error: tally.first_error,
+        }
+    }
+}
