@@ -323,8 +323,11 @@ impl Session {
                     // Take the server's spelling of the room; keep it current only if
                     // no later join made another room current meanwhile.
                     let folded = fold(&room).into_owned();
-                    if let Some(r) = self.rooms.iter_mut().find(|r| fold(r) == folded) {
-                        r.clone_from(&room);
+                    match self.rooms.iter_mut().find(|r| fold(r) == folded) {
+                        Some(r) => r.clone_from(&room),
+                        // Joined without asking (never in binary mode today): the
+                        // server made it our current room.
+                        None => self.rooms.push(room.clone()),
                     }
                 }
                 Reaction::line(render::frame_line(&Frame::Joined {
