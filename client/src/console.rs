@@ -12,12 +12,13 @@
 //! exists rustyline owns SIGINT and turns it into an interrupted `readline`, which
 //! restores the terminal; so [`Console::finish`] raises SIGINT on the calling thread
 //! (delivered synchronously, the handler only writes to rustyline's pipe) and waits,
-//! bounded, for the input thread to drop its editor.
+//! bounded, for the input thread to drop its editor. It does so only while the input
+//! thread is in (or about to enter) `readline`, decided under the [`EditorState`] lock,
+//! so the signal never reaches a handler other than rustyline's.
 
 use std::io::{self, BufRead, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -49,6 +50,20 @@ pub enum InputEvent {
     Failed(String),
 }
 
+/// What the input thread is doing, shared with [`Console::finish`].
+#[derive(Debug, Default)]
+struct EditorState {
+    /// Set by [`Console::finish`]; the input thread prompts no more once it is set.
+    stop: bool,
+    /// The input thread is in `readline`, or has decided to enter it; the editor, and
+    /// so rustyline's SIGINT handler, exists while this holds.
+    reading: bool,
+}
+
+fn lock(state: &Mutex<EditorState>) -> MutexGuard<'_, EditorState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Where lines are shown, and the input thread feeding the event loop.
 pub struct Console {
     output: Output,
@@ -58,8 +73,7 @@ pub struct Console {
 enum Output {
     Terminal {
         printer: Box<dyn ExternalPrinter + Send>,
-        /// Set by [`Console::finish`]; the input thread checks it before each prompt.
-        stop: Arc<AtomicBool>,
+        state: Arc<Mutex<EditorState>>,
         /// Disconnected once the input thread has dropped its editor.
         done: Receiver<()>,
         /// After each line the input thread waits here before prompting again, so a
@@ -86,11 +100,11 @@ impl Console {
         wrap: fn(InputEvent) -> E,
         clock: Clock,
     ) -> Result<Console, ClientError> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(Mutex::new(EditorState::default()));
         let (setup_tx, setup_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel::<()>();
         let (resume, resume_rx) = mpsc::channel::<()>();
-        let stop_flag = Arc::clone(&stop);
+        let thread_state = Arc::clone(&state);
         thread::Builder::new()
             .name("chat-input".to_owned())
             .spawn(move || {
@@ -115,14 +129,14 @@ impl Console {
                         return;
                     }
                 }
-                edit_loop(&mut editor, &stop_flag, &resume_rx, &events, wrap);
+                edit_loop(&mut editor, &thread_state, &resume_rx, &events, wrap);
             })
             .map_err(|e| ClientError::Local(format!("cannot start the input thread: {e}")))?;
         match setup_rx.recv() {
             Ok(Ok(printer)) => Ok(Console {
                 output: Output::Terminal {
                     printer,
-                    stop,
+                    state,
                     done,
                     resume,
                 },
@@ -192,42 +206,56 @@ impl Console {
     pub fn finish(self, farewell: Option<&str>) {
         let Output::Terminal {
             mut printer,
-            stop,
+            state,
             done,
             resume,
         } = self.output
         else {
             return;
         };
-        stop.store(true, Ordering::SeqCst);
+        let reading = {
+            let mut state = lock(&state);
+            state.stop = true;
+            state.reading
+        };
         // Wakes an input thread waiting to prompt again; it then ends.
         drop(resume);
-        if !matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
-            return;
-        }
-        if let Some(line) = farewell {
-            // Cannot block for good: if `readline` has returned, the input thread ends
-            // (stop is set) and dropping the editor fails this print.
+        if let (true, Some(line)) = (reading, farewell) {
+            // Not under the lock, and cannot block for good: if `readline` returns
+            // meanwhile, the input thread ends (stop is set) and dropping the editor
+            // fails this print.
             let _ = printer.print(format!("{} {line}\n", self.clock.now_hms()));
         }
-        if matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
-            // The editor still exists, so its SIGINT handler is installed.
+        let state = lock(&state);
+        if state.reading {
+            // Under the lock: the thread cannot leave `readline` and drop the editor
+            // (restoring the previous SIGINT handler) before the handler has run.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
-            // Disconnected means restored; a timeout leaves it to process exit.
-            let _ = done.recv_timeout(STOP_TIMEOUT);
         }
+        drop(state);
+        // Disconnected means restored; a timeout leaves it to process exit.
+        let _ = done.recv_timeout(STOP_TIMEOUT);
     }
 }
 
 fn edit_loop<E>(
     editor: &mut DefaultEditor,
-    stop: &AtomicBool,
+    state: &Mutex<EditorState>,
     resume: &Receiver<()>,
     events: &Sender<E>,
     wrap: fn(InputEvent) -> E,
 ) {
-    while !stop.load(Ordering::SeqCst) {
-        let event = match editor.readline(PROMPT) {
+    loop {
+        {
+            let mut state = lock(state);
+            if state.stop {
+                return;
+            }
+            state.reading = true;
+        }
+        let read = editor.readline(PROMPT);
+        lock(state).reading = false;
+        let event = match read {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
