@@ -8,11 +8,12 @@
 //! until the server closes the connection or a short bound passes. No phase waits
 //! without a bound except `Running`, which waits for the person.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender, select};
+
 use crate::cli::{Config, Mode};
-use crate::connection::{self, FrameWriter, NetEvent, SendError};
+use crate::connection::{self, CloseCause, FrameWriter, NetEvent, SendError};
 use crate::console::{Console, InputEvent};
 use crate::error::ClientError;
 use crate::render::{self, Clock};
@@ -22,6 +23,9 @@ use crate::session::{Reaction, Session};
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to wait for the server to close after it announced it would.
 const SERVER_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Frames read but not yet shown; past it the reader stops reading (see
+/// [`connection::Connected::spawn_reader`]).
+const NET_QUEUE: usize = 1024;
 
 /// Everything the event loop reacts to.
 #[derive(Debug)]
@@ -30,6 +34,15 @@ pub(crate) enum Event {
     Net(NetEvent),
     /// Ctrl+C, SIGTERM or SIGHUP outside the line editor.
     Interrupt,
+}
+
+/// The event loop's two queues: the person's side is unbounded (it is slow, and its
+/// sender must never block while the loop waits on rustyline), the network side is
+/// bounded.
+#[derive(Debug)]
+struct Queues {
+    events: Receiver<Event>,
+    net: Receiver<NetEvent>,
 }
 
 /// A client, ready to [`run`](Client::run).
@@ -55,7 +68,7 @@ impl Interrupter {
 impl Client {
     /// A client for `config`; nothing happens until [`run`](Client::run).
     pub fn new(config: Config) -> Self {
-        let (events_tx, events_rx) = mpsc::channel();
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         Client {
             config,
             events_tx,
@@ -73,9 +86,14 @@ impl Client {
     pub fn run(self) -> Result<(), ClientError> {
         let clock = Clock::local();
         let mut connected = connection::connect(&self.config.addr, self.config.connect_timeout)?;
+        let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
         connected
-            .spawn_reader(self.events_tx.clone(), Event::Net)
+            .spawn_reader(net_tx)
             .map_err(|e| ClientError::Local(format!("cannot start the reader thread: {e}")))?;
+        let queues = Queues {
+            events: self.events_rx,
+            net: net_rx,
+        };
         let console = match self.config.mode {
             Mode::Interactive => {
                 Console::terminal(self.events_tx.clone(), Event::Input, clock.clone()).or_else(
@@ -107,7 +125,7 @@ impl Client {
             .start(self.config.nick.as_deref(), Some(&self.config.room));
         let result = match app.apply(start) {
             Some(result) => result,
-            None => app.run_loop(&self.events_rx),
+            None => app.run_loop(&queues),
         };
         // After an unasked-for end, make sure the last lines (a shutdown notice) were
         // shown above the prompt before the prompt goes away.
@@ -139,21 +157,28 @@ struct App {
 }
 
 impl App {
-    fn run_loop(&mut self, events: &Receiver<Event>) -> Result<(), ClientError> {
+    fn run_loop(&mut self, queues: &Queues) -> Result<(), ClientError> {
+        // Far enough to mean "no deadline" while waiting for the person.
+        let never = Duration::from_secs(86_400);
         loop {
-            let deadline = match &self.phase {
-                Phase::Running => None,
-                Phase::Draining { until } | Phase::Closing { until, .. } => Some(*until),
+            let until = match &self.phase {
+                Phase::Running => Instant::now() + never,
+                Phase::Draining { until } | Phase::Closing { until, .. } => *until,
             };
-            let event = match deadline {
-                None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(until) => events.recv_timeout(until.saturating_duration_since(Instant::now())),
-            };
-            let outcome = match event {
-                Ok(event) => self.handle(event),
-                Err(RecvTimeoutError::Timeout) => self.deadline_passed(),
-                // Cannot happen while `Client` holds a sender; end cleanly anyway.
-                Err(RecvTimeoutError::Disconnected) => Some(Ok(())),
+            let outcome = select! {
+                recv(queues.events) -> event => match event {
+                    Ok(event) => self.handle(event),
+                    // Cannot happen: `Client` holds a sender.
+                    Err(_) => Some(Ok(())),
+                },
+                recv(queues.net) -> event => self.handle(Event::Net(event.unwrap_or(
+                    // The reader always sends `Closed` last; if it died instead, the
+                    // stream is gone all the same.
+                    NetEvent::Closed(CloseCause::Eof),
+                ))),
+                default(until.saturating_duration_since(Instant::now())) => {
+                    self.deadline_passed()
+                }
             };
             if let Some(outcome) = outcome {
                 return outcome;

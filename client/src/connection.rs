@@ -7,11 +7,11 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use crossbeam_channel::Sender;
 use shared::text::escape;
 use shared::{DecodeError, EncodeError, Frame, FrameDecoder, PROTOCOL_VERSION};
 
@@ -139,39 +139,32 @@ pub struct Connected {
 
 impl Connected {
     /// Starts the reader thread, which sends every frame and finally one
-    /// [`NetEvent::Closed`] through `wrap` into `events`.
-    pub fn spawn_reader<E: Send + 'static>(
-        &mut self,
-        events: Sender<E>,
-        wrap: fn(NetEvent) -> E,
-    ) -> io::Result<()> {
+    /// [`NetEvent::Closed`] into `events`. Give it a bounded channel: when the client
+    /// falls behind, the reader stops reading and TCP pushes back on the server, whose
+    /// slow-consumer limit then decides, instead of this queue growing without end.
+    pub fn spawn_reader(&mut self, events: Sender<NetEvent>) -> io::Result<()> {
         let stream = self.reader.0.try_clone()?;
         let decoder = std::mem::replace(&mut self.reader.1, FrameDecoder::new(0));
         thread::Builder::new()
             .name("chat-reader".to_owned())
-            .spawn(move || read_loop(stream, decoder, &events, wrap))?;
+            .spawn(move || read_loop(stream, decoder, &events))?;
         Ok(())
     }
 }
 
-fn read_loop<E>(
-    mut stream: TcpStream,
-    mut decoder: FrameDecoder,
-    events: &Sender<E>,
-    wrap: fn(NetEvent) -> E,
-) {
+fn read_loop(mut stream: TcpStream, mut decoder: FrameDecoder, events: &Sender<NetEvent>) {
     let mut buf = vec![0u8; 64 << 10];
     let cause = loop {
         loop {
             match decoder.decode() {
                 Ok(Some(frame)) => {
-                    if events.send(wrap(NetEvent::Frame(frame))).is_err() {
+                    if events.send(NetEvent::Frame(frame)).is_err() {
                         return;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = events.send(wrap(NetEvent::Closed(CloseCause::Decode(e))));
+                    let _ = events.send(NetEvent::Closed(CloseCause::Decode(e)));
                     return;
                 }
             }
@@ -183,7 +176,7 @@ fn read_loop<E>(
             Err(e) => break CloseCause::Io(e),
         }
     };
-    let _ = events.send(wrap(NetEvent::Closed(cause)));
+    let _ = events.send(NetEvent::Closed(cause));
 }
 
 /// Connects to `addr`, says `Hello`, and waits for `Welcome`, each step bounded by

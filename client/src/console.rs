@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use crossbeam_channel::Sender as EventSender;
 use rustyline::error::ReadlineError;
 use rustyline::{Config as EditorConfig, DefaultEditor, ExternalPrinter};
 
@@ -96,7 +97,7 @@ impl std::fmt::Debug for Console {
 impl Console {
     /// Starts the line editor on its own thread; typed lines arrive in `events`.
     pub fn terminal<E: Send + 'static>(
-        events: Sender<E>,
+        events: EventSender<E>,
         wrap: fn(InputEvent) -> E,
         clock: Clock,
     ) -> Result<Console, ClientError> {
@@ -151,7 +152,7 @@ impl Console {
 
     /// Starts a thread reading stdin line by line into `events`.
     pub fn plain<E: Send + 'static>(
-        events: Sender<E>,
+        events: EventSender<E>,
         wrap: fn(InputEvent) -> E,
         clock: Clock,
     ) -> Result<Console, ClientError> {
@@ -242,7 +243,7 @@ fn edit_loop<E>(
     editor: &mut DefaultEditor,
     state: &Mutex<EditorState>,
     resume: &Receiver<()>,
-    events: &Sender<E>,
+    events: &EventSender<E>,
     wrap: fn(InputEvent) -> E,
 ) {
     loop {
@@ -278,7 +279,7 @@ fn edit_loop<E>(
     }
 }
 
-fn read_stdin<E>(events: &Sender<E>, wrap: fn(InputEvent) -> E) {
+fn read_stdin<E>(events: &EventSender<E>, wrap: fn(InputEvent) -> E) {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     let mut buf = Vec::new();
