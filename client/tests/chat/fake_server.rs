@@ -179,3 +179,19 @@ fn end_of_input_waits_for_the_echo_reply_then_says_goodbye() {
     // The barrier's reply is not shown.
     assert!(!stdout.iter().any(|l| l.contains("barrier")), "{stdout:?}");
 }
+
+#[test]
+fn bad_arguments_exit_2_before_connecting() {
+    // Nothing listens there; a usage error must be reported before any connect.
+    let addr = "127.0.0.1:9".parse().unwrap();
+    for args in [
+        &["--nick", "bad nick"][..],
+        &["--room", ""],
+        &["--frobnicate"],
+    ] {
+        let chat = Chat::spawn("usage", addr, args);
+        let (status, _, stderr) = chat.finish();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("connect"), "{args:?}: {stderr}");
+    }
+}
