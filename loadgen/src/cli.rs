@@ -80,7 +80,7 @@ pub struct RunArgs {
     /// Payload bytes per message (at least 64: the stamp).
     #[arg(long, default_value_t = crate::stamp::MIN_PAYLOAD)]
     pub payload: usize,
-    /// Load threads [default: one per core].
+    /// Load threads (the default is one per core).
     #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
     /// What the clients do.
@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Run name in result files [default: SCENARIO-PROTOCOL].
     #[arg(long)]
     pub label: Option<String>,
+    /// Per client, messages awaiting their echo before further sends wait (echo scenario;
+    /// 0 = unlimited, pure open loop; 1 = one request at a time, like wrk2).
+    #[arg(long, default_value_t = 0)]
+    pub max_in_flight: u32,
     /// Fail (exit 3) if the corrected p99 exceeds this [default: no limit].
     #[arg(long, value_parser = parse_duration)]
     pub max_p99: Option<Duration>,
@@ -146,6 +150,7 @@ impl RunArgs {
             protocol: self.protocol,
             out: self.out,
             label: self.label,
+            max_in_flight: self.max_in_flight,
             thresholds: Thresholds {
                 max_p99: self.max_p99,
                 max_loss: self.max_loss,

@@ -15,8 +15,10 @@ use mio::{Interest, Registry, Token};
 use shared::frame::{LEN_PREFIX, types};
 use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 
+use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
 use crate::recorder::LatencyRecorder;
+use crate::schedule::{Schedule, SendLag};
 use crate::stamp::{ASCII_MARKER, Stamp};
 use crate::verify::{Anomalies, Arrival, SequenceTracker};
 
@@ -63,6 +65,18 @@ pub(crate) struct Rules {
     pub measure_from_ns: u64,
     /// Highest sequence number any client can send; higher ones are forged.
     pub max_seq: u32,
+    /// Messages a client may have awaiting their echo; 0 = unlimited (pure open loop).
+    pub window: u32,
+    /// The send schedule (set when sending begins).
+    pub schedule: Schedule,
+}
+
+/// What a client needs from its thread while handling an event or a send.
+pub(crate) struct Ctx<'a> {
+    pub rules: &'a Rules,
+    pub registry: &'a Registry,
+    pub clock: Clock,
+    pub tally: &'a mut Tally,
 }
 
 /// Where a client is in its life.
@@ -129,9 +143,23 @@ pub(crate) struct Tally {
     pub received_measured: u64,
     /// First error text a server sent, to show the user.
     pub first_error: Option<String>,
+    /// Messages sent this interval (warmup included), for progress.
+    pub sent_all: u64,
+    /// Measured messages sent this interval.
+    pub sent_measured: u64,
+    /// Lag of measured sends that went out when due.
+    pub lag: SendLag,
+    /// Measured messages that had to wait for the in-flight window.
+    pub deferred: u64,
 }
 
 impl Tally {
+    pub(crate) fn first_error(&mut self, text: String) {
+        if self.first_error.is_none() {
+            self.first_error = Some(text);
+        }
+    }
+
     fn note_error(&mut self, text: String) {
         self.errors.server_errors += 1;
         if self.first_error.is_none() {
@@ -171,6 +199,12 @@ pub(crate) struct Client {
     pub sent_measured: u64,
     /// Whether the client was ready when sending began (it then counts as a receiver).
     pub ready_at_start: bool,
+    /// Next sequence number to send.
+    next_seq: u32,
+    /// Sequence numbers below this are due (the schedule reached them).
+    due_until: u32,
+    /// Own messages sent and not yet echoed (only tracked with a window).
+    in_flight: u32,
 }
 
 impl Client {
@@ -184,6 +218,9 @@ impl Client {
             streams,
             sent_measured: 0,
             ready_at_start: false,
+            next_seq: 0,
+            due_until: 0,
+            in_flight: 0,
         }
     }
 
@@ -199,13 +236,13 @@ impl Client {
     pub(crate) fn connect(
         &mut self,
         addr: SocketAddr,
-        registry: &Registry,
         token: Token,
         deadline_ns: u64,
-        tally: &mut Tally,
+        cx: &mut Ctx<'_>,
     ) {
         let result = TcpStream::connect(addr).and_then(|mut stream| {
-            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            cx.registry
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
             Ok(stream)
         });
         match result {
@@ -218,18 +255,16 @@ impl Client {
                 });
                 self.status = Status::Connecting { deadline_ns };
             }
-            Err(e) => self.fail(registry, tally, format!("connect to {addr}: {e}")),
+            Err(e) => self.fail(cx, format!("connect to {addr}: {e}")),
         }
     }
 
     /// Gives up on a client that never got ready.
-    pub(crate) fn fail(&mut self, registry: &Registry, tally: &mut Tally, why: String) {
-        self.drop_conn(registry);
+    pub(crate) fn fail(&mut self, cx: &mut Ctx<'_>, why: String) {
+        self.drop_conn(cx.registry);
         self.status = Status::Failed;
-        tally.errors.connect_failures += 1;
-        if tally.first_error.is_none() {
-            tally.first_error = Some(why);
-        }
+        cx.tally.errors.connect_failures += 1;
+        cx.tally.first_error(why);
     }
 
     fn drop_conn(&mut self, registry: &Registry) {
@@ -238,23 +273,16 @@ impl Client {
         }
     }
 
-    /// Ends a connection that was ready; `expected` when the run is over.
-    pub(crate) fn close(&mut self, registry: &Registry, tally: &mut Tally, expected: bool) {
-        self.drop_conn(registry);
-        if self.status == Status::Ready && !expected {
-            tally.errors.disconnects += 1;
-        }
-        if matches!(
-            self.status,
-            Status::Connecting { .. } | Status::Handshake { .. }
-        ) {
-            self.fail(
-                registry,
-                tally,
-                "connection closed during the handshake".into(),
-            );
-        } else if self.status == Status::Ready {
-            self.status = Status::Closed;
+    /// Ends a connection the peer closed or broke.
+    fn lost_connection(&mut self, cx: &mut Ctx<'_>, why: String) {
+        match self.status {
+            Status::Connecting { .. } | Status::Handshake { .. } => self.fail(cx, why),
+            Status::Ready => {
+                self.drop_conn(cx.registry);
+                self.status = Status::Closed;
+                cx.tally.errors.disconnects += 1;
+            }
+            Status::Idle | Status::Failed | Status::Closed => self.drop_conn(cx.registry),
         }
     }
 
@@ -263,13 +291,10 @@ impl Client {
         if let Some(conn) = &mut self.conn {
             match rules.protocol {
                 Protocol::Binary => {
-                    let mut buf = BytesMut::new();
                     let bye = Frame::Goodbye {
                         reason: "load run finished".into(),
                     };
-                    if bye.encode(&mut buf).is_ok() {
-                        conn.out.extend_from_slice(&buf);
-                    }
+                    conn.queue_frame(&bye);
                 }
                 Protocol::Text => conn.out.extend_from_slice(b"/quit\n"),
                 Protocol::Line => {}
@@ -286,56 +311,44 @@ impl Client {
     pub(crate) fn on_event(
         &mut self,
         event: &mio::event::Event,
-        now: &dyn Fn() -> u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
+        cx: &mut Ctx<'_>,
         scratch: &mut [u8],
     ) {
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let writable = event.is_writable() || event.is_write_closed();
         if let Status::Connecting { deadline_ns } = self.status {
             match self.conn.as_ref().map(|c| connect_outcome(&c.stream)) {
-                Some(Ok(true)) => self.on_connected(deadline_ns, rules, registry, tally),
-                Some(Ok(false)) => return,
+                Some(Ok(true)) => self.on_connected(deadline_ns, cx),
+                Some(Ok(false)) | None => return,
                 Some(Err(e)) => {
-                    let why = format!("connect: {e}");
-                    self.fail(registry, tally, why);
+                    self.fail(cx, format!("connect: {e}"));
                     return;
                 }
-                None => return,
             }
         }
         if writable || readable {
-            self.flush(registry, tally);
+            self.flush(cx);
         }
         if readable {
-            self.read(now, rules, registry, tally, scratch);
+            self.read(cx, scratch);
         }
     }
 
-    fn on_connected(
-        &mut self,
-        deadline_ns: u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) {
+    fn on_connected(&mut self, deadline_ns: u64, cx: &mut Ctx<'_>) {
         let Some(conn) = &mut self.conn else { return };
         let _ = conn.stream.set_nodelay(true);
-        let mut hello = BytesMut::new();
-        let mut frames = Vec::new();
+        let rules = cx.rules;
         match rules.protocol {
             Protocol::Binary => {
-                frames.push(Frame::Hello {
+                conn.queue_frame(&Frame::Hello {
                     version: PROTOCOL_VERSION,
                 });
                 match rules.scenario {
                     Scenario::Echo => {}
-                    Scenario::Room => frames.push(Frame::Join {
+                    Scenario::Room => conn.queue_frame(&Frame::Join {
                         room: self.plan.room.clone().unwrap_or_default(),
                     }),
-                    Scenario::Dm => frames.push(Frame::SetNick {
+                    Scenario::Dm => conn.queue_frame(&Frame::SetNick {
                         nick: self.nick.clone(),
                     }),
                 }
@@ -343,20 +356,15 @@ impl Client {
             Protocol::Text | Protocol::Line => {
                 conn.inbox = Inbox::Lines(LineDecoder::new(shared::DEFAULT_MAX_LINE * 4));
                 if rules.protocol == Protocol::Text && rules.scenario != Scenario::Echo {
-                    hello.extend_from_slice(format!("/nick {}\n", self.nick).as_bytes());
+                    conn.out
+                        .extend_from_slice(format!("/nick {}\n", self.nick).as_bytes());
                     if let Some(room) = &self.plan.room {
-                        hello.extend_from_slice(format!("/join {room}\n").as_bytes());
+                        conn.out
+                            .extend_from_slice(format!("/join {room}\n").as_bytes());
                     }
                 }
             }
         }
-        for frame in &frames {
-            if let Err(e) = frame.encode(&mut hello) {
-                self.fail(registry, tally, format!("encode handshake: {e}"));
-                return;
-            }
-        }
-        conn.out.extend_from_slice(&hello);
         // Plain echo needs no handshake in text or line mode: the first /echo (or line)
         // tells a chat server which mode this connection speaks.
         let needs_handshake = match rules.protocol {
@@ -372,26 +380,63 @@ impl Client {
     }
 
     /// Writes as much of the outbound buffer as the socket takes.
-    pub(crate) fn flush(&mut self, registry: &Registry, tally: &mut Tally) {
+    fn flush(&mut self, cx: &mut Ctx<'_>) {
         let Some(conn) = &mut self.conn else { return };
         if let Err(e) = conn.flush() {
-            let ready = self.status == Status::Ready;
-            self.close(registry, tally, false);
-            if !ready && tally.first_error.is_none() {
-                tally.first_error = Some(format!("write: {e}"));
+            self.lost_connection(cx, format!("write: {e}"));
+        }
+    }
+
+    /// The schedule reached message `seq`: send it now, or once the in-flight window
+    /// has room.
+    pub(crate) fn on_due(&mut self, seq: u32, cx: &mut Ctx<'_>) {
+        self.due_until = self.due_until.max(seq.saturating_add(1));
+        let window = cx.rules.window;
+        if window > 0 && self.in_flight >= window && self.status == Status::Ready {
+            if cx.rules.schedule.intended_ns(self.plan.id, seq) >= cx.rules.measure_from_ns {
+                cx.tally.deferred += 1;
+            }
+            return;
+        }
+        self.pump(Some(seq), cx);
+    }
+
+    /// Sends due messages while the window allows. Only a message sent at the moment it
+    /// fell due (`on_time`) counts towards the schedule lag: waiting for the window is
+    /// the server's doing, not loadgen's.
+    fn pump(&mut self, on_time: Option<u32>, cx: &mut Ctx<'_>) {
+        let window = cx.rules.window;
+        while self.next_seq < self.due_until && (window == 0 || self.in_flight < window) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let scheduled_ns = cx.rules.schedule.intended_ns(self.plan.id, seq);
+            let sent_ns = cx.clock.now_ns();
+            let stamp = Stamp {
+                client: self.plan.id,
+                seq,
+                scheduled_ns,
+                sent_ns,
+            };
+            if !self.send(&stamp, cx) {
+                continue;
+            }
+            if window > 0 {
+                self.in_flight += 1;
+            }
+            cx.tally.sent_all += 1;
+            if scheduled_ns >= cx.rules.measure_from_ns {
+                self.sent_measured += 1;
+                cx.tally.sent_measured += 1;
+                if on_time == Some(seq) {
+                    cx.tally.lag.record(scheduled_ns, sent_ns);
+                }
             }
         }
     }
 
     /// Queues one load message and writes it if the socket takes it. Returns whether the
     /// message was queued (the connection is ready and its buffer not full).
-    pub(crate) fn send(
-        &mut self,
-        stamp: &Stamp,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) -> bool {
+    fn send(&mut self, stamp: &Stamp, cx: &mut Ctx<'_>) -> bool {
         if self.status != Status::Ready {
             return false;
         }
@@ -399,60 +444,44 @@ impl Client {
             return false;
         };
         if conn.out.len() - conn.sent > MAX_OUTBOUND {
-            tally.errors.stalled_sends += 1;
+            cx.tally.errors.stalled_sends += 1;
             return false;
         }
-        encode_message(stamp, rules, &self.plan, &mut conn.out);
-        self.flush(registry, tally);
+        encode_message(stamp, cx.rules, &self.plan, &mut conn.out);
+        self.flush(cx);
         true
     }
 
-    fn read(
-        &mut self,
-        now: &dyn Fn() -> u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-        scratch: &mut [u8],
-    ) {
+    fn read(&mut self, cx: &mut Ctx<'_>, scratch: &mut [u8]) {
         loop {
             let Some(conn) = &mut self.conn else { return };
             let n = match conn.stream.read(scratch) {
                 Ok(0) => {
-                    self.close(registry, tally, false);
+                    self.lost_connection(cx, "the server closed the connection".into());
                     return;
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    if !matches!(self.status, Status::Ready) && tally.first_error.is_none() {
-                        tally.first_error = Some(format!("read: {e}"));
-                    }
-                    self.close(registry, tally, false);
+                    self.lost_connection(cx, format!("read: {e}"));
                     return;
                 }
             };
             // One timestamp per read: everything in it arrived together.
-            let at = now();
+            let at = cx.clock.now_ns();
             match &mut conn.inbox {
                 Inbox::Frames(d) => d.feed(&scratch[..n]),
                 Inbox::Lines(d) => d.feed(&scratch[..n]),
             }
-            if !self.drain_inbox(at, rules, registry, tally) {
+            if !self.drain_inbox(at, cx) {
                 return;
             }
         }
     }
 
     /// Decodes everything buffered. Returns `false` when the connection was dropped.
-    fn drain_inbox(
-        &mut self,
-        at: u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) -> bool {
+    fn drain_inbox(&mut self, at: u64, cx: &mut Ctx<'_>) -> bool {
         loop {
             let Some(conn) = &mut self.conn else {
                 return false;
@@ -463,16 +492,11 @@ impl Client {
             };
             match decoded {
                 Ok(None) => return true,
-                Ok(Some(Incoming::Frame(frame))) => {
-                    self.on_frame(frame, at, rules, registry, tally)
-                }
-                Ok(Some(Incoming::Line(line))) => self.on_line(&line, at, rules, registry, tally),
+                Ok(Some(Incoming::Frame(frame))) => self.on_frame(frame, at, cx),
+                Ok(Some(Incoming::Line(line))) => self.on_line(&line, at, cx),
                 Err(e) => {
-                    tally.errors.protocol_errors += 1;
-                    if tally.first_error.is_none() {
-                        tally.first_error = Some(format!("undecodable data from the server: {e}"));
-                    }
-                    self.close(registry, tally, false);
+                    cx.tally.errors.protocol_errors += 1;
+                    self.lost_connection(cx, format!("undecodable data from the server: {e}"));
                     return false;
                 }
             }
@@ -483,38 +507,32 @@ impl Client {
         matches!(self.status, Status::Handshake { .. })
     }
 
-    fn on_frame(
-        &mut self,
-        frame: Frame,
-        at: u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) {
+    fn on_frame(&mut self, frame: Frame, at: u64, cx: &mut Ctx<'_>) {
+        let scenario = cx.rules.scenario;
         match frame {
-            Frame::EchoReply { payload, .. } if rules.scenario == Scenario::Echo => {
-                self.deliver(Stamp::from_binary(&payload).ok(), at, rules, tally);
+            Frame::EchoReply { payload, .. } if scenario == Scenario::Echo => {
+                self.deliver(Stamp::from_binary(&payload).ok(), at, cx);
             }
             Frame::RoomMsg { room, text, .. }
-                if rules.scenario == Scenario::Room
+                if scenario == Scenario::Room
                     && self.plan.room.as_deref() == Some(room.as_str()) =>
             {
-                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
             }
-            Frame::DirectMsg { text, .. } if rules.scenario == Scenario::Dm => {
-                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+            Frame::DirectMsg { text, .. } if scenario == Scenario::Dm => {
+                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
             }
             Frame::Welcome { version, nick, .. } => {
                 if version != PROTOCOL_VERSION {
                     let why =
                         format!("server speaks protocol {version}, loadgen {PROTOCOL_VERSION}");
-                    self.fail(registry, tally, why);
+                    self.fail(cx, why);
                     return;
                 }
                 if self.plan.nick.is_none() {
                     self.nick = nick;
                 }
-                if self.handshaking() && rules.scenario == Scenario::Echo {
+                if self.handshaking() && scenario == Scenario::Echo {
                     self.status = Status::Ready;
                 }
             }
@@ -526,64 +544,45 @@ impl Client {
                 self.status = Status::Ready;
             }
             Frame::NickChanged { new, .. }
-                if self.handshaking() && rules.scenario == Scenario::Dm && new == self.nick =>
+                if self.handshaking() && scenario == Scenario::Dm && new == self.nick =>
             {
                 self.status = Status::Ready;
             }
             Frame::Ping { token } => {
                 if let Some(conn) = &mut self.conn {
-                    let mut buf = BytesMut::new();
-                    if (Frame::Pong { token }).encode(&mut buf).is_ok() {
-                        conn.out.extend_from_slice(&buf);
-                    }
+                    conn.queue_frame(&Frame::Pong { token });
                 }
-                self.flush(registry, tally);
+                self.flush(cx);
             }
-            Frame::Error { code, text } => self.on_server_error(code, &text, registry, tally),
+            Frame::Error { code, text } => self.on_server_error(code, &text, cx),
             Frame::Shutdown { reason } => {
-                tally.note_error(format!("server shutting down: {reason}"));
+                cx.tally
+                    .note_error(format!("server shutting down: {reason}"));
             }
             _ => {}
         }
     }
 
-    fn on_server_error(
-        &mut self,
-        code: ErrorCode,
-        text: &str,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) {
-        tally.note_error(format!("server error {code}: {text}"));
+    fn on_server_error(&mut self, code: ErrorCode, text: &str, cx: &mut Ctx<'_>) {
+        cx.tally.note_error(format!("server error {code}: {text}"));
         if self.handshaking() {
-            self.fail(
-                registry,
-                tally,
-                format!("handshake refused: {code}: {text}"),
-            );
+            self.fail(cx, format!("handshake refused: {code}: {text}"));
         }
     }
 
-    fn on_line(
-        &mut self,
-        line: &str,
-        at: u64,
-        rules: &Rules,
-        registry: &Registry,
-        tally: &mut Tally,
-    ) {
-        if rules.protocol == Protocol::Line {
+    fn on_line(&mut self, line: &str, at: u64, cx: &mut Ctx<'_>) {
+        if cx.rules.protocol == Protocol::Line {
             // A plain echo server sends back only what we sent.
-            self.deliver(Stamp::from_ascii(line.as_bytes()).ok(), at, rules, tally);
+            self.deliver(Stamp::from_ascii(line.as_bytes()).ok(), at, cx);
             return;
         }
         if let Some(rest) = line.strip_prefix("ERR ") {
             let (code, text) = rest.split_once(' ').unwrap_or((rest, ""));
             let code = ErrorCode(code.parse().unwrap_or(0));
-            self.on_server_error(code, text, registry, tally);
+            self.on_server_error(code, text, cx);
             return;
         }
-        match rules.scenario {
+        match cx.rules.scenario {
             Scenario::Echo => {
                 // `SECONDS.MICROS:PAYLOAD`
                 if let Some((time, payload)) = line.split_once(':')
@@ -591,7 +590,7 @@ impl Client {
                     && time.bytes().all(|b| b.is_ascii_digit() || b == b'.')
                     && payload.as_bytes().first() == Some(&ASCII_MARKER)
                 {
-                    self.deliver(Stamp::from_ascii(payload.as_bytes()).ok(), at, rules, tally);
+                    self.deliver(Stamp::from_ascii(payload.as_bytes()).ok(), at, cx);
                 }
             }
             Scenario::Room => {
@@ -605,7 +604,7 @@ impl Client {
                 };
                 if rest.starts_with('<') {
                     if let Some((_, text)) = rest.split_once("> ") {
-                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
                     }
                 } else if self.handshaking()
                     && rest
@@ -619,7 +618,7 @@ impl Client {
             Scenario::Dm => {
                 if let Some(rest) = line.strip_prefix("[dm] <") {
                     if let Some((_, text)) = rest.split_once("> ") {
-                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, rules, tally);
+                        self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
                     }
                 } else if self.handshaking()
                     && line
@@ -633,7 +632,9 @@ impl Client {
     }
 
     /// Accounts for one received stamp (`None`: it did not check out).
-    fn deliver(&mut self, stamp: Option<Stamp>, at: u64, rules: &Rules, tally: &mut Tally) {
+    fn deliver(&mut self, stamp: Option<Stamp>, at: u64, cx: &mut Ctx<'_>) {
+        let rules = cx.rules;
+        let tally = &mut *cx.tally;
         let Some(stamp) = stamp else {
             tally.anomalies.corrupted += 1;
             return;
@@ -653,15 +654,22 @@ impl Client {
         let corrected = at.saturating_sub(stamp.scheduled_ns);
         let uncorrected = at.saturating_sub(stamp.sent_ns);
         let measured = stamp.scheduled_ns >= rules.measure_from_ns;
-        if !measured {
-            tally.recorder.record(corrected, uncorrected, false);
-            return;
+        let first = if measured {
+            let arrival = self.streams[index as usize].record(stamp.seq);
+            tally.anomalies.note(arrival);
+            arrival != Arrival::Duplicate
+        } else {
+            true
+        };
+        if first {
+            tally.recorder.record(corrected, uncorrected, measured);
+            if measured {
+                tally.received_measured += 1;
+            }
         }
-        let arrival = self.streams[index as usize].record(stamp.seq);
-        tally.anomalies.note(arrival);
-        if arrival != Arrival::Duplicate {
-            tally.recorder.record(corrected, uncorrected, true);
-            tally.received_measured += 1;
+        if rules.window > 0 && stamp.client == self.plan.id && first {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.pump(None, cx);
         }
     }
 }
@@ -672,6 +680,15 @@ enum Incoming {
 }
 
 impl Conn {
+    /// Appends an encoded frame. Only loadgen's own small frames pass through here, so
+    /// encoding cannot fail (a name over 255 bytes would be a loadgen bug).
+    fn queue_frame(&mut self, frame: &Frame) {
+        let mut buf = BytesMut::new();
+        if frame.encode(&mut buf).is_ok() {
+            self.out.extend_from_slice(&buf);
+        }
+    }
+
     /// Writes until done or the socket would block. Errors mean the connection is gone.
     fn flush(&mut self) -> io::Result<()> {
         while self.sent < self.out.len() {
@@ -782,6 +799,8 @@ mod tests {
             payload: 80,
             measure_from_ns: 0,
             max_seq: 100,
+            window: 0,
+            schedule: Schedule::new(0, 1.0, 1),
         }
     }
 

@@ -107,6 +107,11 @@ pub struct Config {
     pub out: PathBuf,
     /// Name of the run in result files; `None` means `SCENARIO-PROTOCOL`.
     pub label: Option<String>,
+    /// Messages a client may have awaiting their echo before further sends wait; 0 means
+    /// unlimited (pure open loop, the default). 1 mimics a closed-loop request/response
+    /// client, as wrk2 has per connection: the corrected latency then still counts from
+    /// the intended send time while the uncorrected one hides the waiting.
+    pub max_in_flight: u32,
     /// Pass/fail limits.
     pub thresholds: Thresholds,
     /// Print a progress line to stderr every second.
@@ -131,6 +136,7 @@ impl Default for Config {
             protocol: Protocol::Binary,
             out: PathBuf::from("results"),
             label: None,
+            max_in_flight: 0,
             thresholds: Thresholds::default(),
             progress: true,
         }
@@ -193,6 +199,9 @@ pub enum ConfigError {
     /// A plain line echo server has no rooms or nicks.
     #[error("--protocol line only supports --scenario echo")]
     LineNeedsEcho,
+    /// The in-flight window counts echoes, which only the echo scenario has.
+    #[error("--max-in-flight only works with --scenario echo")]
+    WindowNeedsEcho,
     /// A label that would make an odd file name.
     #[error("--label may only hold letters, digits and -_. , not {0:?}")]
     BadLabel(String),
@@ -241,11 +250,14 @@ impl Config {
         if self.scenario == Scenario::Room && self.room_size == 0 {
             return Err(ConfigError::NoRoomSize);
         }
-        if self.scenario == Scenario::Dm && self.clients % 2 != 0 {
+        if self.scenario == Scenario::Dm && !self.clients.is_multiple_of(2) {
             return Err(ConfigError::OddPairs(self.clients));
         }
         if self.protocol == Protocol::Line && self.scenario != Scenario::Echo {
             return Err(ConfigError::LineNeedsEcho);
+        }
+        if self.max_in_flight > 0 && self.scenario != Scenario::Echo {
+            return Err(ConfigError::WindowNeedsEcho);
         }
         if let Some(label) = &self.label {
             let ok = !label.is_empty()

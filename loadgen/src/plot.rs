@@ -62,7 +62,7 @@ pub fn plot(files: &[PathBuf], output: &Path, title: &str) -> Result<(), PlotErr
     let max_x = series
         .iter()
         .flat_map(|(_, pts)| pts.iter().filter(|p| p.percentile < 1.0).map(x_of))
-        .fold(100.0f64, f64::max)
+        .fold(1000.0f64, f64::max)
         .min(MAX_X);
     let max_y = series
         .iter()

@@ -81,8 +81,11 @@ pub struct Summary {
     pub disconnects: u64,
     /// Error frames / `ERR` lines received.
     pub server_errors: u64,
-    /// Measured sends that left more than 1 ms after their intended time.
+    /// Measured sends that left more than 1 ms after their intended time (loadgen's own
+    /// lag; waits for the in-flight window are not counted here).
     pub late_sends: u64,
+    /// Measured messages that waited for the `--max-in-flight` window (0 without one).
+    pub deferred_sends: u64,
     /// Worst lag of a measured send behind its intended time.
     pub max_send_lag_us: u64,
     /// Corrected latency percentiles (from the intended send time).

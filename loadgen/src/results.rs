@@ -152,6 +152,7 @@ fn example_summary() -> Summary {
         disconnects: 0,
         server_errors: 0,
         late_sends: 0,
+        deferred_sends: 0,
         max_send_lag_us: 0,
         p50_us: 0,
         p90_us: 0,
@@ -369,7 +370,6 @@ pub const UNCORRECTED_TAG: &str = "uncorrected";
 pub struct HlogWriter {
     buf: Vec<u8>,
     serializer: V2DeflateSerializer,
-    header: Option<IntervalLogWriterBuilder>,
 }
 
 impl std::fmt::Debug for HlogWriter {
@@ -384,18 +384,24 @@ impl HlogWriter {
     /// A log whose interval timestamps count seconds from `base` (the start of the
     /// measured part).
     pub fn new(base: SystemTime, comment: &str) -> Self {
-        let mut header = IntervalLogWriterBuilder::new();
-        header
-            .add_comment(comment)
-            .add_comment("histogram values are microseconds; interval max values milliseconds")
-            .with_start_time(base)
-            .with_base_time(base)
-            .with_max_value_divisor(1000.0);
-        Self {
+        let mut log = Self {
             buf: Vec::new(),
             serializer: V2DeflateSerializer::new(),
-            header: Some(header),
-        }
+        };
+        let header = IntervalLogWriterBuilder::new()
+            .add_comment(comment)
+            .add_comment("histogram values and interval max values are microseconds")
+            .with_start_time(base)
+            .with_base_time(base)
+            .begin_log_with(&mut log.buf, &mut log.serializer)
+            .map(drop);
+        // Writing to a Vec cannot fail.
+        debug_assert!(header.is_ok());
+        // The legend line the Java HistogramLogWriter writes (readers skip it).
+        log.buf.extend_from_slice(
+            b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+        );
+        log
     }
 
     /// Appends one interval: the corrected histogram untagged, then the uncorrected one
@@ -407,13 +413,6 @@ impl HlogWriter {
         corrected: &Histogram<u64>,
         uncorrected: &Histogram<u64>,
     ) -> io::Result<()> {
-        if let Some(header) = self.header.take() {
-            header.begin_log_with(&mut self.buf, &mut self.serializer)?;
-            // The legend line the Java HistogramLogWriter writes (readers skip it).
-            self.buf.extend_from_slice(
-                b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
-            );
-        }
         // An empty builder writes no header lines.
         let mut w =
             IntervalLogWriterBuilder::new().begin_log_with(&mut self.buf, &mut self.serializer)?;
@@ -423,11 +422,6 @@ impl HlogWriter {
         w.write_histogram(uncorrected, start, length, Tag::new(UNCORRECTED_TAG))
             .map_err(io_err)?;
         Ok(())
-    }
-
-    /// Whether no interval was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.header.is_some()
     }
 
     /// Writes the log to `path`.

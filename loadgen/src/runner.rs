@@ -106,21 +106,21 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         connect_timeout_ns: config.connect_timeout.as_nanos() as u64,
         grace_ns: config.grace.as_nanos() as u64,
         max_seq: max_seq.min(f64::from(u32::MAX)) as u32,
+        window: config.max_in_flight,
     };
     let shared = Arc::new(Shared::new(clock, settings, stop.clone()));
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::with_capacity(threads);
     for (index, plan) in plans.into_iter().enumerate() {
-        let shared = Arc::clone(&shared);
+        let thread_shared = Arc::clone(&shared);
         let tx = tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
-            .spawn(move || worker::run(index, plan, shared, tx));
+            .spawn(move || worker::run(index, plan, thread_shared, tx));
         match spawned {
             Ok(handle) => handles.push(handle),
             Err(source) => {
-                stop.stop();
-                stop.stop();
+                shared.abort();
                 for handle in handles {
                     let _ = handle.join();
                 }
@@ -253,7 +253,9 @@ struct Collector<'a> {
     timeline: Option<Timeline>,
     interrupted: bool,
     series: Vec<SeriesRow>,
-    hlog: HlogWriter,
+    /// Created at the first measured tick, with the measurement start as base time.
+    hlog: Option<HlogWriter>,
+    label: String,
     /// Process CPU time when each tick completed.
     cpu_at: BTreeMap<u64, Duration>,
     /// Messages sent (warmup included) in each tick.
@@ -286,7 +288,8 @@ impl<'a> Collector<'a> {
             timeline: None,
             interrupted: false,
             series: Vec::new(),
-            hlog: HlogWriter::new(started_at, &format!("loadgen run {label}")),
+            hlog: None,
+            label: label.to_owned(),
             cpu_at: BTreeMap::new(),
             sent_in: BTreeMap::new(),
             started_at,
@@ -306,45 +309,29 @@ impl<'a> Collector<'a> {
                 self.interrupted = true;
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Report::Ready { worker, ready }) => {
-                    self.ready[worker] = true;
-                    self.ready_clients += ready;
-                }
-                Ok(Report::Tick(tick)) => {
-                    self.last_tick[tick.worker] = Some(tick.tick);
-                    self.pending
-                        .entry(tick.tick)
-                        .or_insert_with(TickSum::new)
-                        .add(&tick);
-                }
-                Ok(Report::Done { worker, totals }) => self.done[worker] = Some(totals),
-                Ok(Report::Fatal { worker, error }) => {
-                    // Stop everyone; report the first failure.
-                    self.shared.stop.stop();
-                    self.shared.stop.stop();
-                    self.done[worker] = Some(Box::new(empty_totals()));
-                    fatal.get_or_insert(RunError::Thread {
-                        worker,
-                        source: error,
-                    });
-                }
+                Ok(report) => self.on_report(report, &mut fatal),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             for (i, handle) in handles.iter().enumerate() {
                 if self.done[i].is_none() && handle.is_finished() {
-                    // Finished without a Done report: it panicked.
-                    self.shared.stop.stop();
-                    self.shared.stop.stop();
-                    self.done[i] = Some(Box::new(empty_totals()));
-                    fatal.get_or_insert(RunError::Panicked(i));
+                    // A thread sends Done before it ends, so once it has ended its
+                    // reports are all in the channel.
+                    while let Ok(report) = rx.try_recv() {
+                        self.on_report(report, &mut fatal);
+                    }
+                    if self.done[i].is_none() {
+                        // Ended without a Done report: it panicked.
+                        self.shared.abort();
+                        self.done[i] = Some(Box::new(empty_totals()));
+                        fatal.get_or_insert(RunError::Panicked(i));
+                    }
                 }
             }
             if self.timeline.is_none() && self.all_ready() && !self.shared.stop.is_stopped() {
                 if self.ready_clients == 0 {
                     // Nobody to measure: end now and report the connect failures.
-                    self.shared.stop.stop();
-                    self.shared.stop.stop();
+                    self.shared.abort();
                 } else {
                     self.publish_timeline();
                 }
@@ -358,6 +345,32 @@ impl<'a> Collector<'a> {
         match fatal {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    fn on_report(&mut self, report: Report, fatal: &mut Option<RunError>) {
+        match report {
+            Report::Ready { worker, ready } => {
+                self.ready[worker] = true;
+                self.ready_clients += ready;
+            }
+            Report::Tick(tick) => {
+                self.last_tick[tick.worker] = Some(tick.tick);
+                self.pending
+                    .entry(tick.tick)
+                    .or_insert_with(TickSum::new)
+                    .add(&tick);
+            }
+            Report::Done { worker, totals } => self.done[worker] = Some(totals),
+            Report::Fatal { worker, error } => {
+                // Stop everyone; report the first failure.
+                self.shared.abort();
+                self.done[worker] = Some(Box::new(empty_totals()));
+                fatal.get_or_insert(RunError::Thread {
+                    worker,
+                    source: error,
+                });
+            }
         }
     }
 
@@ -429,7 +442,12 @@ impl<'a> Collector<'a> {
             max_us: c.max,
             errors: sum.errors,
         });
-        if let Err(e) = self.hlog.interval(
+        let base = self.started_at + Duration::from_nanos(t.measure_ns);
+        let comment = format!("loadgen run {}", self.label);
+        let hlog = self
+            .hlog
+            .get_or_insert_with(|| HlogWriter::new(base, &comment));
+        if let Err(e) = hlog.interval(
             Duration::from_secs(second),
             Duration::from_secs(1),
             &sum.corrected,
@@ -488,6 +506,7 @@ impl<'a> Collector<'a> {
         let mut anomalies = Anomalies::default();
         let mut errors = ErrorCounts::default();
         let mut lag = SendLag::default();
+        let mut deferred = 0;
         let (mut sent, mut expected, mut received, mut connected) = (0, 0, 0, 0);
         let mut first_error = None;
         for totals in self.done.iter().flatten() {
@@ -496,6 +515,7 @@ impl<'a> Collector<'a> {
             anomalies.merge(totals.anomalies);
             errors.merge(totals.errors);
             lag.merge(totals.lag);
+            deferred += totals.deferred;
             sent += totals.sent_measured;
             expected += totals.expected;
             received += totals.received;
@@ -559,6 +579,7 @@ impl<'a> Collector<'a> {
             disconnects: errors.disconnects,
             server_errors: errors.server_errors,
             late_sends: lag.late,
+            deferred_sends: deferred,
             max_send_lag_us: lag.max_ns / 1000,
             p50_us: c.p50,
             p90_us: c.p90,
@@ -603,15 +624,12 @@ impl<'a> Collector<'a> {
         results::write_hgrm(&files.hgrm, &corrected)?;
         results::write_hgrm(&files.uncorrected_hgrm, &uncorrected)?;
         results::write_series(&files.series, &self.series)?;
-        if self.hlog.is_empty() {
-            // A run cut short before measuring still gets a valid (header-only) log.
-            let empty = new_histogram();
-            let _ = self
-                .hlog
-                .interval(Duration::ZERO, Duration::ZERO, &empty, &empty);
-        }
-        self.hlog.write(&files.hlog)?;
-        let _ = self.started_at;
+        let comment = format!("loadgen run {}", self.label);
+        let hlog = self
+            .hlog
+            .take()
+            .unwrap_or_else(|| HlogWriter::new(self.started_at, &comment));
+        hlog.write(&files.hlog)?;
         let verdict = Verdict::judge(
             &summary,
             config.thresholds.max_p99,
@@ -645,6 +663,7 @@ fn empty_totals() -> WorkerTotals {
         anomalies: Anomalies::default(),
         errors: ErrorCounts::default(),
         lag: SendLag::default(),
+        deferred: 0,
         sent_measured: 0,
         expected: 0,
         received: 0,

@@ -9,18 +9,17 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 
-use crate::client::{Client, ClientPlan, ErrorCounts, Rules, Status, Tally};
+use crate::client::{Client, ClientPlan, Ctx, ErrorCounts, Rules, Status, Tally};
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
 use crate::schedule::{Schedule, SendCursor, SendLag};
-use crate::stamp::Stamp;
 use crate::timer::SendTimer;
 use crate::verify::Anomalies;
 
@@ -76,6 +75,8 @@ pub(crate) struct Settings {
     pub connect_timeout_ns: u64,
     pub grace_ns: u64,
     pub max_seq: u32,
+    /// In-flight window per client (0 = unlimited).
+    pub window: u32,
 }
 
 /// State shared by the coordinating thread and the load threads.
@@ -92,6 +93,9 @@ pub(crate) struct Shared {
     /// No message scheduled at or after this is sent. Lowered (never raised) when the
     /// run is stopped early.
     end_ns: AtomicU64,
+    /// Set by the coordinator to end every thread at once (a thread failed, or nobody
+    /// connected); unlike `stop` it does not mark the run as interrupted.
+    abort: AtomicBool,
 }
 
 impl Shared {
@@ -103,6 +107,21 @@ impl Shared {
             start_ns: AtomicU64::new(0),
             measure_ns: AtomicU64::new(u64::MAX),
             end_ns: AtomicU64::new(u64::MAX),
+            abort: AtomicBool::new(false),
+        }
+    }
+
+    /// Ends every thread as soon as it looks.
+    pub(crate) fn abort(&self) {
+        self.abort.store(true, Ordering::Release);
+    }
+
+    /// How far the run should wind down: 0 carry on, 1 stop sending and drain, 2 quit.
+    fn stop_level(&self) -> u8 {
+        if self.abort.load(Ordering::Acquire) {
+            2
+        } else {
+            self.stop.level()
         }
     }
 
@@ -156,6 +175,8 @@ pub(crate) struct WorkerTotals {
     pub anomalies: Anomalies,
     pub errors: ErrorCounts,
     pub lag: SendLag,
+    /// Measured messages that waited for the in-flight window.
+    pub deferred: u64,
     pub sent_measured: u64,
     pub expected: u64,
     pub received: u64,
@@ -219,13 +240,10 @@ struct Worker {
     can_send: Vec<bool>,
     timer: SendTimer,
     tally: Tally,
-    lag: SendLag,
     rules: Rules,
     shared: Arc<Shared>,
     reports: Sender<Report>,
     next_tick_ns: u64,
-    sent_all: u64,
-    sent_measured: u64,
     errors_reported: u64,
 }
 
@@ -250,6 +268,8 @@ impl Worker {
             payload: s.payload,
             measure_from_ns: u64::MAX,
             max_seq: s.max_seq,
+            window: s.window,
+            schedule: Schedule::new(0, s.rate, s.clients),
         };
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
         Ok(Self {
@@ -260,13 +280,10 @@ impl Worker {
             group_local,
             timer,
             tally: Tally::default(),
-            lag: SendLag::default(),
             rules,
             shared,
             reports,
             next_tick_ns,
-            sent_all: 0,
-            sent_measured: 0,
             errors_reported: 0,
         })
     }
@@ -281,10 +298,12 @@ impl Worker {
         };
         loop {
             let now = clock.now_ns();
-            let stop = self.shared.stop.level();
+            let stop = self.shared.stop_level();
             if stop >= 2 {
                 break;
             }
+            // Close the second before anything else happens in the next one.
+            self.tick_if_due(now);
             let mut sleep_ns = MAX_SLEEP_NS;
             let mut send_at = None;
             let mut next_phase = None;
@@ -366,39 +385,34 @@ impl Worker {
                 phase = p;
                 sleep_ns = 0;
             }
-            while now >= self.next_tick_ns {
-                self.emit_tick(self.next_tick_ns / SECOND_NS - 1);
-                self.next_tick_ns += SECOND_NS;
-            }
             sleep_ns = sleep_ns.min(self.next_tick_ns - now);
             let mut timeout = Duration::from_nanos(sleep_ns);
-            if let Some(at) = send_at {
-                if let Some(t) = self.timer.wake_at(at, now)? {
-                    timeout = timeout.min(t);
-                }
+            if let Some(at) = send_at
+                && let Some(t) = self.timer.wake_at(at, now)?
+            {
+                timeout = timeout.min(t);
             }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now_fn = || clock.now_ns();
+            // Arrivals read below are stamped after this moment.
+            self.tick_if_due(clock.now_ns());
+            let mut cx = Ctx {
+                rules: &self.rules,
+                registry: self.poll.registry(),
+                clock,
+                tally: &mut self.tally,
+            };
             for event in events.iter() {
                 if event.token() == TIMER {
                     self.timer.fired();
                     continue;
                 }
-                let Some(client) = self.clients.get_mut(event.token().0) else {
-                    continue;
-                };
-                client.on_event(
-                    event,
-                    &now_fn,
-                    &self.rules,
-                    self.poll.registry(),
-                    &mut self.tally,
-                    &mut scratch,
-                );
+                if let Some(client) = self.clients.get_mut(event.token().0) {
+                    client.on_event(event, &mut cx, &mut scratch);
+                }
             }
         }
         self.emit_tick(clock.now_ns() / SECOND_NS);
@@ -408,33 +422,25 @@ impl Worker {
     /// Starts due connects and fails clients past their deadline.
     fn ramp(&mut self, now: u64, next: &mut usize, next_ns: &mut u64) {
         let s = &self.shared.settings;
+        let mut cx = Ctx {
+            rules: &self.rules,
+            registry: self.poll.registry(),
+            clock: self.shared.clock,
+            tally: &mut self.tally,
+        };
         while *next < self.clients.len() && *next_ns <= now {
             let deadline_ns = now + s.connect_timeout_ns;
-            self.clients[*next].connect(
-                s.addr,
-                self.poll.registry(),
-                Token(*next),
-                deadline_ns,
-                &mut self.tally,
-            );
+            self.clients[*next].connect(s.addr, Token(*next), deadline_ns, &mut cx);
             *next += 1;
             *next_ns += s.connect_interval_ns;
         }
         for client in &mut self.clients {
             match client.status {
                 Status::Connecting { deadline_ns } if now >= deadline_ns => {
-                    client.fail(
-                        self.poll.registry(),
-                        &mut self.tally,
-                        "connect timed out".into(),
-                    );
+                    client.fail(&mut cx, "connect timed out".into());
                 }
                 Status::Handshake { deadline_ns } if now >= deadline_ns => {
-                    client.fail(
-                        self.poll.registry(),
-                        &mut self.tally,
-                        "handshake timed out".into(),
-                    );
+                    client.fail(&mut cx, "handshake timed out".into());
                 }
                 _ => {}
             }
@@ -469,6 +475,7 @@ impl Worker {
         }
         let s = &self.shared.settings;
         let schedule = Schedule::new(start_ns, s.rate, s.clients);
+        self.rules.schedule = schedule;
         let ids: Vec<u32> = self.clients.iter().map(|c| c.plan.id).collect();
         SendCursor::new(schedule, &ids)
     }
@@ -477,22 +484,13 @@ impl Worker {
         if !self.can_send[due.local] {
             return;
         }
-        let sent_ns = self.shared.clock.now_ns();
-        let stamp = Stamp {
-            client: due.client,
-            seq: due.seq,
-            scheduled_ns: due.at_ns,
-            sent_ns,
+        let mut cx = Ctx {
+            rules: &self.rules,
+            registry: self.poll.registry(),
+            clock: self.shared.clock,
+            tally: &mut self.tally,
         };
-        let client = &mut self.clients[due.local];
-        if client.send(&stamp, &self.rules, self.poll.registry(), &mut self.tally) {
-            self.sent_all += 1;
-            if due.at_ns >= self.rules.measure_from_ns {
-                client.sent_measured += 1;
-                self.sent_measured += 1;
-                self.lag.record(due.at_ns, sent_ns);
-            }
-        }
+        self.clients[due.local].on_due(due.seq, &mut cx);
     }
 
     /// `(expected, received)` deliveries of measured messages, over receivers that were
@@ -521,6 +519,14 @@ impl Worker {
         expected.saturating_sub(received)
     }
 
+    /// Reports every second that ended by `now`.
+    fn tick_if_due(&mut self, now: u64) {
+        while now >= self.next_tick_ns {
+            self.emit_tick(self.next_tick_ns / SECOND_NS - 1);
+            self.next_tick_ns += SECOND_NS;
+        }
+    }
+
     fn emit_tick(&mut self, tick: u64) {
         let (corrected, uncorrected, progress) = self.tally.recorder.take_interval();
         let errors = self.tally.errors.total();
@@ -532,8 +538,8 @@ impl Worker {
                 .iter()
                 .filter(|c| c.status == Status::Ready)
                 .count() as u32,
-            sent_all: std::mem::take(&mut self.sent_all),
-            sent_measured: std::mem::take(&mut self.sent_measured),
+            sent_all: std::mem::take(&mut self.tally.sent_all),
+            sent_measured: std::mem::take(&mut self.tally.sent_measured),
             received_all: std::mem::take(&mut self.tally.received_all),
             received_measured: std::mem::take(&mut self.tally.received_measured),
             errors: errors - self.errors_reported,
@@ -556,7 +562,8 @@ impl Worker {
             uncorrected: tally.recorder.uncorrected,
             anomalies: tally.anomalies,
             errors: tally.errors,
-            lag: self.lag,
+            lag: tally.lag,
+            deferred: tally.deferred,
             sent_measured: self.clients.iter().map(|c| c.sent_measured).sum(),
             expected,
             received,

@@ -1,0 +1,162 @@
+//! The `loadgen` binary: help with every default, exit codes for usage errors, missed
+//! thresholds, no server and Ctrl+C.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::{exit, results};
+
+use crate::common::{Fault, TestServer, loadgen_bin, out_dir};
+
+fn quick_args(addr: std::net::SocketAddr, out: &std::path::Path) -> Vec<String> {
+    [
+        "--addr",
+        &addr.to_string(),
+        "--clients",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--grace",
+        "500ms",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn help_shows_every_default() {
+    let output = Command::new(loadgen_bin())
+        .arg("--help")
+        .output()
+        .expect("run loadgen");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for default in [
+        "[default: 127.0.0.1:7878]",
+        "[default: 100]",
+        "[default: 10]",
+        "[default: 30s]",
+        "[default: 3s]",
+        "[default: 2s]",
+        "[default: 1000]",
+        "[default: 5s]",
+        "[default: 64]",
+        "[default: echo]",
+        "[default: binary]",
+        "[default: results]",
+        "[default: SCENARIO-PROTOCOL]",
+        "[default: no limit]",
+        "[default: 0]",
+        "--threads",
+        "--room-size",
+        "--connect-rate",
+        "--max-loss",
+        "compare",
+        "plot",
+    ] {
+        assert!(help.contains(default), "--help lacks {default}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let status = Command::new(loadgen_bin())
+        .args(["--clients", "many"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run loadgen");
+    assert_eq!(status.code(), Some(exit::USAGE));
+}
+
+#[test]
+fn no_server_exits_1_with_a_reason() {
+    // Bind then drop a listener: nobody listens on that port afterwards.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let out = out_dir("cli-refused");
+    let output = Command::new(loadgen_bin())
+        .args(quick_args(addr, &out))
+        .output()
+        .expect("run loadgen");
+    assert_eq!(output.status.code(), Some(exit::ERROR));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no client could connect"), "{stderr}");
+}
+
+#[test]
+fn missed_thresholds_have_their_own_exit_codes() {
+    let server = TestServer::start(Fault::Drop { every: 5 });
+    let out = out_dir("cli-thresholds");
+    let run = |extra: &[&str]| {
+        let output = Command::new(loadgen_bin())
+            .args(quick_args(server.addr, &out))
+            .args(extra)
+            .output()
+            .expect("run loadgen");
+        output.status.code()
+    };
+    // Every message takes at least a microsecond, and every fifth is dropped.
+    assert_eq!(
+        run(&["--max-p99", "1us", "--max-loss", "1000000"]),
+        Some(exit::P99_EXCEEDED)
+    );
+    assert_eq!(run(&["--max-loss", "0"]), Some(exit::LOSS_EXCEEDED));
+    assert_eq!(
+        run(&["--max-p99", "1us", "--max-loss", "0"]),
+        Some(exit::BOTH_EXCEEDED)
+    );
+    assert_eq!(
+        run(&["--max-p99", "60s", "--max-loss", "1000000"]),
+        Some(exit::OK)
+    );
+}
+
+#[test]
+fn ctrl_c_ends_the_run_early_and_still_writes_results() {
+    let server = TestServer::start(Fault::None);
+    let out = out_dir("cli-interrupt");
+    let mut args = quick_args(server.addr, &out);
+    let duration = args.iter().position(|a| a == "--duration").expect("flag") + 1;
+    args[duration] = "60s".into();
+    args.extend(["--label".to_string(), "cut".to_string()]);
+    let child = Command::new(loadgen_bin())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadgen");
+    // Let it measure for a moment, then interrupt it like Ctrl+C does.
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    let output = child.wait_with_output().expect("wait loadgen");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    assert_eq!(output.status.code(), Some(exit::INTERRUPTED));
+    let rows = results::read_summaries(&out.join("cut.csv")).expect("summary written");
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert!(row.interrupted);
+    assert!(
+        row.duration_s > 0.0 && row.duration_s < 30.0,
+        "duration {}",
+        row.duration_s
+    );
+    assert!(row.sent > 0);
+    assert_eq!(row.lost, 0, "the drain waited for the last answers");
+}
