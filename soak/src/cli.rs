@@ -1,0 +1,246 @@
+//! The command line of `hostile`: run hostile clients (no subcommand), `stats` (print the
+//! server's counters as `key=value` lines) and `drain` (the shutdown drain checker).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::drain::DrainConfig;
+use crate::hostile::HostileConfig;
+use crate::kind::{Kind, parse_kinds};
+
+/// Hostile clients for the chat server's reliability suite.
+///
+/// Without a subcommand, opens --connections hostile connections at once (spread over
+/// --kinds), keeps them misbehaving for --duration (reconnecting each one after it is
+/// closed), and prints per kind what was done and what the server answered.
+/// Kinds: garbage, oversize, bad-utf8-line, bad-utf8-frame, torn, instant, slowloris,
+/// flooder, non-reader, talker, idle, partial; `abuse` = the first six, `all` = the
+/// first nine. Exit codes: 0 ok, 1 a verdict failed (with --check) or an error, 2 usage.
+#[derive(Debug, Parser)]
+#[command(name = "hostile", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Subcommand; none runs hostile clients.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Hostile run flags.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the server's statistics as key=value lines.
+    Stats {
+        /// Server address.
+        #[arg(long, default_value_t = default_addr())]
+        addr: String,
+        /// Time allowed for connecting and answering.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Send numbered echoes until the server shuts down; check that every reply came in
+    /// order before the Shutdown notice and that the server then closed.
+    Drain {
+        /// Server address.
+        #[arg(long, default_value_t = default_addr())]
+        addr: String,
+        /// Clients.
+        #[arg(long, default_value_t = 20)]
+        clients: usize,
+        /// Echo requests per second per client.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Fail if the server has not shut down within this time.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        max_duration: Duration,
+    },
+}
+
+fn default_addr() -> String {
+    format!("127.0.0.1:{}", shared::DEFAULT_PORT)
+}
+
+/// Flags of a hostile run. Durations take a unit: `500ms`, `10s`, `2m`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server address (host:port).
+    #[arg(long, default_value_t = default_addr())]
+    pub addr: String,
+    /// Hostile connections at once.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Comma-separated kinds (see above).
+    #[arg(long, default_value = "abuse")]
+    pub kinds: String,
+    /// How long to keep misbehaving.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 2000.0)]
+    pub connect_rate: f64,
+    /// Open each connection once instead of reconnecting after it is closed.
+    #[arg(long)]
+    pub once: bool,
+    /// Pause before a closed slot reconnects.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub cycle_delay: Duration,
+    /// After --duration: time for final echoes and drains.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// How long to wait for the server's answer to a violation.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub answer_timeout: Duration,
+    /// Room that non-readers and talkers join.
+    #[arg(long, default_value = "soak-busy")]
+    pub room: String,
+    /// Talkers filling the room when non-readers run.
+    #[arg(long, default_value_t = 1)]
+    pub talkers: usize,
+    /// Messages per second per talker.
+    #[arg(long, default_value_t = 500.0)]
+    pub talk_rate: f64,
+    /// Text bytes per talker message.
+    #[arg(long, default_value_t = 4000)]
+    pub talk_size: usize,
+    /// Pause between the bytes of a slowloris client.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub slow_interval: Duration,
+    /// Seed of the garbage bytes.
+    #[arg(long, default_value_t = 0x5eed_cafe)]
+    pub seed: u64,
+    /// The server's --rate-limit, to judge flooders against.
+    #[arg(long, default_value_t = 1000)]
+    pub rate_limit: u32,
+    /// The server's --rate-burst.
+    #[arg(long, default_value_t = 2000)]
+    pub rate_burst: u32,
+    /// Exit 1 if any kind's verdict fails.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Why the command line does not make a runnable configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The address did not resolve.
+    #[error("--addr {0}: does not resolve to an address")]
+    Addr(String),
+    /// A kind name is unknown.
+    #[error(transparent)]
+    Kind(#[from] crate::kind::UnknownKind),
+    /// No kinds or no connections.
+    #[error("give at least one kind and --connections above 0")]
+    Empty,
+}
+
+impl RunArgs {
+    /// Validates the flags into a [`HostileConfig`].
+    pub fn into_config(self) -> Result<HostileConfig, CliError> {
+        let kinds: Vec<Kind> = parse_kinds(&self.kinds)?;
+        if kinds.is_empty() || self.connections == 0 {
+            return Err(CliError::Empty);
+        }
+        Ok(HostileConfig {
+            addr: resolve(&self.addr)?,
+            connections: self.connections,
+            kinds,
+            duration: self.duration,
+            connect_rate: self.connect_rate,
+            cycle: !self.once,
+            cycle_delay: self.cycle_delay,
+            grace: self.grace,
+            answer_timeout: self.answer_timeout,
+            room: self.room,
+            talkers: self.talkers,
+            talk_rate: self.talk_rate,
+            talk_size: self.talk_size,
+            slow_interval: self.slow_interval,
+            seed: self.seed,
+            rate_limit: self.rate_limit,
+            rate_burst: self.rate_burst,
+        })
+    }
+}
+
+/// Builds the drain checker's config from its flags.
+pub fn drain_config(
+    addr: &str,
+    clients: usize,
+    rate: f64,
+    max_duration: Duration,
+) -> Result<DrainConfig, CliError> {
+    Ok(DrainConfig {
+        addr: resolve(addr)?,
+        clients,
+        rate,
+        max_duration,
+    })
+}
+
+/// Resolves `host:port` to its first address.
+pub fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| CliError::Addr(addr.to_owned()))
+}
+
+/// Parses `500ms`, `10s`, `1.5s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s, 2m"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" => 60.0,
+        other => return Err(format!("unknown unit {other:?}; use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "hostile",
+            "--addr",
+            "127.0.0.1:9",
+            "--connections",
+            "7",
+            "--kinds",
+            "oversize,idle",
+            "--duration",
+            "1500ms",
+            "--once",
+        ])
+        .unwrap();
+        let config = cli.run.into_config().unwrap();
+        assert_eq!(config.connections, 7);
+        assert_eq!(config.kinds, vec![Kind::Oversize, Kind::Idle]);
+        assert_eq!(config.duration, Duration::from_millis(1500));
+        assert!(!config.cycle);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        let cli = Cli::try_parse_from(["hostile", "--kinds", "nice"]).unwrap();
+        assert!(matches!(cli.run.into_config(), Err(CliError::Kind(_))));
+        let cli = Cli::try_parse_from(["hostile", "--connections", "0"]).unwrap();
+        assert!(matches!(cli.run.into_config(), Err(CliError::Empty)));
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(Cli::try_parse_from(["hostile", "stats", "--addr", "x:1"]).is_ok());
+    }
+}

@@ -1,0 +1,968 @@
+//! The hostile client driver: one thread, one `mio::Poll`, many non-blocking
+//! connections, each a small state machine of its [`Kind`]. Slots are connected at
+//! `connect_rate`, misbehave, and (with `cycle`) reconnect after `cycle_delay` until the
+//! duration runs out; then long-lived kinds are judged (idle clients send their final
+//! echo) and everything is closed within `grace`.
+//!
+//! Memory is bounded by construction: each connection buffers at most one flooder
+//! batch of output and whatever the server sent since the last read.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use shared::frame::types;
+use shared::{ErrorCode, Frame, FrameDecoder, PROTOCOL_VERSION};
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::kind::Kind;
+use crate::report::{KindReport, Report};
+use crate::rng::XorShift;
+
+/// Largest frame a hostile client accepts from the server (its max frame plus slack,
+/// with room for a raised `--max-frame`).
+const READ_MAX_FRAME: usize = 64 << 20;
+/// Output a flooder keeps queued; refilled only when drained, so it stays bounded.
+const FLOOD_BATCH: usize = 32 << 10;
+/// A non-reader drains what it has (and notices a close) this often.
+const NON_READER_CHECK: Duration = Duration::from_secs(4);
+/// Largest frame a `partial` client starts (it sends half of it).
+const PARTIAL_FRAME: usize = 512 << 10;
+/// Receive buffer asked for by non-readers, so their backlog lands in the server's
+/// queue quickly.
+const NON_READER_RCVBUF: usize = 4096;
+/// Bytes a single drain may read before it stops (a non-reader's backlog).
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct HostileConfig {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Hostile slots (connections at once), spread round-robin over `kinds`.
+    pub connections: usize,
+    /// Kinds to run.
+    pub kinds: Vec<Kind>,
+    /// How long to keep misbehaving.
+    pub duration: Duration,
+    /// New connections per second while ramping up.
+    pub connect_rate: f64,
+    /// Reconnect a slot after its connection ends (until the duration is over).
+    pub cycle: bool,
+    /// Pause before a slot reconnects.
+    pub cycle_delay: Duration,
+    /// After the duration: time for final echoes and drains.
+    pub grace: Duration,
+    /// How long to wait for the server's answer to a violation before giving up.
+    pub answer_timeout: Duration,
+    /// Room that non-readers and talkers join.
+    pub room: String,
+    /// Talkers to run when non-readers run (0: none).
+    pub talkers: usize,
+    /// Messages per second per talker.
+    pub talk_rate: f64,
+    /// Text bytes per talker message.
+    pub talk_size: usize,
+    /// Pause between the bytes of a slowloris client.
+    pub slow_interval: Duration,
+    /// Seed of the garbage.
+    pub seed: u64,
+    /// The server's `--rate-limit`, to judge flooders against.
+    pub rate_limit: u32,
+    /// The server's `--rate-burst`.
+    pub rate_burst: u32,
+}
+
+impl Default for HostileConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], shared::DEFAULT_PORT)),
+            connections: 100,
+            kinds: crate::kind::Kind::PROTOCOL_ABUSE.to_vec(),
+            duration: Duration::from_secs(10),
+            connect_rate: 2000.0,
+            cycle: true,
+            cycle_delay: Duration::from_millis(500),
+            grace: Duration::from_secs(5),
+            answer_timeout: Duration::from_secs(5),
+            room: "soak-busy".to_owned(),
+            talkers: 1,
+            talk_rate: 500.0,
+            talk_size: 4000,
+            slow_interval: Duration::from_millis(50),
+            seed: 0x5eed_cafe,
+            rate_limit: 1000,
+            rate_burst: 2000,
+        }
+    }
+}
+
+/// Why a hostile run could not even start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostileError {
+    /// Creating the poller failed (out of file descriptors?).
+    #[error("cannot create the poller: {0}")]
+    Poll(#[source] io::Error),
+    /// Nothing to run: no connections, or no kinds.
+    #[error("nothing to run: give --connections above 0 and at least one kind")]
+    Empty,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// EOF or reset from the server; `reset` says which.
+    ServerClosed { reset: bool },
+    /// We closed it as part of the script (or after the final answer).
+    WeClosed,
+    /// The server did not answer within the answer timeout.
+    Unanswered,
+    /// The duration (plus grace) ran out.
+    Deadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Open a connection for this slot.
+    Connect { slot: usize },
+    /// Kind-specific periodic work (slowloris byte, talker message, non-reader check).
+    Tick { token: usize, generation: u64 },
+    /// The server had its time to answer.
+    Answer { token: usize, generation: u64 },
+}
+
+/// How server output is read on one connection.
+enum Reader {
+    Binary(FrameDecoder),
+    Text(Vec<u8>),
+}
+
+struct Conn {
+    kind: Kind,
+    slot: usize,
+    generation: u64,
+    stream: TcpStream,
+    connected: bool,
+    started: Instant,
+    out: BytesMut,
+    reader: Reader,
+    welcomed: bool,
+    max_frame: usize,
+    codes: Vec<u16>,
+    requests: u64,
+    replies: u64,
+    shutdown_seen: bool,
+    /// Slowloris: the bytes still to trickle out.
+    trickle: Bytes,
+    /// Slowloris: the `Hello` is out; every later completed frame is an echo request.
+    hello_trickled: bool,
+    /// Idle: the final echo went out.
+    final_sent: bool,
+    /// Idle: the final echo came back.
+    final_ok: bool,
+    /// Close with a reset rather than a FIN.
+    reset_on_close: bool,
+}
+
+/// Runs hostile clients as configured and reports what happened.
+pub fn run(config: &HostileConfig) -> Result<Report, HostileError> {
+    if config.connections == 0 || config.kinds.is_empty() {
+        return Err(HostileError::Empty);
+    }
+    let mut driver = Driver::new(config)?;
+    driver.run();
+    Ok(driver.into_report())
+}
+
+struct Driver<'a> {
+    config: &'a HostileConfig,
+    poll: Poll,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    peak_open: usize,
+    /// Kind of each slot (talkers after the hostile slots).
+    slots: Vec<Kind>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    next_generation: u64,
+    rng: XorShift,
+    report: Report,
+    start: Instant,
+    deadline: Instant,
+    past_deadline: bool,
+    scratch: Vec<u8>,
+}
+
+impl<'a> Driver<'a> {
+    fn new(config: &'a HostileConfig) -> Result<Self, HostileError> {
+        let poll = Poll::new().map_err(HostileError::Poll)?;
+        let mut slots: Vec<Kind> = (0..config.connections)
+            .map(|i| config.kinds[i % config.kinds.len()])
+            .collect();
+        if config.kinds.contains(&Kind::NonReader) {
+            slots.extend(std::iter::repeat_n(Kind::Talker, config.talkers));
+        }
+        let start = Instant::now();
+        let mut report = Report {
+            rate_limit: config.rate_limit,
+            rate_burst: config.rate_burst,
+            ..Report::default()
+        };
+        for &kind in &slots {
+            report.kinds.entry(kind).or_default();
+        }
+        let mut driver = Self {
+            config,
+            poll,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            peak_open: 0,
+            slots,
+            timers: BinaryHeap::new(),
+            next_generation: 0,
+            rng: XorShift::new(config.seed),
+            report,
+            start,
+            deadline: start + config.duration,
+            past_deadline: false,
+            scratch: vec![0; 64 << 10],
+        };
+        let rate = config.connect_rate.max(1.0);
+        // Talkers first, so the busy room is busy before the non-readers arrive.
+        let order: Vec<usize> = (config.connections..driver.slots.len())
+            .chain(0..config.connections)
+            .collect();
+        for (i, slot) in order.into_iter().enumerate() {
+            let at = start + Duration::from_secs_f64(i as f64 / rate);
+            driver.timers.push(Reverse((at, Timer::Connect { slot })));
+        }
+        Ok(driver)
+    }
+
+    fn tally(&mut self, kind: Kind) -> &mut KindReport {
+        self.report.kinds.entry(kind).or_default()
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let hard_end = self.deadline + self.config.grace;
+        loop {
+            let now = Instant::now();
+            if !self.past_deadline && now >= self.deadline {
+                self.past_deadline = true;
+                self.on_deadline();
+            }
+            if self.past_deadline && (self.open == 0 || now >= hard_end) {
+                break;
+            }
+            while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                self.on_timer(timer);
+            }
+            let next = self
+                .timers
+                .peek()
+                .map_or(hard_end, |Reverse((at, _))| *at)
+                .min(if self.past_deadline {
+                    hard_end
+                } else {
+                    self.deadline
+                });
+            let timeout = next.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                break;
+            }
+            for event in events.iter() {
+                let token = event.token().0;
+                if event.is_writable() {
+                    self.on_writable(token);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.on_readable(token, event.is_read_closed() || event.is_error());
+                }
+            }
+        }
+        for token in 0..self.conns.len() {
+            if self.conns[token].is_some() {
+                self.finish(token, End::Deadline);
+            }
+        }
+        self.report.elapsed = self.start.elapsed();
+        self.report.peak_open = self.peak_open;
+    }
+
+    fn into_report(self) -> Report {
+        self.report
+    }
+
+    // ---- connections -----------------------------------------------------------------
+
+    fn connect(&mut self, slot: usize) {
+        let kind = self.slots[slot];
+        self.tally(kind).connections += 1;
+        let stream = match open_socket(self.config.addr, kind) {
+            Ok(s) => s,
+            Err(_) => {
+                self.tally(kind).connect_failures += 1;
+                self.schedule_reconnect(slot);
+                return;
+            }
+        };
+        let token = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let mut conn = Conn {
+            kind,
+            slot,
+            generation: self.next_generation,
+            stream,
+            connected: false,
+            started: Instant::now(),
+            out: BytesMut::new(),
+            reader: if kind.is_binary() {
+                Reader::Binary(FrameDecoder::new(READ_MAX_FRAME))
+            } else {
+                Reader::Text(Vec::new())
+            },
+            welcomed: false,
+            max_frame: shared::DEFAULT_MAX_FRAME,
+            codes: Vec::new(),
+            requests: 0,
+            replies: 0,
+            shutdown_seen: false,
+            trickle: Bytes::new(),
+            hello_trickled: false,
+            final_sent: false,
+            final_ok: false,
+            reset_on_close: false,
+        };
+        self.next_generation += 1;
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut conn.stream,
+                Token(token),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.tally(kind).connect_failures += 1;
+            self.free.push(token);
+            self.schedule_reconnect(slot);
+            return;
+        }
+        self.conns[token] = Some(conn);
+        self.open += 1;
+        self.peak_open = self.peak_open.max(self.open);
+    }
+
+    fn schedule_reconnect(&mut self, slot: usize) {
+        if !self.config.cycle || self.past_deadline {
+            return;
+        }
+        let at = Instant::now() + self.config.cycle_delay;
+        if at < self.deadline {
+            self.timers.push(Reverse((at, Timer::Connect { slot })));
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Connect { slot } => {
+                if !self.past_deadline {
+                    self.connect(slot);
+                }
+            }
+            Timer::Tick { token, generation } => {
+                if self.is_current(token, generation) {
+                    self.on_tick(token);
+                }
+            }
+            Timer::Answer { token, generation } => {
+                if self.is_current(token, generation) {
+                    self.finish(token, End::Unanswered);
+                }
+            }
+        }
+    }
+
+    fn is_current(&self, token: usize, generation: u64) -> bool {
+        matches!(&self.conns[token], Some(c) if c.generation == generation)
+    }
+
+    fn timer_in(&mut self, token: usize, after: Duration, make: fn(usize, u64) -> Timer) {
+        if let Some(conn) = &self.conns[token] {
+            let timer = make(token, conn.generation);
+            self.timers.push(Reverse((Instant::now() + after, timer)));
+        }
+    }
+
+    fn tick_in(&mut self, token: usize, after: Duration) {
+        self.timer_in(token, after, |token, generation| Timer::Tick {
+            token,
+            generation,
+        });
+    }
+
+    fn answer_timeout(&mut self, token: usize) {
+        let after = self.config.answer_timeout;
+        self.timer_in(token, after, |token, generation| Timer::Answer {
+            token,
+            generation,
+        });
+    }
+
+    fn on_writable(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        if !conn.connected {
+            let failed =
+                !matches!(conn.stream.take_error(), Ok(None)) || conn.stream.peer_addr().is_err();
+            if failed {
+                let kind = conn.kind;
+                let slot = conn.slot;
+                self.drop_conn(token);
+                self.tally(kind).connect_failures += 1;
+                self.schedule_reconnect(slot);
+                return;
+            }
+            conn.connected = true;
+            self.on_connected(token);
+        }
+        self.flush(token);
+    }
+
+    /// Starts the kind's script once connected.
+    fn on_connected(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        match conn.kind {
+            Kind::Garbage => {
+                let len = 64 + self.rng.below(2000) as usize;
+                let mut bytes = vec![0u8; len];
+                self.rng.fill(&mut bytes);
+                // Half start like a binary frame, half like text.
+                if conn.slot % 2 == 0 {
+                    bytes[0] = 0;
+                    conn.reader = Reader::Binary(FrameDecoder::new(READ_MAX_FRAME));
+                } else {
+                    bytes[0] = bytes[0].max(1);
+                }
+                bytes[len - 1] = b'\n';
+                conn.out.extend_from_slice(&bytes);
+                self.answer_timeout(token);
+            }
+            Kind::Oversize | Kind::Torn | Kind::BadUtf8Frame => {
+                put_frame(&mut conn.out, &hello());
+                match conn.kind {
+                    Kind::BadUtf8Frame => {
+                        // Say { room: "lobby", text: FF FE }, written by hand.
+                        let body: &[u8] = b"\x05lobby\xff\xfe";
+                        conn.out.put_u32(1 + body.len() as u32);
+                        conn.out.put_u8(types::SAY);
+                        conn.out.extend_from_slice(body);
+                    }
+                    Kind::Torn => {
+                        let echo = echo_frame(&[b't'; 48]);
+                        conn.out.extend_from_slice(&echo[..echo.len() / 2]);
+                    }
+                    _ => {}
+                }
+                self.answer_timeout(token);
+            }
+            Kind::BadUtf8Line => {
+                conn.out
+                    .extend_from_slice(b"soak \xff\xfe\xfd is not utf-8\n");
+                self.answer_timeout(token);
+            }
+            Kind::Instant => {
+                conn.reset_on_close = conn.slot % 2 == 1;
+                self.finish(token, End::WeClosed);
+            }
+            Kind::Slowloris => {
+                let mut script = BytesMut::new();
+                put_frame(&mut script, &hello());
+                conn.trickle = script.freeze();
+                let interval = self.config.slow_interval;
+                self.tick_in(token, interval);
+            }
+            Kind::Flooder | Kind::Idle | Kind::Partial => {
+                put_frame(&mut conn.out, &hello());
+            }
+            Kind::NonReader | Kind::Talker => {
+                put_frame(&mut conn.out, &hello());
+                let room = self.config.room.clone();
+                put_frame(&mut conn.out, &Frame::Join { room });
+                let after = if conn.kind == Kind::Talker {
+                    Duration::from_secs_f64(1.0 / self.config.talk_rate.max(0.1))
+                } else {
+                    NON_READER_CHECK
+                };
+                self.tick_in(token, after);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        match conn.kind {
+            Kind::Slowloris => {
+                if conn.trickle.is_empty() {
+                    let seq = conn.requests.to_be_bytes();
+                    conn.trickle = echo_frame(&seq);
+                }
+                let byte = conn.trickle.split_to(1);
+                conn.out.extend_from_slice(&byte);
+                if conn.trickle.is_empty() {
+                    if conn.hello_trickled {
+                        conn.requests += 1;
+                    } else {
+                        conn.hello_trickled = true;
+                    }
+                }
+                let interval = self.config.slow_interval;
+                self.tick_in(token, interval);
+                self.flush(token);
+            }
+            Kind::Talker => {
+                if conn.out.len() < FLOOD_BATCH {
+                    let text = "t".repeat(self.config.talk_size);
+                    let room = self.config.room.clone();
+                    put_frame(&mut conn.out, &Frame::Say { room, text });
+                    conn.requests += 1;
+                }
+                let after = Duration::from_secs_f64(1.0 / self.config.talk_rate.max(0.1));
+                self.tick_in(token, after);
+                self.flush(token);
+            }
+            Kind::NonReader => {
+                // Read what piled up: a close by the server is only visible after the
+                // bytes before it, since a full window holds back the FIN too.
+                self.drain_non_reader(token);
+                self.tick_in(token, NON_READER_CHECK);
+            }
+            _ => {}
+        }
+    }
+
+    fn drain_non_reader(&mut self, token: usize) {
+        let mut total = 0;
+        loop {
+            let Some(conn) = self.conns[token].as_mut() else {
+                return;
+            };
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.finish(token, End::ServerClosed { reset: false });
+                    return;
+                }
+                Ok(n) => {
+                    total += n;
+                    let data = self.scratch[..n].to_vec();
+                    self.on_data(token, &data);
+                    if total > DRAIN_LIMIT {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.finish(token, End::ServerClosed { reset: true });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, token: usize, closed: bool) {
+        let Some(conn) = self.conns[token].as_ref() else {
+            return;
+        };
+        if conn.kind == Kind::NonReader {
+            // It does not read, except to learn that the server gave up on it.
+            if closed {
+                self.drain_non_reader(token);
+            }
+            return;
+        }
+        loop {
+            let Some(conn) = self.conns[token].as_mut() else {
+                return;
+            };
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.finish(token, End::ServerClosed { reset: false });
+                    return;
+                }
+                Ok(n) => {
+                    let data = self.scratch[..n].to_vec();
+                    self.on_data(token, &data);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.finish(token, End::ServerClosed { reset: true });
+                    return;
+                }
+            }
+        }
+        self.flush(token);
+    }
+
+    fn on_data(&mut self, token: usize, data: &[u8]) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        match &mut conn.reader {
+            Reader::Binary(decoder) => {
+                decoder.feed(data);
+                loop {
+                    let Some(conn) = self.conns[token].as_mut() else {
+                        return;
+                    };
+                    let Reader::Binary(decoder) = &mut conn.reader else {
+                        return;
+                    };
+                    match decoder.decode() {
+                        Ok(Some(frame)) => self.on_frame(token, frame),
+                        Ok(None) => break,
+                        Err(_) => {
+                            // The server sent something undecodable: count it as a
+                            // code nobody uses, so the verdict shows it.
+                            conn.codes.push(0);
+                            self.finish(token, End::WeClosed);
+                            return;
+                        }
+                    }
+                }
+            }
+            Reader::Text(buf) => {
+                buf.extend_from_slice(data);
+                let mut lines = Vec::new();
+                while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    lines.push(line);
+                }
+                if buf.len() > READ_MAX_FRAME {
+                    buf.clear();
+                }
+                for line in lines {
+                    self.on_line(token, &line);
+                }
+            }
+        }
+    }
+
+    fn on_line(&mut self, token: usize, line: &[u8]) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        if let Some(rest) = line.strip_prefix(b"ERR ") {
+            let digits: Vec<u8> = rest
+                .iter()
+                .copied()
+                .take_while(u8::is_ascii_digit)
+                .collect();
+            let code = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            conn.codes.push(code);
+        } else if line.starts_with(b"* welcome") {
+            conn.welcomed = true;
+        } else if line.starts_with(b"* server shutting down") {
+            conn.shutdown_seen = true;
+        } else if let Some(token_text) = line.strip_prefix(b"PING ") {
+            let mut pong = b"PONG ".to_vec();
+            pong.extend_from_slice(token_text);
+            conn.out.extend_from_slice(&pong);
+        }
+    }
+
+    fn on_frame(&mut self, token: usize, frame: Frame) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        match frame {
+            Frame::Welcome { max_frame, .. } => {
+                conn.welcomed = true;
+                conn.max_frame = max_frame as usize;
+                match conn.kind {
+                    Kind::Oversize => {
+                        let len = conn.max_frame as u32 + 1;
+                        conn.out.put_u32(len);
+                        conn.out.put_u8(types::ECHO);
+                        conn.out.extend_from_slice(&[b'o'; 16]);
+                    }
+                    Kind::Partial => {
+                        let len = PARTIAL_FRAME.min(conn.max_frame);
+                        conn.out.put_u32(len as u32);
+                        conn.out.put_u8(types::ECHO);
+                        conn.out.extend_from_slice(&vec![b'p'; len / 2]);
+                    }
+                    Kind::Torn => self.finish(token, End::WeClosed),
+                    _ => {}
+                }
+            }
+            Frame::Error { code, .. } => conn.codes.push(code.0),
+            Frame::EchoReply { .. } | Frame::RoomMsg { .. } => {
+                conn.replies += 1;
+                if conn.kind == Kind::Idle && conn.final_sent {
+                    conn.final_ok = true;
+                    self.finish(token, End::WeClosed);
+                }
+            }
+            Frame::Ping { token: t } => put_frame(&mut conn.out, &Frame::Pong { token: t }),
+            Frame::Shutdown { .. } => conn.shutdown_seen = true,
+            _ => {}
+        }
+    }
+
+    fn flush(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        if !conn.connected {
+            return;
+        }
+        let kind = conn.kind;
+        let mut written = 0u64;
+        let mut end = None;
+        // A flooder refills at most this often per call, so reading gets its turn.
+        let mut refills = 4;
+        loop {
+            if kind == Kind::Flooder && conn.out.is_empty() && conn.welcomed && refills > 0 {
+                refills -= 1;
+                fill_flood(&mut conn.out, &mut conn.requests);
+            }
+            if conn.out.is_empty() {
+                break;
+            }
+            match conn.stream.write(&conn.out) {
+                Ok(0) => {
+                    end = Some(End::ServerClosed { reset: true });
+                    break;
+                }
+                Ok(n) => {
+                    conn.out.advance(n);
+                    written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    end = Some(End::ServerClosed { reset: true });
+                    break;
+                }
+            }
+        }
+        self.tally(kind).bytes_sent += written;
+        if let Some(end) = end {
+            self.finish(token, end);
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        for token in 0..self.conns.len() {
+            let Some(conn) = self.conns[token].as_mut() else {
+                continue;
+            };
+            match conn.kind {
+                Kind::Idle if conn.welcomed => {
+                    conn.final_sent = true;
+                    conn.requests += 1;
+                    put_frame(
+                        &mut conn.out,
+                        &Frame::Echo {
+                            payload: Bytes::from_static(b"final"),
+                        },
+                    );
+                    self.flush(token);
+                }
+                Kind::NonReader => {
+                    self.drain_non_reader(token);
+                    if self.conns[token].is_some() {
+                        self.finish(token, End::Deadline);
+                    }
+                }
+                _ => self.finish(token, End::Deadline),
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, token: usize) -> Option<Conn> {
+        let mut conn = self.conns[token].take()?;
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.free.push(token);
+        self.open -= 1;
+        Some(conn)
+    }
+
+    /// Ends a connection, judges it, and schedules its slot's next connection.
+    fn finish(&mut self, token: usize, end: End) {
+        let Some(conn) = self.drop_conn(token) else {
+            return;
+        };
+        if conn.reset_on_close {
+            let _ = SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+        }
+        let hit = judge(&conn, end);
+        let lifetime = conn.started.elapsed();
+        let slot = conn.slot;
+        let t = self.tally(conn.kind);
+        t.welcomed += u64::from(conn.welcomed);
+        t.requests += conn.requests;
+        t.replies += conn.replies;
+        for &code in &conn.codes {
+            *t.codes.entry(code).or_default() += 1;
+        }
+        match end {
+            End::ServerClosed { reset } => {
+                t.server_closed += 1;
+                t.resets += u64::from(reset);
+            }
+            End::WeClosed => t.we_closed += 1,
+            End::Unanswered => t.unanswered += 1,
+            End::Deadline => t.at_deadline += 1,
+        }
+        t.shutdowns += u64::from(conn.shutdown_seen);
+        match hit {
+            Some(true) => t.hits += 1,
+            Some(false) => t.misses += 1,
+            None => {}
+        }
+        t.lifetime += lifetime;
+        if conn.replies > t.max_replies_one {
+            t.max_replies_one = conn.replies;
+            t.max_replies_lifetime = lifetime;
+        }
+        drop(conn);
+        self.schedule_reconnect(slot);
+    }
+}
+
+/// Whether a finished connection got what its kind should get: `Some(true)` yes,
+/// `Some(false)` no (the server misbehaved), `None` undecided (cut short, or no
+/// expectation).
+fn judge(conn: &Conn, end: End) -> Option<bool> {
+    let server_closed = matches!(end, End::ServerClosed { .. });
+    // A server that is shutting down may end anything; that is not the client's story.
+    if conn.shutdown_seen {
+        return None;
+    }
+    match conn.kind {
+        Kind::Oversize | Kind::BadUtf8Line | Kind::BadUtf8Frame => {
+            let expected = conn.kind.expected_code().map(|c| c.0);
+            match end {
+                End::Deadline => None,
+                _ => Some(
+                    server_closed
+                        && conn.codes.len() == 1
+                        && conn.codes.first().copied() == expected,
+                ),
+            }
+        }
+        Kind::Garbage => match end {
+            // Only a protocol error code may come back before the server closes;
+            // garbage lines that happen to parse may also draw 2xx refusals.
+            End::ServerClosed { .. } => Some(
+                conn.codes
+                    .iter()
+                    .any(|&c| ErrorCode(c).closes_connection() && c < 300),
+            ),
+            End::Unanswered => None,
+            _ => None,
+        },
+        Kind::Torn => match end {
+            End::WeClosed => Some(conn.welcomed && conn.codes.is_empty()),
+            End::Deadline => None,
+            _ => Some(false),
+        },
+        Kind::Instant => Some(end == End::WeClosed),
+        Kind::Slowloris | Kind::Flooder | Kind::Talker | Kind::Partial => match end {
+            End::Deadline => Some(
+                conn.codes.is_empty()
+                    && (conn.kind != Kind::Slowloris || conn.requests <= conn.replies + 1),
+            ),
+            _ => Some(false),
+        },
+        // One reconnected shortly before the end may not have been closed yet.
+        Kind::NonReader => match end {
+            End::Deadline => None,
+            _ => Some(server_closed),
+        },
+        Kind::Idle => Some(conn.final_ok && conn.codes.is_empty()),
+    }
+}
+
+fn open_socket(addr: SocketAddr, kind: Kind) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    if kind == Kind::NonReader {
+        socket.set_recv_buffer_size(NON_READER_RCVBUF)?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+}
+
+/// `EINPROGRESS` on Linux (a non-blocking connect under way).
+fn libc_einprogress() -> i32 {
+    115
+}
+
+fn hello() -> Frame {
+    Frame::Hello {
+        version: PROTOCOL_VERSION,
+    }
+}
+
+/// Appends a frame; frames built here always fit their wire form.
+fn put_frame(out: &mut BytesMut, frame: &Frame) {
+    let _ = frame.encode(out);
+}
+
+fn echo_frame(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    put_frame(
+        &mut out,
+        &Frame::Echo {
+            payload: Bytes::copy_from_slice(payload),
+        },
+    );
+    out.freeze()
+}
+
+fn fill_flood(out: &mut BytesMut, requests: &mut u64) {
+    while out.len() < FLOOD_BATCH {
+        put_frame(
+            out,
+            &Frame::Echo {
+                payload: Bytes::from_static(b"flood-flood-flood"),
+            },
+        );
+        *requests += 1;
+    }
+}

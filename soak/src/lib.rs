@@ -1,0 +1,27 @@
+//! Tools of the reliability suite (`scripts/soak.sh`): hostile clients that misbehave in
+//! every way a chat server must survive, a probe that reads the server's `Stats`, and a
+//! checker of what a graceful shutdown promises. The `hostile` binary is a thin CLI over
+//! this library; the tests drive the same functions against an in-process server.
+//!
+//! Layout:
+//! - [`kind`]: the ways of misbehaving ([`Kind`]) and what the server should answer.
+//! - [`hostile`]: the single-threaded `mio` driver of many hostile connections ([`run`]).
+//! - [`report`]: per-kind tallies and verdicts ([`Report`]).
+//! - [`probe`]: a blocking binary client; [`fetch_stats`].
+//! - [`drain`]: the shutdown drain checker ([`drain::run`]).
+//! - [`cli`]: the command line, validated into the configs above.
+//! - [`rng`]: the seeded generator behind the garbage bytes.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod drain;
+pub mod hostile;
+pub mod kind;
+pub mod probe;
+pub mod report;
+pub mod rng;
+
+pub use hostile::{HostileConfig, HostileError, run};
+pub use kind::Kind;
+pub use probe::{Probe, ProbeError, fetch_stats};
+pub use report::{KindReport, Report, Verdict};
