@@ -179,6 +179,11 @@ enum Inbox {
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    token: Token,
+    /// Whether WRITABLE is in the registered interest: only while a connect is in
+    /// progress or bytes are pending, so a loopback ACK does not wake the thread for
+    /// every message.
+    writable_interest: bool,
     /// Bytes queued for the server; `out[sent..]` is still to be written.
     out: Vec<u8>,
     sent: usize,
@@ -249,6 +254,8 @@ impl Client {
             Ok(stream) => {
                 self.conn = Some(Conn {
                     stream,
+                    token,
+                    writable_interest: true,
                     out: Vec::new(),
                     sent: 0,
                     inbox: Inbox::Frames(FrameDecoder::new(shared::DEFAULT_MAX_FRAME)),
@@ -299,7 +306,7 @@ impl Client {
                 Protocol::Text => conn.out.extend_from_slice(b"/quit\n"),
                 Protocol::Line => {}
             }
-            let _ = conn.flush();
+            let _ = conn.flush(registry);
         }
         self.drop_conn(registry);
         if self.status == Status::Ready {
@@ -382,7 +389,7 @@ impl Client {
     /// Writes as much of the outbound buffer as the socket takes.
     fn flush(&mut self, cx: &mut Ctx<'_>) {
         let Some(conn) = &mut self.conn else { return };
-        if let Err(e) = conn.flush() {
+        if let Err(e) = conn.flush(cx.registry) {
             self.lost_connection(cx, format!("write: {e}"));
         }
     }
@@ -474,7 +481,9 @@ impl Client {
                 Inbox::Frames(d) => d.feed(&scratch[..n]),
                 Inbox::Lines(d) => d.feed(&scratch[..n]),
             }
-            if !self.drain_inbox(at, cx) {
+            if !self.drain_inbox(at, cx) || n < scratch.len() {
+                // A short read emptied the socket; data arriving later raises a new
+                // edge, so the extra read that would return WouldBlock is skipped.
                 return;
             }
         }
@@ -689,8 +698,9 @@ impl Conn {
         }
     }
 
-    /// Writes until done or the socket would block. Errors mean the connection is gone.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes until done or the socket would block, and asks for WRITABLE events only
+    /// while something is left. Errors mean the connection is gone.
+    fn flush(&mut self, registry: &Registry) -> io::Result<()> {
         while self.sent < self.out.len() {
             match self.stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -706,6 +716,16 @@ impl Conn {
         } else if self.sent > 64 << 10 && self.sent * 2 > self.out.len() {
             self.out.drain(..self.sent);
             self.sent = 0;
+        }
+        let want_writable = !self.out.is_empty();
+        if want_writable != self.writable_interest {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            registry.reregister(&mut self.stream, self.token, interest)?;
+            self.writable_interest = want_writable;
         }
         Ok(())
     }

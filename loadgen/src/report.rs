@@ -111,6 +111,9 @@ pub struct Summary {
     /// loadgen's own CPU time (user + system, all threads) per measured message sent,
     /// over the measured seconds; empty where `/proc` is unavailable.
     pub loadgen_cpu_us_per_msg: Option<f64>,
+    /// The user-space part of `loadgen_cpu_us_per_msg` (loadgen's own code); the rest is
+    /// kernel time, which on loopback includes the server's TCP receive processing.
+    pub loadgen_user_us_per_msg: Option<f64>,
     /// Wall-clock start of the run, UTC, RFC 3339.
     pub started_at: String,
     /// Whether Ctrl+C ended the run early.
@@ -258,7 +261,11 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         ms(s.uncorrected_max_us)
     );
     if let Some(cpu) = s.loadgen_cpu_us_per_msg {
-        out += &format!("  loadgen cpu {cpu:.2} us per message\n");
+        let user = s.loadgen_user_us_per_msg.unwrap_or_default();
+        out += &format!(
+            "  loadgen cpu {cpu:.2} us per message ({user:.2} user, {:.2} kernel)\n",
+            cpu - user
+        );
     }
     out += &format!(
         "  results: {} (summary row), {}, {}, {}, {}\n",

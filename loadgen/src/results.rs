@@ -165,6 +165,7 @@ fn example_summary() -> Summary {
         uncorrected_p99_us: 0,
         uncorrected_max_us: 0,
         loadgen_cpu_us_per_msg: None,
+        loadgen_user_us_per_msg: None,
         started_at: String::new(),
         interrupted: false,
     }

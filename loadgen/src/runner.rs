@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use crate::client::{ClientPlan, ErrorCounts};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Scenario};
-use crate::cpu::process_cpu_time;
+use crate::cpu::{CpuTime, process_cpu_time};
 use crate::recorder::{merge, new_histogram};
 use crate::report::{Percentiles, SeriesRow, Summary, Verdict, utc_stamps};
 use crate::results::{self, HlogWriter, ResultFiles, ResultsError};
@@ -257,7 +257,7 @@ struct Collector<'a> {
     hlog: Option<HlogWriter>,
     label: String,
     /// Process CPU time when each tick completed.
-    cpu_at: BTreeMap<u64, Duration>,
+    cpu_at: BTreeMap<u64, CpuTime>,
     /// Messages sent (warmup included) in each tick.
     sent_in: BTreeMap<u64, u64>,
     started_at: SystemTime,
@@ -541,6 +541,7 @@ impl<'a> Collector<'a> {
             }
             None => (0, None),
         };
+        let round2 = |v: f64| (v * 100.0).round() / 100.0;
         let duration_s = duration_ns as f64 / 1e9;
         let per_s = |n: u64| {
             if duration_s > 0.0 {
@@ -591,7 +592,8 @@ impl<'a> Collector<'a> {
             uncorrected_p50_us: u.p50,
             uncorrected_p99_us: u.p99,
             uncorrected_max_us: u.max,
-            loadgen_cpu_us_per_msg: cpu_per_msg.map(|v| (v * 100.0).round() / 100.0),
+            loadgen_cpu_us_per_msg: cpu_per_msg.map(|(total, _)| round2(total)),
+            loadgen_user_us_per_msg: cpu_per_msg.map(|(_, user)| round2(user)),
             started_at: started_rfc,
             interrupted: self.interrupted,
         };
@@ -643,8 +645,9 @@ impl<'a> Collector<'a> {
         })
     }
 
-    /// CPU time per message sent over the measured ticks `[first, end)`.
-    fn cpu_per_message(&self, first: u64, end: u64) -> Option<f64> {
+    /// CPU time (total, user) in microseconds per message sent over the measured ticks
+    /// `[first, end)`.
+    fn cpu_per_message(&self, first: u64, end: u64) -> Option<(f64, f64)> {
         let before = *self.cpu_at.get(&first.checked_sub(1)?)?;
         let last = (first..end).rev().find(|k| self.cpu_at.contains_key(k))?;
         let after = *self.cpu_at.get(&last)?;
@@ -652,7 +655,11 @@ impl<'a> Collector<'a> {
         if sent == 0 {
             return None;
         }
-        Some(after.saturating_sub(before).as_secs_f64() * 1e6 / sent as f64)
+        let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / sent as f64;
+        Some((
+            per_msg(after.total().saturating_sub(before.total())),
+            per_msg(after.user.saturating_sub(before.user)),
+        ))
     }
 }
 
