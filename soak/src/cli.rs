@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// Pause between the bytes of a slowloris client.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub slow_interval: Duration,
+    /// Abuse kinds wait a random time up to this after connecting before misbehaving,
+    /// so that many are connected at once.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub hold: Duration,
     /// Seed of the garbage bytes.
     #[arg(long, default_value_t = 0x5eed_cafe)]
     pub seed: u64,
@@ -159,6 +163,7 @@ impl RunArgs {
             talk_rate: self.talk_rate,
             talk_size: self.talk_size,
             slow_interval: self.slow_interval,
+            hold: self.hold,
             seed: self.seed,
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,

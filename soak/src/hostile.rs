@@ -31,6 +31,10 @@ const READ_MAX_FRAME: usize = 64 << 20;
 const FLOOD_BATCH: usize = 32 << 10;
 /// A non-reader drains what it has (and notices a close) this often.
 const NON_READER_CHECK: Duration = Duration::from_secs(4);
+/// How long a non-reader reads during a check.
+const NON_READER_PEEK: Duration = Duration::from_millis(500);
+/// How long a non-reader reads at the end of the run to see whether it was closed.
+const NON_READER_FINAL_READ: Duration = Duration::from_secs(2);
 /// Largest frame a `partial` client starts (it sends half of it).
 const PARTIAL_FRAME: usize = 512 << 10;
 /// Receive buffer asked for by non-readers, so their backlog lands in the server's
@@ -70,6 +74,9 @@ pub struct HostileConfig {
     pub talk_size: usize,
     /// Pause between the bytes of a slowloris client.
     pub slow_interval: Duration,
+    /// Protocol-abuse kinds wait a random time up to this after connecting before they
+    /// misbehave, so that many are connected at once (0: misbehave at once).
+    pub hold: Duration,
     /// Seed of the garbage.
     pub seed: u64,
     /// The server's `--rate-limit`, to judge flooders against.
@@ -95,6 +102,7 @@ impl Default for HostileConfig {
             talk_rate: 500.0,
             talk_size: 4000,
             slow_interval: Duration::from_millis(50),
+            hold: Duration::ZERO,
             seed: 0x5eed_cafe,
             rate_limit: 1000,
             rate_burst: 2000,
@@ -135,6 +143,8 @@ enum Timer {
     Tick { token: usize, generation: u64 },
     /// The server had its time to answer.
     Answer { token: usize, generation: u64 },
+    /// A held connection starts misbehaving.
+    Start { token: usize, generation: u64 },
 }
 
 /// How server output is read on one connection.
@@ -168,6 +178,8 @@ struct Conn {
     final_ok: bool,
     /// Close with a reset rather than a FIN.
     reset_on_close: bool,
+    /// Non-reader: reads normally until then (a check, or the end of the run).
+    reading_until: Option<Instant>,
 }
 
 /// Runs hostile clients as configured and reports what happened.
@@ -348,6 +360,7 @@ impl<'a> Driver<'a> {
             final_sent: false,
             final_ok: false,
             reset_on_close: false,
+            reading_until: None,
         };
         self.next_generation += 1;
         if self
@@ -397,6 +410,12 @@ impl<'a> Driver<'a> {
                     self.finish(token, End::Unanswered);
                 }
             }
+            Timer::Start { token, generation } => {
+                if self.is_current(token, generation) {
+                    self.misbehave(token);
+                    self.flush(token);
+                }
+            }
         }
     }
 
@@ -442,13 +461,23 @@ impl<'a> Driver<'a> {
                 return;
             }
             conn.connected = true;
-            self.on_connected(token);
+            let held = Kind::PROTOCOL_ABUSE.contains(&conn.kind) && !self.config.hold.is_zero();
+            if held {
+                let millis = self.config.hold.as_millis() as u64;
+                let after = Duration::from_millis(self.rng.below(millis + 1));
+                self.timer_in(token, after, |token, generation| Timer::Start {
+                    token,
+                    generation,
+                });
+            } else {
+                self.misbehave(token);
+            }
         }
         self.flush(token);
     }
 
-    /// Starts the kind's script once connected.
-    fn on_connected(&mut self, token: usize) {
+    /// Starts the kind's script once connected (and held, for the abuse kinds).
+    fn misbehave(&mut self, token: usize) {
         let Some(conn) = self.conns[token].as_mut() else {
             return;
         };
@@ -458,7 +487,7 @@ impl<'a> Driver<'a> {
                 let mut bytes = vec![0u8; len];
                 self.rng.fill(&mut bytes);
                 // Half start like a binary frame, half like text.
-                if conn.slot % 2 == 0 {
+                if self.rng.below(2) == 0 {
                     bytes[0] = 0;
                     conn.reader = Reader::Binary(FrameDecoder::new(READ_MAX_FRAME));
                 } else {
@@ -492,7 +521,7 @@ impl<'a> Driver<'a> {
                 self.answer_timeout(token);
             }
             Kind::Instant => {
-                conn.reset_on_close = conn.slot % 2 == 1;
+                conn.reset_on_close = self.rng.below(2) == 1;
                 self.finish(token, End::WeClosed);
             }
             Kind::Slowloris => {
@@ -553,9 +582,11 @@ impl<'a> Driver<'a> {
                 self.tick_in(token, after);
                 self.flush(token);
             }
+            Kind::NonReader if self.past_deadline => self.finish(token, End::Deadline),
             Kind::NonReader => {
-                // Read what piled up: a close by the server is only visible after the
-                // bytes before it, since a full window holds back the FIN too.
+                // Read for a moment: a close by the server is only visible after the
+                // bytes queued before it, since a full window holds back the FIN too.
+                conn.reading_until = Some(Instant::now() + NON_READER_PEEK);
                 self.drain_non_reader(token);
                 self.tick_in(token, NON_READER_CHECK);
             }
@@ -597,8 +628,9 @@ impl<'a> Driver<'a> {
             return;
         };
         if conn.kind == Kind::NonReader {
-            // It does not read, except to learn that the server gave up on it.
-            if closed {
+            // It does not read, except to learn whether the server gave up on it.
+            let peeking = conn.reading_until.is_some_and(|t| Instant::now() < t);
+            if closed || peeking {
                 self.drain_non_reader(token);
             }
             return;
@@ -797,10 +829,12 @@ impl<'a> Driver<'a> {
                     self.flush(token);
                 }
                 Kind::NonReader => {
+                    // Read until the server's close shows (it follows the bytes queued
+                    // before it), for at most NON_READER_FINAL_READ.
+                    let read_for = self.config.grace.min(NON_READER_FINAL_READ);
+                    conn.reading_until = Some(Instant::now() + read_for);
+                    self.tick_in(token, read_for);
                     self.drain_non_reader(token);
-                    if self.conns[token].is_some() {
-                        self.finish(token, End::Deadline);
-                    }
                 }
                 _ => self.finish(token, End::Deadline),
             }

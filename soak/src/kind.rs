@@ -21,8 +21,8 @@ pub enum Kind {
     /// `Hello`, then half of an `Echo` frame, then a close (FIN). Expected: `Welcome`,
     /// no error; the server counts an EOF.
     Torn,
-    /// Connect and close at once without sending a byte; every other one with a reset
-    /// (linger 0). Expected: nothing.
+    /// Connect and close at once without sending a byte; half of them (at random) with a
+    /// reset (linger 0). Expected: nothing.
     Instant,
     /// `Hello` and `Echo` frames written one byte at a time. Expected: every echo is
     /// answered once its last byte arrives.

@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# Reliability suite (issue 7): starts the release server on 127.0.0.1, attacks it in the
+# ways a public chat server gets attacked, and prints for every case what it tried and
+# what survived. Exits non-zero if any case fails.
+#
+#   bash scripts/soak.sh            full cases (about 5 minutes on 2 cores)
+#   bash scripts/soak.sh --quick    scaled-down cases for CI (well under 3 minutes once
+#                                   built); the p99 comparison only warns in this mode
+#
+# Honours CARGO_TARGET_DIR (default ./target). Every process it starts is killed on exit;
+# every load is bounded in count and time and stays on 127.0.0.1. docs/RELIABILITY.md
+# describes the cases and the numbers measured.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+case "${1:-}" in
+    --quick) QUICK=1 ;;
+    "") ;;
+    -h | --help)
+        sed -n '2,12p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [--quick]" >&2
+        exit 2
+        ;;
+esac
+
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/release"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")"
+PIDS=()
+FAILED=0
+SUMMARY=()
+SERVER_PID=""
+ADDR=""
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "${SOAK_KEEP:-}" ]]; then
+        echo "soak: kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "soak: interrupted" >&2; exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+section() { printf '\n=== %s\n' "$*"; }
+
+# record CASE VERDICT TEXT: VERDICT is PASS, FAIL or WARN (WARN does not fail the run).
+record() {
+    local case="$1" verdict="$2" text="$3"
+    say "$verdict $case: $text"
+    SUMMARY+=("$(printf '%-4s %-22s %s' "$verdict" "$case" "$text")")
+    [[ "$verdict" == FAIL ]] && FAILED=1
+    return 0
+}
+
+# Quick mode picks the second value.
+pick() { if ((QUICK)); then echo "$2"; else echo "$1"; fi; }
+
+# ---- processes -------------------------------------------------------------------------
+
+# Raise the soft open-files limit as far as the hard one allows: 10,000 connections need
+# 10,000 descriptors in the server and as many in the client.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# start_server NAME [FLAGS...]: starts the release server on a free port and sets
+# SERVER_PID and ADDR.
+start_server() {
+    local name="$1"
+    shift
+    "$BIN/server" --bind 127.0.0.1:0 --workers 2 -q "$@" \
+        >"$WORK/$name.server.out" 2>"$WORK/$name.server.err" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local i
+    for i in $(seq 1 100); do
+        ADDR="$(sed -n 's/^listening on //p' "$WORK/$name.server.out")"
+        [[ -n "$ADDR" ]] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "server did not start:"
+    cat "$WORK/$name.server.err"
+    return 1
+}
+
+# stop_server TIMEOUT_S: SIGINT, then waits; sets SERVER_RC (124 if it did not exit)
+# and SERVER_STOP_MS.
+stop_server() {
+    local limit_ms=$(($1 * 1000)) start now
+    start=$(date +%s%N)
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    while kill -0 "$SERVER_PID" 2>/dev/null; do
+        now=$(date +%s%N)
+        if (((now - start) / 1000000 > limit_ms)); then
+            kill -9 "$SERVER_PID" 2>/dev/null || true
+            wait "$SERVER_PID" 2>/dev/null
+            SERVER_RC=124
+            SERVER_STOP_MS=$(((now - start) / 1000000))
+            return
+        fi
+        sleep 0.02
+    done
+    wait "$SERVER_PID"
+    SERVER_RC=$?
+    SERVER_STOP_MS=$((($(date +%s%N) - start) / 1000000))
+}
+
+# A server that panicked anywhere fails the case it was in.
+check_server_log() {
+    local name="$1"
+    if grep -qiE 'panicked|thread .* panicked' "$WORK/$name.server.err"; then
+        record "$name" FAIL "server panicked: $(grep -m1 -i panicked "$WORK/$name.server.err")"
+    fi
+}
+
+# stat NAME: one counter from the server's /stats (via a binary GetStats frame).
+stat() {
+    "$BIN/hostile" stats --addr "$ADDR" --timeout 10s 2>/dev/null | sed -n "s/^$1=//p"
+}
+
+# wait_stat NAME OP VALUE TIMEOUT_S: polls until `stat NAME` OP VALUE (-ge, -le, -eq).
+wait_stat() {
+    local name="$1" op="$2" want="$3" limit="$4" i v
+    for i in $(seq 1 $((limit * 4))); do
+        v="$(stat "$name")"
+        if [[ -n "$v" ]] && [ "$v" "$op" "$want" ]; then
+            echo "$v"
+            return 0
+        fi
+        sleep 0.25
+    done
+    echo "${v:-?}"
+    return 1
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# utime + stime in clock ticks (fields 14 and 15; the name field holds no spaces here).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+# sample_rss PID FILE: writes VmRSS every 250 ms until the file FILE.stop appears.
+sample_rss() {
+    local pid="$1" file="$2"
+    (
+        while [[ ! -e "$file.stop" ]] && kill -0 "$pid" 2>/dev/null; do
+            rss_kb "$pid" >>"$file"
+            sleep 0.25
+        done
+    ) &
+    PIDS+=($!)
+}
+
+# csv_get FILE COLUMN: the column of the last row of a loadgen summary CSV.
+csv_get() {
+    awk -F, -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+        { v = $c } END { print (c ? v : "?") }' "$1"
+}
+
+# kv LINE KEY: the value of KEY=VALUE in a line of hostile's report.
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+
+# hostile_line FILE KIND: the report line of one kind.
+hostile_line() { grep -m1 "^hostile kind=$2 " "$1"; }
+
+# run_loadgen LABEL CLIENTS RATE DURATION_S: runs loadgen in the foreground against ADDR;
+# its summary CSV is $WORK/results/LABEL.csv.
+run_loadgen() {
+    "$BIN/loadgen" --addr "$ADDR" --clients "$2" --rate "$3" --duration "${4}s" \
+        --warmup "$(pick 3s 1s)" --grace 2s --out "$WORK/results" --label "$1" -q \
+        >"$WORK/$1.loadgen.out" 2>"$WORK/$1.loadgen.err"
+}
+
+median3() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# ---- build -----------------------------------------------------------------------------
+
+section "build (release)"
+cargo build --release --locked -p server -p loadgen -p soak || {
+    echo "build failed" >&2
+    exit 1
+}
+mkdir -p "$WORK/results"
+say "mode: $( ((QUICK)) && echo quick || echo full ), target dir: $TARGET, open files: $(ulimit -n), cores: $(nproc)"
+SUITE_START=$(date +%s)
+
+# ---- case 1: 10,000 connections ----------------------------------------------------------
+
+case_connections() {
+    local name=connections n hold
+    n=$(pick 10000 2000)
+    hold=$(pick 20 8)
+    section "$name: $n connections held at once and served"
+    # Room for the stats probe next to the n clients.
+    start_server "$name" --max-connections $((n + 50)) || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.5
+    local rss0 out="$WORK/$name.hostile.out"
+    rss0=$(rss_kb "$SERVER_PID")
+    "$BIN/hostile" --addr "$ADDR" --kinds idle --connections "$n" --once \
+        --duration "${hold}s" --connect-rate 5000 --grace 15s >"$out" 2>&1 &
+    local hpid=$!
+    PIDS+=("$hpid")
+    local held
+    held=$(wait_stat connections -ge "$n" 30) || true
+    # The probe itself is one of the connections it counts.
+    sleep 1
+    local rss1 c0 c1 secs=5
+    rss1=$(rss_kb "$SERVER_PID")
+    c0=$(cpu_ticks "$SERVER_PID")
+    sleep "$secs"
+    c1=$(cpu_ticks "$SERVER_PID")
+    held=$(stat connections)
+    wait "$hpid"
+    local line hits misses
+    line="$(hostile_line "$out" idle)"
+    hits=$(kv "$line" hits)
+    misses=$(kv "$line" misses)
+    local back
+    back=$(wait_stat connections -le 1 20) || true
+    stop_server 10
+    check_server_log "$name"
+    local per_conn cpu_pct
+    per_conn=$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')
+    cpu_pct=$(awk -v d=$((c1 - c0)) -v t="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.2f", 100 * d / t / s }')
+    say "held=$((held - 1)) (+1 probe) served_final_echo=$hits unserved=$misses rss_before=${rss0}KiB rss_held=${rss1}KiB"
+    say "rss_per_connection=${per_conn}KiB idle_cpu=${cpu_pct}% over ${secs}s; connections after=$back; server exit=$SERVER_RC"
+    if [[ "$held" -ge "$n" && "$hits" == "$n" && "$misses" == 0 && "$back" -le 1 && "$SERVER_RC" == 0 ]]; then
+        record "$name" PASS "$n held and answered; ${per_conn} KiB RSS each; idle CPU ${cpu_pct}%"
+    else
+        record "$name" FAIL "held=$((held - 1)) answered=$hits/$n after=$back exit=$SERVER_RC"
+    fi
+}
+
+# ---- case 2: hostile clients next to well-behaved ones ---------------------------------
+
+case_hostile_mix() {
+    local name=hostile-mix clients hostiles dur
+    clients=$(pick 1000 200)
+    hostiles=$(pick 1000 200)
+    dur=$(pick 15 5)
+    section "$name: $hostiles hostile clients (garbage, oversize, bad UTF-8, torn, instant) next to $clients loadgen clients at 50/s"
+    start_server "$name" || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    local attempt ratios=() bad=0 clean_p99 dirty_p99 worst=""
+    for attempt in 1 2 3; do
+        run_loadgen "clean$attempt" "$clients" 50 "$dur"
+        local hout="$WORK/$name.$attempt.hostile.out"
+        # Hostiles start first and outlast the measured part.
+        "$BIN/hostile" --addr "$ADDR" --kinds abuse --connections "$hostiles" \
+            --duration "$((dur + $(pick 6 3)))s" --hold 2s --cycle-delay 500ms --grace 3s \
+            >"$hout" 2>&1 &
+        local hpid=$!
+        PIDS+=("$hpid")
+        sleep 1
+        run_loadgen "hostile$attempt" "$clients" 50 "$dur"
+        wait "$hpid"
+        local c="$WORK/results/clean$attempt.csv" d="$WORK/results/hostile$attempt.csv"
+        clean_p99=$(csv_get "$c" p99_us)
+        dirty_p99=$(csv_get "$d" p99_us)
+        local lost errors disc serr clost
+        lost=$(csv_get "$d" lost)
+        errors=$(csv_get "$d" errors)
+        disc=$(csv_get "$d" disconnects)
+        serr=$(csv_get "$d" server_errors)
+        clost=$(csv_get "$c" lost)
+        local ratio
+        ratio=$(awk -v a="$clean_p99" -v b="$dirty_p99" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 99) }')
+        ratios+=("$ratio")
+        local conns hits misses codes
+        conns=0
+        hits=0
+        misses=0
+        for k in garbage oversize bad-utf8-line bad-utf8-frame torn instant; do
+            local line
+            line="$(hostile_line "$hout" "$k")"
+            conns=$((conns + $(kv "$line" conns)))
+            hits=$((hits + $(kv "$line" hits)))
+            misses=$((misses + $(kv "$line" misses)))
+        done
+        say "attempt $attempt: clean p99=${clean_p99}us lost=$clost | with hostiles p99=${dirty_p99}us (${ratio}x) sent=$(csv_get "$d" sent) received=$(csv_get "$d" received) lost=$lost errors=$errors disconnects=$disc server_errors=$serr"
+        say "  hostile: $conns connections, $hits answered as expected, $misses not; $(head -1 "$hout")"
+        grep '^hostile kind=' "$hout" | sed 's/^/    /' | cut -c1-220
+        if [[ "$lost" != 0 || "$errors" != 0 || "$disc" != 0 || "$serr" != 0 || "$clost" != 0 || "$misses" != 0 ]]; then
+            bad=1
+            worst="attempt $attempt: lost=$lost errors=$errors disconnects=$disc server_errors=$serr hostile_misses=$misses"
+        fi
+        if awk -v r="$ratio" 'BEGIN { exit !(r <= 2.0) }'; then
+            break
+        fi
+        say "  p99 ratio ${ratio}x is above 2x; repeating (2 cores shared by server, loadgen and hostiles)"
+    done
+    stop_server 10
+    check_server_log "$name"
+    local med
+    med=$(median3 "${ratios[@]}")
+    local ratio_text="p99 ratio hostile/clean ${ratios[*]} (median ${med}x over ${#ratios[@]} pair(s))"
+    if ((bad)); then
+        record "$name" FAIL "good clients hurt: $worst"
+    elif awk -v r="$med" 'BEGIN { exit !(r <= 2.0) }'; then
+        record "$name" PASS "good clients lost 0, errors 0; $ratio_text"
+    elif ((QUICK)); then
+        record "$name" WARN "good clients lost 0, errors 0; $ratio_text is ABOVE the 2x bound (quick mode only warns)"
+    else
+        record "$name" FAIL "good clients lost 0, errors 0, but $ratio_text is ABOVE the 2x bound"
+    fi
+}
+
+# ---- case 3: a member of a busy room that never reads ----------------------------------
+
+case_non_reader() {
+    local name=non-reader dur
+    dur=$(pick 20 6)
+    section "$name: members of a busy room that never read (4 KB messages at 2 x 500/s)"
+    start_server "$name" --max-pending 1MiB || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.3
+    local out="$WORK/$name.hostile.out" rss="$WORK/$name.rss"
+    sample_rss "$SERVER_PID" "$rss"
+    "$BIN/hostile" --addr "$ADDR" --kinds non-reader --connections 4 --talkers 2 \
+        --talk-rate 500 --talk-size 4000 --duration "${dur}s" --cycle-delay 500ms >"$out" 2>&1
+    touch "$rss.stop"
+    local slow
+    slow=$(stat closed_slow_consumer)
+    stop_server 10
+    check_server_log "$name"
+    local nline tline
+    nline="$(hostile_line "$out" non-reader)"
+    tline="$(hostile_line "$out" talker)"
+    local rmin rmax rfirst rlast
+    read -r rmin rmax rfirst rlast < <(awk 'NR == 1 { mn = mx = f = $1 } { if ($1 < mn) mn = $1; if ($1 > mx) mx = $1; l = $1 }
+        END { print mn, mx, f, l }' "$rss")
+    say "non-readers: $(kv "$nline" conns) connections, closed by the server $(kv "$nline" server_closed), codes $(kv "$nline" codes); talkers: requests $(kv "$tline" requests) replies $(kv "$tline" replies) verdict $(kv "$tline" verdict)"
+    say "server closed_slow_consumer=$slow; RSS min=${rmin}KiB max=${rmax}KiB first=${rfirst}KiB last=${rlast}KiB (max-min $(((rmax - rmin) / 1024)) MiB)"
+    local bound_kb=$((64 * 1024))
+    if [[ "${slow:-0}" -ge 1 && "$(kv "$nline" verdict)" == ok && "$(kv "$tline" verdict)" == ok && $((rmax - rmin)) -le $bound_kb ]]; then
+        record "$name" PASS "closed_slow_consumer=$slow; RSS max-min $(((rmax - rmin) / 1024)) MiB (bound 64); talkers unaffected"
+    else
+        record "$name" FAIL "closed_slow_consumer=$slow non-reader=$(kv "$nline" verdict) talker=$(kv "$tline" verdict) RSS max-min $(((rmax - rmin) / 1024)) MiB"
+    fi
+}
+
+# ---- case 4: a flooder -----------------------------------------------------------------
+
+case_flooder() {
+    local name=flooder dur clients
+    dur=$(pick 15 5)
+    clients=$(pick 500 200)
+    section "$name: flooders (echo as fast as TCP takes it) next to $clients loadgen clients at 50/s"
+    start_server "$name" --rate-limit 1000 --rate-burst 2000 || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    run_loadgen flood-clean "$clients" 50 "$dur"
+    local out="$WORK/$name.hostile.out"
+    "$BIN/hostile" --addr "$ADDR" --kinds flooder --connections "$(pick 3 2)" \
+        --duration "$((dur + $(pick 6 3)))s" --rate-limit 1000 --rate-burst 2000 >"$out" 2>&1 &
+    local hpid=$!
+    PIDS+=("$hpid")
+    sleep 1
+    run_loadgen flood-dirty "$clients" 50 "$dur"
+    wait "$hpid"
+    local flood_closes
+    flood_closes=$(stat closed_flood)
+    stop_server 10
+    check_server_log "$name"
+    local line c="$WORK/results/flood-clean.csv" d="$WORK/results/flood-dirty.csv"
+    line="$(hostile_line "$out" flooder)"
+    local rate after p99c p99d lost errors
+    rate=$(kv "$line" fastest_replies_per_s)
+    after=$(kv "$line" rate_after_burst_per_s)
+    p99c=$(csv_get "$c" p99_us)
+    p99d=$(csv_get "$d" p99_us)
+    lost=$(csv_get "$d" lost)
+    errors=$(csv_get "$d" errors)
+    say "flooder: wrote $(kv "$line" bytes_sent) bytes, got $(kv "$line" replies) replies; fastest flooder $rate replies/s overall, $after/s after the burst (limit 1000/s); closed_flood=$flood_closes"
+    say "others: clean p99=${p99c}us, next to flooders p99=${p99d}us, lost=$lost errors=$errors disconnects=$(csv_get "$d" disconnects)"
+    local ratio
+    ratio=$(awk -v a="$p99c" -v b="$p99d" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 99) }')
+    if [[ "$(kv "$line" verdict)" == ok && "$lost" == 0 && "$errors" == 0 ]] &&
+        awk -v a="$after" 'BEGIN { exit !(a <= 1150) }'; then
+        if awk -v r="$ratio" 'BEGIN { exit !(r <= 3.0) }'; then
+            record "$name" PASS "flooder held to ${after}/s after its burst (limit 1000); others lost 0, p99 ${p99c}->${p99d}us (${ratio}x)"
+        else
+            record "$name" WARN "flooder held to ${after}/s; others lost 0, but p99 ${p99c}->${p99d}us (${ratio}x, above 3x)"
+        fi
+    else
+        record "$name" FAIL "flooder verdict=$(kv "$line" verdict) rate_after_burst=$after others lost=$lost errors=$errors"
+    fi
+}
+
+# ---- case 5: clients killed with SIGKILL mid-frame -------------------------------------
+
+case_sigkill() {
+    local name=sigkill rounds per=20
+    rounds=$(pick 60 20)
+    section "$name: $rounds x SIGKILL of a process with $per connections stuck mid-frame (256 KiB of a 512 KiB frame, or a trickle)"
+    start_server "$name" || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.3
+    local base rss0 rss_warm="" total0
+    base=$(stat connections)
+    total0=$(stat connections_total)
+    rss0=$(rss_kb "$SERVER_PID")
+    local i killed=0 seen
+    for i in $(seq 1 "$rounds"); do
+        "$BIN/hostile" --addr "$ADDR" --kinds partial,slowloris --connections "$per" --once \
+            --duration 60s --slow-interval 5ms >/dev/null 2>&1 &
+        local hpid=$!
+        PIDS+=("$hpid")
+        # Kill only once every connection is in (so each is mid-frame), then a moment more
+        # for the partial frames to reach the server.
+        seen=$(wait_stat connections -ge $((base + per)) 10) || true
+        sleep 0.1
+        kill -9 "$hpid" 2>/dev/null && killed=$((killed + 1))
+        wait "$hpid" 2>/dev/null
+        ((i == 5)) && rss_warm=$(rss_kb "$SERVER_PID")
+    done
+    local after rss1
+    after=$(wait_stat connections -le "$base" 20) || true
+    sleep 0.5
+    rss1=$(rss_kb "$SERVER_PID")
+    local eof reset
+    eof=$(stat closed_eof)
+    reset=$(stat closed_reset)
+    stop_server 10
+    check_server_log "$name"
+    say "killed $killed processes ($((killed * per)) connections); connections before=$base after=$after; closed_eof=$eof closed_reset=$reset"
+    say "RSS start=${rss0}KiB after 5 rounds=${rss_warm}KiB end=${rss1}KiB"
+    local growth=$(((rss1 - rss_warm) / 1024))
+    if [[ "$after" -le "$base" && "$killed" == "$rounds" && $((rss1 - rss_warm)) -le $((16 * 1024)) && "$SERVER_RC" == 0 ]]; then
+        record "$name" PASS "$killed kills, connections back to $after (baseline $base), RSS +${growth} MiB after warm-up (bound 16), $(((rss1 - rss0) / 1024)) MiB over start"
+    else
+        record "$name" FAIL "kills=$killed connections $base->$after RSS +${growth} MiB after warm-up exit=$SERVER_RC"
+    fi
+}
+
+# ---- case 6: Ctrl+C during a load run --------------------------------------------------
+
+case_sigint() {
+    local name=sigint clients dur before
+    clients=$(pick 1000 200)
+    dur=$(pick 12 6)
+    before=$(pick 6 3)
+    section "$name: SIGINT to the server ${before}s into a run of $clients loadgen clients at 50/s plus 20 drain checkers at 200/s"
+    start_server "$name" --shutdown-timeout 5s || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    "$BIN/loadgen" --addr "$ADDR" --clients "$clients" --rate 50 --duration "${dur}s" \
+        --warmup 1s --grace 2s --out "$WORK/results" --label sigint -q \
+        >"$WORK/$name.loadgen.out" 2>"$WORK/$name.loadgen.err" &
+    local lpid=$!
+    PIDS+=("$lpid")
+    "$BIN/hostile" drain --addr "$ADDR" --clients 20 --rate 200 --max-duration 60s \
+        >"$WORK/$name.drain.out" 2>&1 &
+    local dpid=$!
+    PIDS+=("$dpid")
+    sleep "$before"
+    local in_before
+    in_before=$(stat messages_in)
+    stop_server 8
+    wait "$dpid"
+    local drain_rc=$?
+    wait "$lpid"
+    local loadgen_rc=$?
+    check_server_log "$name"
+    local d="$WORK/results/sigint.csv"
+    cat "$WORK/$name.drain.out"
+    say "server: exit code $SERVER_RC after ${SERVER_STOP_MS} ms (shutdown timeout 5 s); messages_in just before SIGINT: $in_before"
+    if [[ -s "$d" ]]; then
+        say "loadgen (exit $loadgen_rc): sent=$(csv_get "$d" sent) received=$(csv_get "$d" received) lost=$(csv_get "$d" lost) errors=$(csv_get "$d" errors) disconnects=$(csv_get "$d" disconnects) duplicated=$(csv_get "$d" duplicated) reordered=$(csv_get "$d" reordered) corrupted=$(csv_get "$d" corrupted)"
+    else
+        say "loadgen (exit $loadgen_rc) wrote no summary; stderr: $(tail -2 "$WORK/$name.loadgen.err")"
+    fi
+    local dup reo cor
+    dup=$(csv_get "$d" duplicated)
+    reo=$(csv_get "$d" reordered)
+    cor=$(csv_get "$d" corrupted)
+    if [[ "$SERVER_RC" == 0 && "$SERVER_STOP_MS" -le 7000 && "$drain_rc" == 0 && "$dup" == 0 && "$reo" == 0 && "$cor" == 0 ]]; then
+        record "$name" PASS "exit 0 in ${SERVER_STOP_MS} ms; every drain client got all replies in order, then Shutdown, then the close; loadgen saw no duplicate/reordered/corrupt reply"
+    else
+        record "$name" FAIL "exit=$SERVER_RC in ${SERVER_STOP_MS} ms drain_rc=$drain_rc ($(grep verdict "$WORK/$name.drain.out")) loadgen dup=$dup reordered=$reo corrupted=$cor"
+    fi
+}
+
+case_connections
+case_hostile_mix
+case_non_reader
+case_flooder
+case_sigkill
+case_sigint
+
+section "summary ($( ((QUICK)) && echo quick || echo full ) mode, $(($(date +%s) - SUITE_START)) s without the build)"
+printf '%s\n' "${SUMMARY[@]}"
+if ((FAILED)); then
+    say "soak: FAILED"
+    exit 1
+fi
+say "soak: all cases passed"

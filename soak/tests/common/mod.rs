@@ -1,0 +1,110 @@
+//! Helpers: an in-process server on 127.0.0.1:0 that is shut down and joined on drop,
+//! and a hostile config aimed at it.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use server::{Config, Server, ShutdownHandle};
+use soak::{HostileConfig, Kind};
+
+/// Longest any wait in a test may take.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub handle: ShutdownHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 2,
+            log_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let server = Server::bind(config).expect("bind");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        let thread = Some(std::thread::spawn(move || server.run()));
+        Self {
+            addr,
+            handle,
+            thread,
+        }
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.handle
+            .stats()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no stat {name}"))
+    }
+
+    /// Waits until `pred(stat)` holds.
+    pub fn wait_stat(&self, name: &str, pred: impl Fn(u64) -> bool) {
+        let start = Instant::now();
+        while !pred(self.stat(name)) {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "{name} stuck at {}",
+                self.stat(name)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Shuts down, waits for `run` to return, and fails the test if it erred or hung.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let start = Instant::now();
+            while !thread.is_finished() {
+                assert!(start.elapsed() < TIMEOUT, "server did not stop");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            thread.join().expect("server panicked").expect("run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() && !std::thread::panicking() {
+            self.stop_inner();
+        }
+    }
+}
+
+/// `connections` clients of `kinds`, each connecting once, for `duration`.
+pub fn once(
+    server: &TestServer,
+    kinds: &[Kind],
+    connections: usize,
+    duration: Duration,
+) -> HostileConfig {
+    HostileConfig {
+        addr: server.addr,
+        connections,
+        kinds: kinds.to_vec(),
+        duration,
+        cycle: false,
+        grace: Duration::from_secs(5),
+        answer_timeout: Duration::from_secs(10),
+        ..HostileConfig::default()
+    }
+}

@@ -1,0 +1,200 @@
+//! End-to-end tests of the hostile clients and the drain checker against an in-process
+//! server: each kind draws the answer it should, and the server stays healthy.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, once};
+use soak::drain::{DrainConfig, run as run_drain};
+use soak::{Kind, fetch_stats, run};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server still answers a well-behaved client, and every hostile connection is gone.
+fn assert_healthy(server: &TestServer) {
+    server.wait_stat("connections", |n| n == 0);
+    let stats = fetch_stats(server.addr, TIMEOUT).expect("server still answers");
+    assert!(stats.iter().any(|(k, _)| k == "messages_in"));
+}
+
+#[test]
+fn each_protocol_violation_draws_its_error_code_and_a_close() {
+    let server = TestServer::start();
+    for kind in [Kind::Oversize, Kind::BadUtf8Line, Kind::BadUtf8Frame] {
+        let config = once(&server, &[kind], 8, Duration::from_secs(3));
+        let report = run(&config).unwrap();
+        let r = &report.kinds[&kind];
+        let code = kind.expected_code().unwrap().0;
+        assert_eq!(r.codes.get(&code), Some(&8), "{kind}: {report}");
+        assert_eq!(r.codes.len(), 1, "{kind}: {report}");
+        assert_eq!(r.server_closed, 8, "{kind}: {report}");
+        assert!(report.verdict(kind).ok, "{report}");
+    }
+    assert_eq!(server.stat("closed_protocol_error"), 24);
+    assert_healthy(&server);
+}
+
+#[test]
+fn garbage_gets_protocol_errors_and_never_a_crash() {
+    let server = TestServer::start();
+    let mut config = once(&server, &[Kind::Garbage], 40, Duration::from_secs(3));
+    config.answer_timeout = Duration::from_secs(1);
+    let report = run(&config).unwrap();
+    let r = &report.kinds[&Kind::Garbage];
+    assert_eq!(r.misses, 0, "{report}");
+    assert!(r.hits > 20, "{report}");
+    assert!(
+        r.codes.keys().all(|&c| (100..300).contains(&c)),
+        "only protocol errors or request refusals: {report}"
+    );
+    assert_healthy(&server);
+}
+
+#[test]
+fn torn_frames_and_instant_disconnects_leave_nothing_behind() {
+    let server = TestServer::start();
+    let config = once(
+        &server,
+        &[Kind::Torn, Kind::Instant],
+        20,
+        Duration::from_secs(3),
+    );
+    let report = run(&config).unwrap();
+    for kind in [Kind::Torn, Kind::Instant] {
+        let r = &report.kinds[&kind];
+        assert_eq!(r.hits, 10, "{kind}: {report}");
+        assert!(r.codes.is_empty(), "{kind}: {report}");
+    }
+    assert_eq!(report.kinds[&Kind::Torn].welcomed, 10);
+    assert_healthy(&server);
+    assert_eq!(
+        server.stat("connections_total"),
+        21,
+        "20 hostile + the probe"
+    );
+    // Torn and FIN-closed instant clients are EOFs; instant ones with linger 0 resets.
+    let (eof, reset) = (server.stat("closed_eof"), server.stat("closed_reset"));
+    assert_eq!(eof + reset, 20, "eof {eof} reset {reset}");
+}
+
+#[test]
+fn a_flooder_is_slowed_to_the_rate_limit_but_still_served() {
+    let server = TestServer::with(|c| {
+        c.rate_limit = 200;
+        c.rate_burst = 100;
+    });
+    let mut config = once(&server, &[Kind::Flooder], 1, Duration::from_secs(2));
+    config.rate_limit = 200;
+    config.rate_burst = 100;
+    let report = run(&config).unwrap();
+    let r = &report.kinds[&Kind::Flooder];
+    assert!(report.verdict(Kind::Flooder).ok, "{report}");
+    // 2 s at 200/s after a burst of 100: about 500. Generous bounds both ways.
+    assert!(r.replies >= 100, "starved: {report}");
+    assert!(r.replies <= 100 + 2 * 200 * 2, "not slowed: {report}");
+    assert!(r.requests > 5 * r.replies, "it did flood: {report}");
+    assert_eq!(server.stat("closed_flood"), 0);
+    assert_healthy(&server);
+}
+
+#[test]
+fn a_member_of_a_busy_room_that_never_reads_is_closed_as_a_slow_consumer() {
+    let server = TestServer::with(|c| c.max_pending = 64 << 10);
+    let mut config = once(&server, &[Kind::NonReader], 2, Duration::from_secs(3));
+    config.talk_rate = 400.0;
+    let report = run(&config).unwrap();
+    let r = &report.kinds[&Kind::NonReader];
+    assert_eq!(r.server_closed, 2, "{report}");
+    assert!(report.verdict(Kind::NonReader).ok, "{report}");
+    assert!(report.verdict(Kind::Talker).ok, "{report}");
+    assert_eq!(server.stat("closed_slow_consumer"), 2);
+    assert_healthy(&server);
+}
+
+#[test]
+fn idle_slowloris_and_partial_clients_are_served_and_not_punished() {
+    let server = TestServer::start();
+    let mut config = once(
+        &server,
+        &[Kind::Idle, Kind::Slowloris, Kind::Partial],
+        30,
+        Duration::from_secs(2),
+    );
+    config.slow_interval = Duration::from_millis(2);
+    let report = run(&config).unwrap();
+    for kind in [Kind::Idle, Kind::Slowloris, Kind::Partial] {
+        let r = &report.kinds[&kind];
+        assert_eq!(r.hits, 10, "{kind}: {report}");
+        assert!(r.codes.is_empty(), "{kind}: {report}");
+    }
+    assert!(report.kinds[&Kind::Slowloris].replies >= 10, "{report}");
+    assert_eq!(report.kinds[&Kind::Idle].replies, 10, "{report}");
+    assert_healthy(&server);
+}
+
+#[test]
+fn cycling_slots_reconnect_until_the_duration_ends() {
+    let server = TestServer::start();
+    let mut config = once(&server, &[Kind::Oversize], 4, Duration::from_millis(1500));
+    config.cycle = true;
+    config.cycle_delay = Duration::from_millis(100);
+    let report = run(&config).unwrap();
+    let r = &report.kinds[&Kind::Oversize];
+    assert!(r.connections >= 12, "{report}");
+    assert_eq!(r.misses, 0, "{report}");
+    assert!(report.all_ok(), "{report}");
+    assert_healthy(&server);
+}
+
+#[test]
+fn held_connections_are_all_open_before_they_misbehave() {
+    let server = TestServer::start();
+    let mut config = once(&server, &Kind::PROTOCOL_ABUSE, 30, Duration::from_secs(3));
+    config.hold = Duration::from_millis(800);
+    let report = run(&config).unwrap();
+    assert!(report.peak_open >= 20, "{report}");
+    assert!(report.all_ok(), "{report}");
+    assert_healthy(&server);
+}
+
+/// Issue 7, "Ctrl+C during a load run": every message the server accepted is answered
+/// before the Shutdown notice. The clients check order and the notice; the server's own
+/// counters, read after it stopped, check that nothing it read went unanswered.
+#[test]
+fn shutdown_answers_everything_accepted_before_the_notice() {
+    let server = TestServer::start();
+    const CLIENTS: usize = 10;
+    let config = DrainConfig {
+        addr: server.addr,
+        clients: CLIENTS,
+        rate: 300.0,
+        max_duration: Duration::from_secs(20),
+    };
+    let checker = std::thread::spawn(move || run_drain(&config));
+    server.wait_stat("messages_in", |n| n >= (CLIENTS as u64) * 50);
+    let handle = server.handle.clone();
+    server.stop();
+    let report = checker.join().unwrap();
+    assert!(report.problems().is_empty(), "{report}");
+    let stats: std::collections::HashMap<String, u64> = handle.stats().into_iter().collect();
+    let n = CLIENTS as u64;
+    assert_eq!(report.clients.len(), CLIENTS);
+    assert!(report.replies() > 0);
+    // Every frame read was a Hello or an echo request; every echo request read was
+    // answered and the reply reached its client.
+    assert_eq!(
+        stats["messages_in"],
+        n + report.replies(),
+        "{report} {stats:?}"
+    );
+    // Welcome, replies, Shutdown notice: everything queued was received.
+    assert_eq!(
+        stats["messages_out"],
+        2 * n + report.replies(),
+        "{report} {stats:?}"
+    );
+    assert_eq!(stats["closed_shutdown"], n);
+}
