@@ -407,6 +407,9 @@ impl Worker {
         let mut budget = READ_BUDGET;
         let mut frames = 0;
         let mut requeue = None;
+        // A read that returns less than asked for has emptied the socket: new data
+        // makes a new edge, so the extra read that would only say WouldBlock is skipped.
+        let mut socket_drained = false;
         loop {
             if conn.is_closing() {
                 break;
@@ -433,6 +436,10 @@ impl Worker {
                     break;
                 }
             }
+            if socket_drained {
+                conn.throttled_since = None;
+                break;
+            }
             if budget == 0 {
                 requeue = Some(Requeue::Backlog);
                 break;
@@ -440,6 +447,7 @@ impl Worker {
             let want = budget.min(self.scratch.len());
             match conn.read_some(&mut self.scratch[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
+                    socket_drained = n < want;
                     budget -= n;
                     conn.last_input = now;
                     conn.pinged = false;
