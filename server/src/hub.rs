@@ -438,10 +438,10 @@ impl Hub {
         let rooms = self.rooms.read();
         let mut mates: HashMap<ConnId, Mode> = HashMap::new();
         for room in rooms_held {
-            if let Some(entry) = rooms.get(fold(room).as_ref()) {
-                if entry.members.len() <= NOTICE_MAX_MEMBERS {
-                    mates.extend(entry.members.iter().filter(|(m, _)| **m != id));
-                }
+            if let Some(entry) = rooms.get(fold(room).as_ref())
+                && entry.members.len() <= NOTICE_MAX_MEMBERS
+            {
+                mates.extend(entry.members.iter().filter(|(m, _)| **m != id));
             }
         }
         Fanout::build(self.workers, mates.iter())
@@ -471,10 +471,10 @@ impl Hub {
             return Ok(ChatOutcome::Started { peer });
         }
         let previous = chats.get_mut(&id).and_then(|me| me.asked.replace(peer));
-        if let Some(previous) = previous.filter(|p| *p != peer) {
-            if let Some(p) = chats.get_mut(&previous) {
-                p.askers.remove(&id);
-            }
+        if let Some(previous) = previous.filter(|p| *p != peer)
+            && let Some(p) = chats.get_mut(&previous)
+        {
+            p.askers.remove(&id);
         }
         if let Some(p) = chats.get_mut(&peer) {
             p.askers.insert(id);
@@ -522,10 +522,10 @@ impl Hub {
                 s.partner = Some(other);
                 s.asked.take()
             });
-            if let Some(asked) = asked {
-                if let Some(s) = chats.get_mut(&asked) {
-                    s.askers.remove(&me);
-                }
+            if let Some(asked) = asked
+                && let Some(s) = chats.get_mut(&asked)
+            {
+                s.askers.remove(&me);
             }
         }
     }

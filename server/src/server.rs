@@ -218,11 +218,11 @@ impl Acceptor {
                 let until_log = next_log.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(until_log, |t| t.min(until_log)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!("acceptor poll failed: {e}");
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!("acceptor poll failed: {e}");
+                break;
             }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break;

@@ -99,10 +99,10 @@ impl WorkerHandle {
         if self.tx.send(msg).is_err() {
             return;
         }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                tracing::warn!("cannot wake worker: {e}");
-            }
+        if !self.wake_pending.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.waker.wake()
+        {
+            tracing::warn!("cannot wake worker: {e}");
         }
     }
 }
@@ -215,11 +215,11 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(worker = self.index, "poll failed: {e}");
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(worker = self.index, "poll failed: {e}");
+                break;
             }
             let now = Instant::now();
             let reading = self.phase == Phase::Running;
@@ -287,11 +287,11 @@ impl Worker {
     }
 
     fn mark_dirty(&mut self, slot: usize) {
-        if let Some(conn) = self.conn_mut(slot) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(slot);
-            }
+        if let Some(conn) = self.conn_mut(slot)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(slot);
         }
     }
 
@@ -678,11 +678,11 @@ impl Worker {
     fn deliver_local(&mut self, delivery: Delivery) {
         match delivery {
             Delivery::One { to, bytes } => {
-                if let Some(slot) = self.live_slot(to) {
-                    if let Some(mut conn) = self.slots[slot].conn.take() {
-                        self.enqueue(&mut conn, bytes);
-                        self.put_back(slot, conn);
-                    }
+                if let Some(slot) = self.live_slot(to)
+                    && let Some(mut conn) = self.slots[slot].conn.take()
+                {
+                    self.enqueue(&mut conn, bytes);
+                    self.put_back(slot, conn);
                 }
             }
             Delivery::Many { fanout, payload } => {
@@ -902,10 +902,11 @@ impl Worker {
     fn close_all(&mut self) {
         let now = Instant::now();
         for slot in 0..self.slots.len() {
-            if let Some(conn) = self.conn_mut(slot) {
-                if conn.closing.is_none() && conn.close_now.is_none() {
-                    conn.close_now = Some(CloseReason::Shutdown);
-                }
+            if let Some(conn) = self.conn_mut(slot)
+                && conn.closing.is_none()
+                && conn.close_now.is_none()
+            {
+                conn.close_now = Some(CloseReason::Shutdown);
             }
             self.close(slot, now);
         }
