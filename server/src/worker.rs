@@ -232,7 +232,9 @@ impl Worker {
                     self.mark_dirty(slot);
                 }
                 if reading && (event.is_readable() || event.is_read_closed()) {
-                    self.service_read(slot, now);
+                    // With the peer's FIN already in, only reading to EOF sees it.
+                    let short_read_drains = !event.is_read_closed() && !event.is_error();
+                    self.service_read(slot, now, short_read_drains);
                 } else if event.is_error() || event.is_write_closed() {
                     self.mark_dirty(slot);
                 }
@@ -377,7 +379,7 @@ impl Worker {
             let Some(slot) = self.backlog.pop_front() else {
                 break;
             };
-            self.service_read(slot, now);
+            self.service_read(slot, now, false);
         }
     }
 
@@ -391,7 +393,7 @@ impl Worker {
                 .conn(slot)
                 .is_some_and(|c| c.bucket.wait(now) == Duration::ZERO);
             if ready {
-                self.service_read(slot, now);
+                self.service_read(slot, now, false);
             } else {
                 self.throttled.push(slot);
             }
@@ -400,15 +402,19 @@ impl Worker {
 
     /// Reads and handles input of one connection until the socket is drained, the read
     /// budget is spent, or the rate limit holds it back.
-    fn service_read(&mut self, slot: usize, now: Instant) {
+    ///
+    /// With `short_read_drains`, a read that returns less than asked for counts as having
+    /// emptied the socket: new data makes a new edge, so the extra read that would only
+    /// say WouldBlock is skipped. Callers pass `false` when the peer may already have
+    /// closed (its FIN makes no new edge after the data) or when no event vouches for
+    /// the socket's state (backlog and throttle retries).
+    fn service_read(&mut self, slot: usize, now: Instant, short_read_drains: bool) {
         let Some(mut conn) = self.slots.get_mut(slot).and_then(|s| s.conn.take()) else {
             return;
         };
         let mut budget = READ_BUDGET;
         let mut frames = 0;
         let mut requeue = None;
-        // A read that returns less than asked for has emptied the socket: new data
-        // makes a new edge, so the extra read that would only say WouldBlock is skipped.
         let mut socket_drained = false;
         loop {
             if conn.is_closing() {
@@ -447,7 +453,7 @@ impl Worker {
             let want = budget.min(self.scratch.len());
             match conn.read_some(&mut self.scratch[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
-                    socket_drained = n < want;
+                    socket_drained = short_read_drains && n < want;
                     budget -= n;
                     conn.last_input = now;
                     conn.pinged = false;
