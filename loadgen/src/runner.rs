@@ -80,6 +80,11 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         path: config.out.clone(),
         source,
     })?;
+    // One descriptor per client, plus a poll, a timer and a waker per thread and the
+    // files: raise the soft limit as far as the hard one allows. If that is not enough,
+    // connects fail with "too many open files" and are counted.
+    let needed = u64::from(config.clients) + 64 + 4 * config.threads as u64;
+    let _ = rlimit::increase_nofile_limit(needed);
     let started_at = SystemTime::now();
     let unix = started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (started_rfc, stamp) = utc_stamps(unix.as_secs());
