@@ -2,7 +2,6 @@
 //! commands map onto the same operations, and answers go out in the client's framing.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use shared::text::{self, Command};
@@ -18,7 +17,7 @@ pub const DEFAULT_ROOM: &str = "lobby";
 
 impl Worker {
     /// Welcomes a text-mode client and puts it in the default room.
-    pub(crate) fn greet_text(&mut self, conn: &mut Connection, _now: Instant) {
+    pub(crate) fn greet_text(&mut self, conn: &mut Connection) {
         let welcome = self.welcome(conn);
         self.reply(conn, &welcome);
         self.join(conn, DEFAULT_ROOM);
@@ -43,7 +42,7 @@ impl Worker {
     }
 
     /// Handles one binary frame.
-    pub(crate) fn handle_frame(&mut self, conn: &mut Connection, frame: Frame, now: Instant) {
+    pub(crate) fn handle_frame(&mut self, conn: &mut Connection, frame: Frame) {
         if !conn.hello_done {
             match frame {
                 Frame::Hello { version } if version == PROTOCOL_VERSION => {
@@ -101,11 +100,10 @@ impl Worker {
                 );
             }
         }
-        let _ = now;
     }
 
     /// Handles one text-mode line.
-    pub(crate) fn handle_line(&mut self, conn: &mut Connection, line: &str, _now: Instant) {
+    pub(crate) fn handle_line(&mut self, conn: &mut Connection, line: &str) {
         let command = match text::parse_command(line) {
             Ok(Some(command)) => command,
             Ok(None) => return,

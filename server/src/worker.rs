@@ -239,14 +239,14 @@ impl Worker {
                     self.mark_dirty(slot);
                 }
             }
-            self.drain_channel(now);
+            self.drain_channel();
             if reading {
                 self.retry_backlog(now);
                 self.retry_throttled(now);
             }
             self.route_outbox();
             self.flush_dirty(now);
-            self.close_marked(now);
+            self.close_marked();
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
                 self.next_housekeeping = now + Duration::from_secs(1);
@@ -351,7 +351,7 @@ impl Worker {
         counter.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn drain_channel(&mut self, now: Instant) {
+    fn drain_channel(&mut self) {
         self.shared.workers[self.index]
             .wake_pending
             .store(false, Ordering::Release);
@@ -369,7 +369,6 @@ impl Worker {
                 }
             }
         }
-        let _ = now;
     }
 
     // ---- reading ---------------------------------------------------------------------
@@ -459,7 +458,7 @@ impl Worker {
                     conn.pinged = false;
                     WorkerStats::add(&self.stats().bytes_in, n as u64);
                     if conn.mode.is_none() {
-                        self.on_first_bytes(&mut conn, now);
+                        self.on_first_bytes(&mut conn);
                     }
                 }
                 Ok(ReadOutcome::WouldBlock) => {
@@ -521,8 +520,8 @@ impl Worker {
                         continue;
                     }
                     match incoming {
-                        Incoming::Frame(frame) => self.handle_frame(conn, frame, now),
-                        Incoming::Line(line) => self.handle_line(conn, &line, now),
+                        Incoming::Frame(frame) => self.handle_frame(conn, frame),
+                        Incoming::Line(line) => self.handle_line(conn, &line),
                     }
                 }
                 Ok(None) => {
@@ -540,7 +539,7 @@ impl Worker {
     }
 
     /// The first bytes fixed the mode: greet, or refuse if the server is full.
-    fn on_first_bytes(&mut self, conn: &mut Connection, now: Instant) {
+    fn on_first_bytes(&mut self, conn: &mut Connection) {
         let Some(mode) = conn.decoder.mode() else {
             return;
         };
@@ -552,7 +551,7 @@ impl Worker {
         let nick = self.shared.hub.register(conn.id, mode);
         conn.nick = Some(nick);
         if mode == Mode::Text {
-            self.greet_text(conn, now);
+            self.greet_text(conn);
         }
     }
 
@@ -791,13 +790,13 @@ impl Worker {
         }
     }
 
-    fn close_marked(&mut self, now: Instant) {
+    fn close_marked(&mut self) {
         while let Some(slot) = self.to_close.pop() {
-            self.close(slot, now);
+            self.close(slot);
         }
     }
 
-    fn close(&mut self, slot: usize, _now: Instant) {
+    fn close(&mut self, slot: usize) {
         let Some(s) = self.slots.get_mut(slot) else {
             return;
         };
@@ -879,7 +878,7 @@ impl Worker {
                     return false;
                 }
                 // Nobody produces deliveries any more: take the last ones, then say bye.
-                self.drain_channel(now);
+                self.drain_channel();
                 let deadline = now + self.shared.config.shutdown_timeout;
                 for slot in 0..self.slots.len() {
                     let Some(mut conn) = self.slots[slot].conn.take() else {
@@ -906,7 +905,6 @@ impl Worker {
     }
 
     fn close_all(&mut self) {
-        let now = Instant::now();
         for slot in 0..self.slots.len() {
             if let Some(conn) = self.conn_mut(slot)
                 && conn.closing.is_none()
@@ -914,7 +912,7 @@ impl Worker {
             {
                 conn.close_now = Some(CloseReason::Shutdown);
             }
-            self.close(slot, now);
+            self.close(slot);
         }
         // Departure notices to other workers no longer matter: they are shutting down.
         for out in &mut self.outbox {
