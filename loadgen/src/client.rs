@@ -337,7 +337,10 @@ impl Client {
             self.flush(cx);
         }
         if readable {
-            self.read(cx, scratch);
+            // With the peer's FIN (or an error) already reported, no later edge will
+            // come: read until EOF or WouldBlock rather than stop at a short read.
+            let final_edge = event.is_read_closed() || event.is_error();
+            self.read(cx, scratch, final_edge);
         }
     }
 
@@ -459,7 +462,7 @@ impl Client {
         true
     }
 
-    fn read(&mut self, cx: &mut Ctx<'_>, scratch: &mut [u8]) {
+    fn read(&mut self, cx: &mut Ctx<'_>, scratch: &mut [u8], final_edge: bool) {
         loop {
             let Some(conn) = &mut self.conn else { return };
             let n = match conn.stream.read(scratch) {
@@ -481,7 +484,7 @@ impl Client {
                 Inbox::Frames(d) => d.feed(&scratch[..n]),
                 Inbox::Lines(d) => d.feed(&scratch[..n]),
             }
-            if !self.drain_inbox(at, cx) || n < scratch.len() {
+            if !self.drain_inbox(at, cx) || (n < scratch.len() && !final_edge) {
                 // A short read emptied the socket; data arriving later raises a new
                 // edge, so the extra read that would return WouldBlock is skipped.
                 return;

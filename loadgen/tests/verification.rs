@@ -82,3 +82,24 @@ fn line_protocol_measures_a_plain_echo_server() {
     );
     assert!(s.p50_us > 0);
 }
+
+/// A server that closes connections mid-run (its last answer and the FIN arrive
+/// together): every disconnect is counted, nothing is sent on a closed connection (the
+/// shortfall shows in the send rate, not as loss), and the run does not hang.
+#[test]
+fn closed_connections_are_counted_and_their_messages_lost() {
+    let started = std::time::Instant::now();
+    let (s, server) = run_against(Fault::Close { after: 20 }, Protocol::Binary, "close");
+    assert_eq!(server.counts.echoes.load(Ordering::Relaxed), 3 * 20);
+    assert_eq!(s.disconnects, 3);
+    assert_eq!(s.errors, 3);
+    assert_eq!(s.sent, 3 * 20);
+    assert_eq!(
+        s.received,
+        3 * 20,
+        "the answer that came with the FIN was read"
+    );
+    assert_eq!(s.lost, 0);
+    assert!(s.achieved_send_rate < s.target_rate / 2.0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -22,14 +22,17 @@ pub enum Fault {
     /// Answer nothing from `after` past the first echo request for `length`, then catch
     /// up (requests keep queueing in the socket meanwhile).
     Stall { after: Duration, length: Duration },
-    /// Never answer requests with `n.is_multiple_of(every)`.
+    /// Never answer every `every`-th request.
     Drop { every: u64 },
-    /// Answer requests with `n.is_multiple_of(every)` twice.
+    /// Answer every `every`-th request twice.
     Duplicate { every: u64 },
-    /// Hold the answer to requests with `n.is_multiple_of(every)` until after the next answer.
+    /// Hold the answer to every `every`-th request until after the next answer.
     Reorder { every: u64 },
-    /// Change one payload byte of the answer to requests with `n.is_multiple_of(every)`.
+    /// Change one payload byte of the answer to every `every`-th request.
     Corrupt { every: u64 },
+    /// Answer the first `after` requests, then close the connection (the last answer
+    /// and the FIN arrive together).
+    Close { after: u64 },
 }
 
 /// How often the server actually misbehaved.
@@ -214,6 +217,10 @@ fn serve(
                 first_echo,
                 &mut replies,
             )?;
+            if matches!(fault, Fault::Close { after } if n == after) {
+                stream.shutdown(Shutdown::Both)?;
+                return Ok(());
+            }
         }
     }
 }
