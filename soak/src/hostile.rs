@@ -929,7 +929,11 @@ fn judge(conn: &Conn, end: End) -> Option<bool> {
             End::Deadline => None,
             _ => Some(false),
         },
-        Kind::Instant => Some(end == End::WeClosed),
+        Kind::Instant => match end {
+            // Still held when the run ended: it never got to misbehave.
+            End::Deadline => None,
+            _ => Some(end == End::WeClosed),
+        },
         Kind::Slowloris | Kind::Flooder | Kind::Talker | Kind::Partial => match end {
             End::Deadline => Some(
                 conn.codes.is_empty()
