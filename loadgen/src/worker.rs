@@ -496,20 +496,28 @@ impl Worker {
     /// `(expected, received)` deliveries of measured messages, over receivers that were
     /// ready at the start (`live_only`: and are still connected).
     fn deliveries(&self, live_only: bool) -> (u64, u64) {
-        let scenario = self.rules.scenario;
         let mut expected = 0;
         let mut received = 0;
-        for (i, receiver) in self.clients.iter().enumerate() {
-            if !receiver.ready_at_start || (live_only && receiver.status != Status::Ready) {
-                continue;
-            }
-            let first = self.group_local[i];
-            for sender in &self.clients[first..first + receiver.plan.group_len as usize] {
-                if receiver.plan.expects_from(scenario, sender.plan.id) {
-                    expected += sender.sent_measured;
-                    received += receiver.unique_from(sender.plan.id);
+        // Groups are contiguous in `clients`; walk them one at a time so a room costs
+        // O(members), not O(members^2) (a room may hold every client).
+        let mut first = 0;
+        while let Some(head) = self.clients.get(first) {
+            let len = (head.plan.group_len as usize).max(1);
+            let group = &self.clients[first..(first + len).min(self.clients.len())];
+            let group_sent: u64 = group.iter().map(|c| c.sent_measured).sum();
+            for (k, receiver) in group.iter().enumerate() {
+                if !receiver.ready_at_start || (live_only && receiver.status != Status::Ready) {
+                    continue;
                 }
+                expected += match self.rules.scenario {
+                    Scenario::Echo => receiver.sent_measured,
+                    // The partner is the other member of the pair.
+                    Scenario::Dm => group.get(1 - k.min(1)).map_or(0, |p| p.sent_measured),
+                    Scenario::Room => group_sent,
+                };
+                received += receiver.received_measured();
             }
+            first += len;
         }
         (expected, received)
     }
