@@ -8,6 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
@@ -44,6 +45,19 @@ pub(crate) struct ClientPlan {
 }
 
 impl ClientPlan {
+    /// Deliveries this client should have received, given every client's count of
+    /// measured messages sent.
+    pub(crate) fn expected(&self, scenario: Scenario, sent: impl Fn(u32) -> u64) -> u64 {
+        match scenario {
+            Scenario::Echo => sent(self.id),
+            // The partner is the other member of the pair.
+            Scenario::Dm => sent(self.group_start + u32::from(self.id == self.group_start)),
+            Scenario::Room => (self.group_start..self.group_start + self.group_len)
+                .map(sent)
+                .sum(),
+        }
+    }
+
     /// Whether this client expects messages from group member `sender`.
     pub(crate) fn expects_from(&self, scenario: Scenario, sender: u32) -> bool {
         match scenario {
@@ -77,6 +91,9 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub clock: Clock,
     pub tally: &'a mut Tally,
+    /// Measured messages sent, per global client id, readable by every thread (a room
+    /// spans threads). Each entry is written only by its client's thread.
+    pub sent: &'a [AtomicU64],
 }
 
 /// Where a client is in its life.
@@ -437,6 +454,9 @@ impl Client {
             cx.tally.sent_all += 1;
             if scheduled_ns >= cx.rules.measure_from_ns {
                 self.sent_measured += 1;
+                if let Some(shared) = cx.sent.get(self.plan.id as usize) {
+                    shared.store(self.sent_measured, Ordering::Relaxed);
+                }
                 cx.tally.sent_measured += 1;
                 if on_time == Some(seq) {
                     cx.tally.lag.record(scheduled_ns, sent_ns);

@@ -113,7 +113,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         max_seq: max_seq.min(f64::from(u32::MAX)) as u32,
         window: config.max_in_flight,
     };
-    let shared = Arc::new(Shared::new(clock, settings, stop.clone()));
+    let shared = Arc::new(Shared::new(clock, settings, stop.clone(), threads));
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::with_capacity(threads);
     for (index, plan) in plans.into_iter().enumerate() {
@@ -147,12 +147,18 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     collector.finish(config, files, started_rfc, &stamp)
 }
 
-/// Splits the clients into groups (one client, a dm pair, or a room) and deals whole
-/// groups to threads round-robin, so every group lives on one thread.
+/// Splits the clients into groups (one client, a dm pair, or a room) and deals them to
+/// threads: echo clients and dm pairs whole and round-robin (a pair's partner must be
+/// on its thread), room members round-robin by id, so a big room spreads over every
+/// thread (room accounting reads other threads' send counts).
 pub(crate) fn plan_clients(config: &Config, token: &str) -> Vec<Vec<ClientPlan>> {
     let size = config.group_size();
     let groups = config.clients.div_ceil(size);
-    let threads = config.threads.min(groups as usize).max(1);
+    let units = match config.scenario {
+        Scenario::Room => config.clients,
+        Scenario::Echo | Scenario::Dm => groups,
+    };
+    let threads = config.threads.min(units as usize).max(1);
     let mut plans: Vec<Vec<ClientPlan>> = vec![Vec::new(); threads];
     for group in 0..groups {
         let start = group * size;
@@ -173,7 +179,11 @@ pub(crate) fn plan_clients(config: &Config, token: &str) -> Vec<Vec<ClientPlan>>
                     (own, Some(format!("lg-{token}-{group}")), None)
                 }
             };
-            plans[group as usize % threads].push(ClientPlan {
+            let thread = match config.scenario {
+                Scenario::Room => id as usize % threads,
+                Scenario::Echo | Scenario::Dm => group as usize % threads,
+            };
+            plans[thread].push(ClientPlan {
                 id,
                 group_start: start,
                 group_len: len,
@@ -512,7 +522,16 @@ impl<'a> Collector<'a> {
         let mut errors = ErrorCounts::default();
         let mut lag = SendLag::default();
         let mut deferred = 0;
-        let (mut sent, mut expected, mut received, mut connected) = (0, 0, 0, 0);
+        let (mut sent, mut connected) = (0, 0);
+        let sent_by = |id: u32| {
+            self.shared
+                .sent
+                .get(id as usize)
+                .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        // Every thread has ended, so the send counts are final.
+        let mut room_sent: BTreeMap<u32, u64> = BTreeMap::new();
+        let (mut expected, mut received) = (0u64, 0u64);
         let mut first_error = None;
         for totals in self.done.iter().flatten() {
             merge(&mut corrected, &totals.corrected);
@@ -522,8 +541,15 @@ impl<'a> Collector<'a> {
             lag.merge(totals.lag);
             deferred += totals.deferred;
             sent += totals.sent_measured;
-            expected += totals.expected;
-            received += totals.received;
+            for (plan, got) in &totals.receivers {
+                expected += match config.scenario {
+                    Scenario::Room => *room_sent
+                        .entry(plan.group_start)
+                        .or_insert_with(|| plan.expected(config.scenario, sent_by)),
+                    scenario => plan.expected(scenario, sent_by),
+                };
+                received += got;
+            }
             connected += totals.connected;
             if first_error.is_none() {
                 first_error.clone_from(&totals.first_error);
@@ -677,8 +703,7 @@ fn empty_totals() -> WorkerTotals {
         lag: SendLag::default(),
         deferred: 0,
         sent_measured: 0,
-        expected: 0,
-        received: 0,
+        receivers: Vec::new(),
         connected: 0,
         first_error: None,
     }
@@ -690,7 +715,7 @@ mod tests {
     use crate::config::Protocol;
 
     #[test]
-    fn groups_stay_on_one_thread_and_cover_every_client() {
+    fn rooms_spread_over_threads_and_cover_every_client() {
         let config = Config {
             clients: 23,
             scenario: Scenario::Room,
@@ -703,12 +728,10 @@ mod tests {
         let mut ids: Vec<u32> = plans.iter().flatten().map(|p| p.id).collect();
         ids.sort_unstable();
         assert_eq!(ids, (0..23).collect::<Vec<_>>());
-        for thread in &plans {
+        for (t, thread) in plans.iter().enumerate() {
+            assert!(thread.windows(2).all(|w| w[0].id < w[1].id), "sorted by id");
             for p in thread {
-                // Every member of p's group is on the same thread.
-                for member in p.group_start..p.group_start + p.group_len {
-                    assert!(thread.iter().any(|q| q.id == member));
-                }
+                assert_eq!(p.id as usize % 3, t);
                 assert_eq!(
                     p.room.as_deref(),
                     Some(format!("lg-abcd-{}", p.group_start / 5).as_str())

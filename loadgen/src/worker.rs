@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -96,11 +96,21 @@ pub(crate) struct Shared {
     /// Set by the coordinator to end every thread at once (a thread failed, or nobody
     /// connected); unlike `stop` it does not mark the run as interrupted.
     abort: AtomicBool,
+    /// Measured messages sent, per global client id. Written only by the client's
+    /// thread; read by every thread (a room spans threads) and by the coordinator after
+    /// all threads ended.
+    pub sent: Vec<AtomicU64>,
+    /// Threads still sending. A thread may end its drain only when it is zero: until
+    /// then room mates on other threads may send more.
+    sending: AtomicUsize,
 }
 
 impl Shared {
-    pub(crate) fn new(clock: Clock, settings: Settings, stop: StopSignal) -> Self {
+    pub(crate) fn new(clock: Clock, settings: Settings, stop: StopSignal, threads: usize) -> Self {
+        let sent = (0..settings.clients).map(|_| AtomicU64::new(0)).collect();
         Self {
+            sent,
+            sending: AtomicUsize::new(threads),
             clock,
             settings,
             stop,
@@ -178,8 +188,9 @@ pub(crate) struct WorkerTotals {
     /// Measured messages that waited for the in-flight window.
     pub deferred: u64,
     pub sent_measured: u64,
-    pub expected: u64,
-    pub received: u64,
+    /// `(plan, distinct measured deliveries)` of every client that was ready when
+    /// sending began; the coordinator turns them into expected and lost counts.
+    pub receivers: Vec<(ClientPlan, u64)>,
     /// Clients ready when sending began.
     pub connected: u32,
     pub first_error: Option<String>,
@@ -234,7 +245,8 @@ struct Worker {
     index: usize,
     poll: Poll,
     clients: Vec<Client>,
-    /// Local index of the first member of each client's group.
+    /// Local index of the first member of each client's group (echo and dm, whose
+    /// groups live whole on one thread).
     group_local: Vec<usize>,
     /// Whether each client may send (a dm client whose partner never got ready may not).
     can_send: Vec<bool>,
@@ -259,7 +271,9 @@ impl Worker {
         let group_local = plans
             .iter()
             .enumerate()
-            .map(|(i, p)| i - (p.id - p.group_start) as usize)
+            // Meaningful for whole groups (echo, dm pairs); room members are spread
+            // over threads and never look up their group locally.
+            .map(|(i, p)| i.saturating_sub((p.id - p.group_start) as usize))
             .collect();
         let s = &shared.settings;
         let rules = Rules {
@@ -368,6 +382,7 @@ impl Worker {
                         cursor.advance();
                     }
                     if done {
+                        self.shared.sending.fetch_sub(1, Ordering::AcqRel);
                         let deadline_ns = end_ns
                             .max(now)
                             .saturating_add(self.shared.settings.grace_ns);
@@ -375,7 +390,8 @@ impl Worker {
                     }
                 }
                 Phase::Draining { deadline_ns } => {
-                    if now >= *deadline_ns || self.outstanding() == 0 {
+                    let others_done = self.shared.sending.load(Ordering::Acquire) == 0;
+                    if now >= *deadline_ns || (others_done && self.outstanding() == 0) {
                         break;
                     }
                     sleep_ns = sleep_ns.min(*deadline_ns - now);
@@ -404,6 +420,7 @@ impl Worker {
                 registry: self.poll.registry(),
                 clock,
                 tally: &mut self.tally,
+                sent: &self.shared.sent,
             };
             for event in events.iter() {
                 if event.token() == TIMER {
@@ -427,6 +444,7 @@ impl Worker {
             registry: self.poll.registry(),
             clock: self.shared.clock,
             tally: &mut self.tally,
+            sent: &self.shared.sent,
         };
         while *next < self.clients.len() && *next_ns <= now {
             let deadline_ns = now + s.connect_timeout_ns;
@@ -489,42 +507,41 @@ impl Worker {
             registry: self.poll.registry(),
             clock: self.shared.clock,
             tally: &mut self.tally,
+            sent: &self.shared.sent,
         };
         self.clients[due.local].on_due(due.seq, &mut cx);
     }
 
-    /// `(expected, received)` deliveries of measured messages, over receivers that were
-    /// ready at the start (`live_only`: and are still connected).
-    fn deliveries(&self, live_only: bool) -> (u64, u64) {
-        let mut expected = 0;
-        let mut received = 0;
-        // Groups are contiguous in `clients`; walk them one at a time so a room costs
-        // O(members), not O(members^2) (a room may hold every client).
-        let mut first = 0;
-        while let Some(head) = self.clients.get(first) {
-            let len = (head.plan.group_len as usize).max(1);
-            let group = &self.clients[first..(first + len).min(self.clients.len())];
-            let group_sent: u64 = group.iter().map(|c| c.sent_measured).sum();
-            for (k, receiver) in group.iter().enumerate() {
-                if !receiver.ready_at_start || (live_only && receiver.status != Status::Ready) {
-                    continue;
-                }
-                expected += match self.rules.scenario {
-                    Scenario::Echo => receiver.sent_measured,
-                    // The partner is the other member of the pair.
-                    Scenario::Dm => group.get(1 - k.min(1)).map_or(0, |p| p.sent_measured),
-                    Scenario::Room => group_sent,
-                };
-                received += receiver.received_measured();
-            }
-            first += len;
-        }
-        (expected, received)
-    }
-
+    /// Measured deliveries still missing at this thread's connected receivers.
     fn outstanding(&self) -> u64 {
-        let (expected, received) = self.deliveries(true);
-        expected.saturating_sub(received)
+        let sent = |id: u32| {
+            self.shared
+                .sent
+                .get(id as usize)
+                .map_or(0, |n| n.load(Ordering::Relaxed))
+        };
+        let mut missing = 0;
+        // Receivers are sorted by id, so members of one room follow each other: sum the
+        // room's counts once, not once per member (a room may hold every client).
+        let mut room_cache: Option<(u32, u64)> = None;
+        for receiver in &self.clients {
+            if !receiver.ready_at_start || receiver.status != Status::Ready {
+                continue;
+            }
+            let plan = &receiver.plan;
+            let expected = match (self.rules.scenario, room_cache) {
+                (Scenario::Room, Some((start, total))) if start == plan.group_start => total,
+                (scenario, _) => {
+                    let total = plan.expected(scenario, sent);
+                    if scenario == Scenario::Room {
+                        room_cache = Some((plan.group_start, total));
+                    }
+                    total
+                }
+            };
+            missing += expected.saturating_sub(receiver.received_measured());
+        }
+        missing
     }
 
     /// Reports every second that ended by `now`.
@@ -560,7 +577,6 @@ impl Worker {
     }
 
     fn finish(mut self) -> WorkerTotals {
-        let (expected, received) = self.deliveries(false);
         for client in &mut self.clients {
             client.finish(self.poll.registry(), &self.rules);
         }
@@ -573,8 +589,12 @@ impl Worker {
             lag: tally.lag,
             deferred: tally.deferred,
             sent_measured: self.clients.iter().map(|c| c.sent_measured).sum(),
-            expected,
-            received,
+            receivers: self
+                .clients
+                .iter()
+                .filter(|c| c.ready_at_start)
+                .map(|c| (c.plan.clone(), c.received_measured()))
+                .collect(),
             connected: self.clients.iter().filter(|c| c.ready_at_start).count() as u32,
             first_error: tally.first_error,
         }
