@@ -10,7 +10,7 @@ use crate::results::{self, ResultsError};
 /// One run and where it came from.
 #[derive(Debug, Clone)]
 pub struct ComparedRun {
-    /// `FILE:ROW` (row numbers start at 1, header excluded).
+    /// `PATH:ROW`, the path as given (row numbers start at 1, header excluded).
     pub origin: String,
     /// The run.
     pub summary: Summary,
@@ -21,10 +21,8 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<ComparedRun>, ResultsError> {
     let mut runs = Vec::new();
     for file in files {
         let rows = results::read_summaries(file)?;
-        let name = file.file_name().map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        // The path as given: two directories may hold files of the same name.
+        let name = file.display().to_string();
         for (i, summary) in rows.into_iter().enumerate() {
             runs.push(ComparedRun {
                 origin: format!("{name}:{}", i + 1),

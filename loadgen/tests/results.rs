@@ -91,7 +91,9 @@ fn runs_append_to_one_summary_and_compare_and_plot_read_them() {
     let table = compare::render(&runs);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    assert!(lines[1].contains("pair.csv:1") && lines[2].contains("pair.csv:2"));
+    let origin = first.files.summary.display().to_string();
+    assert!(lines[1].contains(&format!("{origin}:1")));
+    assert!(lines[2].contains(&format!("{origin}:2")));
     let ratio = second.summary.achieved_send_rate / first.summary.achieved_send_rate;
     assert!(lines[2].contains(&format!("{ratio:.2}x")), "{table}");
 
