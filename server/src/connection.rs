@@ -79,6 +79,17 @@ impl TokenBucket {
     }
 }
 
+/// What [`Connection::enqueue`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued for sending.
+    Queued,
+    /// Dropped: the connection is closing at once.
+    Dropped,
+    /// Dropped, and this frame made the connection a slow consumer.
+    BecameSlow,
+}
+
 /// What reading from the socket produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -113,10 +124,14 @@ pub struct Connection {
     pub current_room: Option<String>,
     out: VecDeque<Bytes>,
     out_bytes: usize,
+    /// Whether the first queued frame has been partly written.
+    front_partial: bool,
     /// Whether WRITABLE interest is registered (only while output is pending).
     pub writable_armed: bool,
     /// Whether the connection is on the worker's to-flush list.
     pub dirty: bool,
+    /// Whether the connection is on the worker's backlog or throttled list.
+    pub waiting: bool,
     /// Close once the outbound queue is flushed (goodbye, shutdown, protocol error).
     pub closing: Option<CloseReason>,
     /// Deadline for `closing`; past it the connection is closed unflushed.
@@ -160,8 +175,10 @@ impl Connection {
             current_room: None,
             out: VecDeque::new(),
             out_bytes: 0,
+            front_partial: false,
             writable_armed: false,
             dirty: false,
+            waiting: false,
             closing: None,
             closing_deadline: None,
             close_now: None,
@@ -184,22 +201,25 @@ impl Connection {
         self.out_bytes
     }
 
-    /// Queues `bytes` for sending. Past `max_pending` queued bytes the queue is dropped
-    /// and the connection marked for closing as a slow consumer; returns `false` then
-    /// (and when the connection is already closing at once).
-    pub fn enqueue(&mut self, bytes: Bytes, max_pending: usize) -> bool {
+    /// Queues `bytes` for sending. A connection whose queue already holds
+    /// `max_pending` bytes or more is a slow consumer: its queue is dropped (except a
+    /// partly written first frame, so the stream stays decodable) and it is marked for
+    /// closing. Any single frame fits an empty queue, so the queue never exceeds
+    /// `max_pending` plus one frame.
+    pub fn enqueue(&mut self, bytes: Bytes, max_pending: usize) -> Enqueued {
         if self.close_now.is_some() {
-            return false;
+            return Enqueued::Dropped;
         }
-        if self.out_bytes + bytes.len() > max_pending {
-            self.out.clear();
-            self.out_bytes = 0;
+        if self.out_bytes >= max_pending {
+            let keep = if self.front_partial { 1 } else { 0 };
+            self.out.truncate(keep);
+            self.out_bytes = self.out.front().map_or(0, Bytes::len);
             self.close_now = Some(CloseReason::SlowConsumer);
-            return false;
+            return Enqueued::BecameSlow;
         }
         self.out_bytes += bytes.len();
         self.out.push_back(bytes);
-        true
+        Enqueued::Queued
     }
 
     /// Queues `bytes` even past the pending limit (a last error before closing).
@@ -258,8 +278,10 @@ impl Connection {
             if front.len() <= n {
                 n -= front.len();
                 self.out.pop_front();
+                self.front_partial = false;
             } else {
                 front.advance(n);
+                self.front_partial = true;
                 n = 0;
             }
         }

@@ -128,8 +128,12 @@ fn run() -> anyhow::Result<()> {
     static SIGNALS: AtomicUsize = AtomicUsize::new(0);
     ctrlc::set_handler(move || {
         if SIGNALS.fetch_add(1, Ordering::AcqRel) == 0 {
-            eprintln!("server: shutting down (press Ctrl+C again to exit at once)");
+            // Shut down first: writing to a closed stderr must not stop the shutdown.
             handle.shutdown();
+            let _ = writeln!(
+                std::io::stderr(),
+                "server: shutting down (press Ctrl+C again to exit at once)"
+            );
         } else {
             std::process::exit(130);
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use shared::text::{self, Command};
-use shared::{ErrorCode, Frame, PROTOCOL_VERSION};
+use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
 
 use crate::connection::Connection;
 use crate::hub::{ChatOutcome, ConnId, Membership, Refusal};
@@ -14,6 +14,17 @@ use crate::worker::Worker;
 
 /// The room text-mode clients are put in when they connect.
 pub const DEFAULT_ROOM: &str = "lobby";
+
+/// Most entries in one room list or member list; the rest are counted in a notice, so
+/// an answer stays a few hundred KiB at most whatever the number of rooms or members.
+pub const MAX_LIST_ITEMS: usize = 1000;
+
+/// Cuts `list` to [`MAX_LIST_ITEMS`]; returns how many entries were cut.
+fn truncate_list<T>(list: &mut Vec<T>) -> usize {
+    let hidden = list.len().saturating_sub(MAX_LIST_ITEMS);
+    list.truncate(MAX_LIST_ITEMS);
+    hidden
+}
 
 impl Worker {
     /// Welcomes a text-mode client and puts it in the default room.
@@ -47,6 +58,7 @@ impl Worker {
             match frame {
                 Frame::Hello { version } if version == PROTOCOL_VERSION => {
                     conn.hello_done = true;
+                    self.register(conn, Mode::Binary);
                     let welcome = self.welcome(conn);
                     self.reply(conn, &welcome);
                 }
@@ -422,14 +434,27 @@ impl Worker {
     }
 
     fn list_rooms(&mut self, conn: &mut Connection) {
-        let rooms = self.shared.hub.list_rooms();
+        let mut rooms = self.shared.hub.list_rooms();
+        let hidden = truncate_list(&mut rooms);
         self.reply(conn, &Frame::RoomList { rooms });
+        self.tell_hidden(conn, hidden, "rooms");
     }
 
     fn who(&mut self, conn: &mut Connection, room: &str) {
         match self.shared.hub.who(room) {
-            Ok((room, nicks)) => self.reply(conn, &Frame::WhoList { room, nicks }),
+            Ok((room, mut nicks)) => {
+                let hidden = truncate_list(&mut nicks);
+                self.reply(conn, &Frame::WhoList { room, nicks });
+                self.tell_hidden(conn, hidden, "members");
+            }
             Err(refusal) => self.refuse(conn, refusal),
+        }
+    }
+
+    fn tell_hidden(&mut self, conn: &mut Connection, hidden: usize, what: &str) {
+        if hidden > 0 {
+            let text = format!("{hidden} more {what} not listed");
+            self.reply(conn, &Frame::Notice { text });
         }
     }
 

@@ -275,11 +275,20 @@ impl Acceptor {
             shared.open.fetch_add(1, Ordering::AcqRel);
         }
         let worker = self.pick_worker();
-        shared.workers[worker].send(WorkerMsg::Accept {
+        let sent = shared.workers[worker].send(WorkerMsg::Accept {
             stream,
             peer,
             reject,
         });
+        if sent.is_err() {
+            tracing::error!(worker, "worker is gone; connection from {peer} dropped");
+            let counter = if reject {
+                &shared.rejecting
+            } else {
+                &shared.open
+            };
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The least-loaded worker, scanning from a rotating start so ties spread evenly.

@@ -25,7 +25,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use shared::{ErrorCode, Frame, Incoming, Mode};
 
 use crate::config::Config;
-use crate::connection::{Connection, ReadOutcome, TokenBucket};
+use crate::connection::{Connection, Enqueued, ReadOutcome, TokenBucket};
 use crate::hub::{ConnId, Encoded, Fanout, Hub};
 use crate::stats::{CloseReason, Stats, WorkerStats};
 
@@ -94,16 +94,18 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Sends `msg` and wakes the worker unless a wake is already pending.
-    pub fn send(&self, msg: WorkerMsg) {
-        if self.tx.send(msg).is_err() {
-            return;
+    /// Sends `msg` and wakes the worker unless a wake is already pending. Hands the
+    /// message back if the worker is gone.
+    pub fn send(&self, msg: WorkerMsg) -> Result<(), WorkerMsg> {
+        if let Err(e) = self.tx.send(msg) {
+            return Err(e.into_inner());
         }
         if !self.wake_pending.swap(true, Ordering::AcqRel)
             && let Err(e) = self.waker.wake()
         {
             tracing::warn!("cannot wake worker: {e}");
         }
+        Ok(())
     }
 }
 
@@ -166,6 +168,17 @@ pub struct Worker {
     phase: Phase,
     next_housekeeping: Instant,
     next_ping_token: u64,
+}
+
+impl Drop for Worker {
+    /// A worker that leaves its loop early (a poll error, a panic) still counts as quiet,
+    /// so a graceful shutdown of the others never waits for it.
+    fn drop(&mut self) {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Quiescing;
+            self.shared.quiesced.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -354,7 +367,7 @@ impl Worker {
     fn drain_channel(&mut self) {
         self.shared.workers[self.index]
             .wake_pending
-            .store(false, Ordering::Release);
+            .swap(false, Ordering::AcqRel);
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 WorkerMsg::Accept {
@@ -378,6 +391,9 @@ impl Worker {
             let Some(slot) = self.backlog.pop_front() else {
                 break;
             };
+            if let Some(conn) = self.conn_mut(slot) {
+                conn.waiting = false;
+            }
             self.service_read(slot, now, false);
         }
     }
@@ -392,6 +408,9 @@ impl Worker {
                 .conn(slot)
                 .is_some_and(|c| c.bucket.wait(now) == Duration::ZERO);
             if ready {
+                if let Some(conn) = self.conn_mut(slot) {
+                    conn.waiting = false;
+                }
                 self.service_read(slot, now, false);
             } else {
                 self.throttled.push(slot);
@@ -425,12 +444,11 @@ impl Worker {
                 Buffered::Throttled => {
                     let since = *conn.throttled_since.get_or_insert(now);
                     if now.saturating_duration_since(since) > FLOOD_CLOSE_AFTER {
-                        self.fail(
-                            &mut conn,
-                            ErrorCode::MALFORMED,
-                            "flooding",
-                            CloseReason::Flood,
+                        let text = format!(
+                            "over the rate limit for {}s; closing",
+                            FLOOD_CLOSE_AFTER.as_secs()
                         );
+                        self.fail(&mut conn, ErrorCode::FLOOD, &text, CloseReason::Flood);
                         break;
                     }
                     requeue = Some(Requeue::Throttled);
@@ -480,17 +498,20 @@ impl Worker {
             }
         }
         let closing_now = conn.close_now.is_some();
+        // A connection already waiting on a list is served from there; new readiness
+        // edges must not queue it twice.
+        let requeue = requeue.filter(|_| !closing_now && !conn.waiting);
+        conn.waiting |= requeue.is_some();
         if let Some(s) = self.slots.get_mut(slot) {
             s.conn = Some(conn);
         }
         if closing_now {
             self.mark_close(slot);
-        } else {
-            match requeue {
-                Some(Requeue::Backlog) => self.backlog.push_back(slot),
-                Some(Requeue::Throttled) => self.throttled.push(slot),
-                None => {}
-            }
+        }
+        match requeue {
+            Some(Requeue::Backlog) => self.backlog.push_back(slot),
+            Some(Requeue::Throttled) => self.throttled.push(slot),
+            None => {}
         }
         self.mark_dirty(slot);
     }
@@ -548,11 +569,18 @@ impl Worker {
             self.refuse_full(conn);
             return;
         }
-        let nick = self.shared.hub.register(conn.id, mode);
-        conn.nick = Some(nick);
+        // Binary clients are registered once their Hello is accepted, so nothing but
+        // the Welcome can reach them first.
         if mode == Mode::Text {
+            self.register(conn, mode);
             self.greet_text(conn);
         }
+    }
+
+    /// Gives `conn` a nick and makes it reachable by others.
+    pub(crate) fn register(&mut self, conn: &mut Connection, mode: Mode) {
+        let nick = self.shared.hub.register(conn.id, mode);
+        conn.nick = Some(nick);
     }
 
     fn refuse_full(&mut self, conn: &mut Connection) {
@@ -575,16 +603,24 @@ impl Worker {
         let Some(mode) = conn.mode else {
             return;
         };
-        if let Some(bytes) = Encoded::for_mode(frame, mode).get(mode) {
-            self.enqueue(conn, bytes.clone());
+        match Encoded::for_mode(frame, mode).get(mode) {
+            Some(bytes) => self.enqueue(conn, bytes.clone()),
+            None if !matches!(frame, Frame::Error { .. }) => {
+                let error = Frame::Error {
+                    code: ErrorCode::INVALID_REQUEST,
+                    text: "the answer does not fit in a frame".to_owned(),
+                };
+                self.reply(conn, &error);
+            }
+            None => {}
         }
     }
 
     fn enqueue(&self, conn: &mut Connection, bytes: Bytes) {
-        if conn.enqueue(bytes, self.shared.config.max_pending) {
-            WorkerStats::add(&self.stats().messages_out, 1);
-        } else if conn.close_now == Some(CloseReason::SlowConsumer) {
-            self.note_slow_consumer(conn);
+        match conn.enqueue(bytes, self.shared.config.max_pending) {
+            Enqueued::Queued => WorkerStats::add(&self.stats().messages_out, 1),
+            Enqueued::BecameSlow => self.note_slow_consumer(conn),
+            Enqueued::Dropped => {}
         }
     }
 
@@ -630,7 +666,7 @@ impl Worker {
     pub(crate) fn close_after_flush(&mut self, conn: &mut Connection, reason: CloseReason) {
         if conn.closing.is_none() {
             conn.closing = Some(reason);
-            conn.closing_deadline = Some(Instant::now() + self.shared.config.shutdown_timeout);
+            conn.closing_deadline = Instant::now().checked_add(self.shared.config.shutdown_timeout);
         }
     }
 
@@ -739,7 +775,8 @@ impl Worker {
                 continue;
             }
             let batch = std::mem::take(&mut self.outbox[worker]);
-            self.shared.workers[worker].send(WorkerMsg::Deliver(batch));
+            // A worker that is gone has no connections left to deliver to.
+            let _ = self.shared.workers[worker].send(WorkerMsg::Deliver(batch));
         }
     }
 
@@ -848,7 +885,7 @@ impl Worker {
                 if silent >= idle_timeout {
                     let text = format!("silent for {}s; closing", silent.as_secs());
                     self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, CloseReason::Idle);
-                } else if silent >= idle_timeout / 2 && !conn.pinged && conn.mode.is_some() {
+                } else if silent >= idle_timeout / 2 && !conn.pinged && conn.nick.is_some() {
                     conn.pinged = true;
                     let token = self.next_ping_token;
                     self.next_ping_token += 1;
@@ -870,6 +907,12 @@ impl Worker {
                     // channels (route_outbox ran this turn), so counting it quiet is safe.
                     self.phase = Phase::Quiescing;
                     self.shared.quiesced.fetch_add(1, Ordering::AcqRel);
+                    // No more input is read, so nothing waits to be read any more.
+                    for slot in self.backlog.drain(..).chain(self.throttled.drain(..)) {
+                        if let Some(conn) = self.slots.get_mut(slot).and_then(|s| s.conn.as_mut()) {
+                            conn.waiting = false;
+                        }
+                    }
                 }
                 false
             }
@@ -879,7 +922,9 @@ impl Worker {
                 }
                 // Nobody produces deliveries any more: take the last ones, then say bye.
                 self.drain_channel();
-                let deadline = now + self.shared.config.shutdown_timeout;
+                let deadline = now
+                    .checked_add(self.shared.config.shutdown_timeout)
+                    .unwrap_or(now + Duration::from_secs(3600));
                 for slot in 0..self.slots.len() {
                     let Some(mut conn) = self.slots[slot].conn.take() else {
                         continue;

@@ -117,3 +117,40 @@ fn starts_exactly_n_workers_and_exits_zero_on_sigterm() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Regression (review finding 4): a closed stderr must not stop a graceful shutdown.
+#[test]
+fn sigterm_shuts_down_even_with_stderr_closed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--log-interval",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    drop(child.stderr.take()); // the reading end goes away: writes now fail (EPIPE)
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            // Logging to the closed stderr may fail, but the server must have stopped.
+            assert!(status.code().is_some(), "killed by a signal: {status:?}");
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -804,3 +804,92 @@ fn ipv6_loopback_works_where_available() {
     c.send(&Frame::Ping { token: 6 });
     assert_eq!(c.recv(), Frame::Pong { token: 6 });
 }
+
+/// Regression (review finding 1): a frame of the largest legal size must not make its
+/// recipients slow consumers just because it exceeds `--max-pending` on its own.
+#[test]
+fn largest_legal_frames_reach_every_member() {
+    let server = TestServer::with(|c| {
+        c.limits.max_frame = 64 << 10;
+        c.max_pending = 64 << 10;
+    });
+    let mut a = BinClient::named(server.addr, "a");
+    let mut b = BinClient::named(server.addr, "b");
+    a.join("big");
+    b.join("big");
+    a.recv(); // b joined
+    // LEN = 1 type byte + 1 + 3 room bytes + text: exactly the limit.
+    let text = "y".repeat((64 << 10) - 5);
+    a.send(&Frame::Say {
+        room: "big".into(),
+        text: text.clone(),
+    });
+    for c in [&mut a, &mut b] {
+        assert!(matches!(c.recv(), Frame::RoomMsg { text: t, .. } if t.len() == text.len()));
+    }
+    a.send(&Frame::Echo {
+        payload: Bytes::from(vec![1u8; (64 << 10) - 1]),
+    });
+    assert!(
+        matches!(a.recv(), Frame::EchoReply { payload, .. } if payload.len() == (64 << 10) - 1)
+    );
+    assert_eq!(server.stat("closed_slow_consumer"), 0);
+}
+
+/// Regression (review finding 2): room and member lists are capped, and the rest is
+/// counted in a notice, so the answer always fits.
+#[test]
+fn long_room_lists_are_capped_with_a_count() {
+    const CONNECTIONS: usize = 16;
+    const ROOMS_EACH: usize = 64;
+    let server = TestServer::start();
+    let mut clients: Vec<BinClient> = (0..CONNECTIONS)
+        .map(|_| BinClient::connect(server.addr))
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut buf = bytes::BytesMut::new();
+        for r in 0..ROOMS_EACH {
+            Frame::Join {
+                room: format!("r{i}-{r}"),
+            }
+            .encode(&mut buf)
+            .unwrap();
+        }
+        c.send_raw(&buf);
+        for _ in 0..ROOMS_EACH {
+            c.expect(|f| matches!(f, Frame::Joined { .. }));
+        }
+    }
+    let c = &mut clients[0];
+    c.send(&Frame::ListRooms);
+    let Frame::RoomList { rooms } = c.recv() else {
+        panic!("expected RoomList");
+    };
+    assert_eq!(rooms.len(), server::requests::MAX_LIST_ITEMS);
+    let hidden = CONNECTIONS * ROOMS_EACH - server::requests::MAX_LIST_ITEMS;
+    assert_eq!(
+        c.recv(),
+        Frame::Notice {
+            text: format!("{hidden} more rooms not listed")
+        }
+    );
+    c.send(&Frame::Join {
+        room: "one-too-many".into(),
+    });
+    assert!(is_error(&c.recv(), ErrorCode::INVALID_REQUEST));
+}
+
+/// Review finding 7-adjacent: binary clients are reachable only after their Hello, so
+/// the Welcome is always the first frame they get.
+#[test]
+fn binary_clients_get_nothing_before_welcome() {
+    let server = TestServer::start();
+    let mut early = BinClient::connect_raw(server.addr);
+    early.send_raw(&[0]); // first byte of a frame: binary mode, no Hello yet
+    let mut text = TextClient::connect(server.addr);
+    text.send_line("/who lobby");
+    assert_eq!(text.line(), format!("* in lobby: {}", text.nick));
+    assert_eq!(server.stat("connections"), 2);
+    early.send_raw(&[0, 0, 3, 0x01, 0, 1]);
+    assert!(matches!(early.recv(), Frame::Welcome { .. }));
+}

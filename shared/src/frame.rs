@@ -70,9 +70,11 @@ impl ErrorCode {
     pub const SLOW_CONSUMER: Self = Self(301);
     /// The client stayed silent past `--idle-timeout`.
     pub const IDLE_TIMEOUT: Self = Self(302);
+    /// The client kept sending faster than the rate limit for too long.
+    pub const FLOOD: Self = Self(303);
 
     /// Every code defined by this protocol version, for documentation and tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::MALFORMED,
         Self::FRAME_TOO_LARGE,
         Self::LINE_TOO_LONG,
@@ -93,6 +95,7 @@ impl ErrorCode {
         Self::SERVER_FULL,
         Self::SLOW_CONSUMER,
         Self::IDLE_TIMEOUT,
+        Self::FLOOD,
     ];
 
     /// Short kebab-case name of the code, or `unknown` for codes this version lacks.
@@ -118,6 +121,7 @@ impl ErrorCode {
             300 => "server-full",
             301 => "slow-consumer",
             302 => "idle-timeout",
+            303 => "flood",
             _ => "unknown",
         }
     }
