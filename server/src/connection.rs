@@ -134,6 +134,9 @@ pub struct Connection {
     pub waiting: bool,
     /// Close once the outbound queue is flushed (goodbye, shutdown, protocol error).
     pub closing: Option<CloseReason>,
+    /// Whether our side is shut for writing (all output sent, FIN sent), waiting for the
+    /// peer's FIN while discarding its input.
+    pub write_shut: bool,
     /// Deadline for `closing`; past it the connection is closed unflushed.
     pub closing_deadline: Option<Instant>,
     /// Close at the end of this turn, after one last write attempt.
@@ -180,6 +183,7 @@ impl Connection {
             dirty: false,
             waiting: false,
             closing: None,
+            write_shut: false,
             closing_deadline: None,
             close_now: None,
             last_input: now,
@@ -242,6 +246,21 @@ impl Connection {
                 Err(e) => Err(e),
             };
         }
+    }
+
+    /// Reads and throws away whatever the peer sent, up to 1 MiB per call. Returns true
+    /// once the peer has closed its side (or the socket failed).
+    pub fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
+        for _ in 0..16 {
+            match self.stream.read(scratch) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        false
     }
 
     /// Writes queued output with vectored writes until the queue is empty or the socket

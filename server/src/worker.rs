@@ -39,6 +39,12 @@ const FRAME_BUDGET: usize = 256;
 /// flooder.
 pub const FLOOD_CLOSE_AFTER: Duration = Duration::from_secs(30);
 
+/// How long a closing connection whose output is all sent waits for the peer to close
+/// its side. Meanwhile its input is read and thrown away: closing a socket with unread
+/// input makes the kernel send a reset, which can destroy replies the peer has not read
+/// yet.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// A connection accepted while the server is full gets this long to send its first byte
 /// (so it can be told in its own framing) before it is told in text and closed.
 const REJECT_GRACE: Duration = Duration::from_secs(1);
@@ -244,11 +250,13 @@ impl Worker {
                 if event.is_writable() {
                     self.mark_dirty(slot);
                 }
-                if reading && (event.is_readable() || event.is_read_closed()) {
+                let input = event.is_readable() || event.is_read_closed();
+                if reading && input {
                     // With the peer's FIN already in, only reading to EOF sees it.
                     let short_read_drains = !event.is_read_closed() && !event.is_error();
                     self.service_read(slot, now, short_read_drains);
-                } else if event.is_error() || event.is_write_closed() {
+                } else if input || event.is_error() || event.is_write_closed() {
+                    // Closing connections discard input and notice the peer's FIN there.
                     self.mark_dirty(slot);
                 }
             }
@@ -657,16 +665,19 @@ impl Worker {
                 conn.enqueue_final(bytes.clone());
             }
         }
-        if conn.close_now.is_none() {
-            conn.close_now = Some(reason);
-        }
+        Self::begin_closing(conn, reason, LINGER);
     }
 
-    /// Closes `conn` once everything queued is written (or the shutdown deadline passes).
+    /// Closes `conn` once everything queued is written and the peer has closed its side
+    /// (or the shutdown timeout passes).
     pub(crate) fn close_after_flush(&mut self, conn: &mut Connection, reason: CloseReason) {
+        Self::begin_closing(conn, reason, self.shared.config.shutdown_timeout);
+    }
+
+    fn begin_closing(conn: &mut Connection, reason: CloseReason, within: Duration) {
         if conn.closing.is_none() {
             conn.closing = Some(reason);
-            conn.closing_deadline = Instant::now().checked_add(self.shared.config.shutdown_timeout);
+            conn.closing_deadline = Instant::now().checked_add(within);
         }
     }
 
@@ -817,9 +828,20 @@ impl Worker {
                     }
                 }
             }
-            let done_closing = conn.closing.is_some()
-                && (!pending || conn.closing_deadline.is_some_and(|d| now >= d));
-            let close = conn.close_now.is_some() || done_closing;
+            if conn.closing.is_some() && !pending && !conn.write_shut && conn.close_now.is_none() {
+                // Everything owed is out: send our FIN and wait for the peer's.
+                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                conn.write_shut = true;
+                let linger = now.checked_add(LINGER);
+                conn.closing_deadline = match (conn.closing_deadline, linger) {
+                    (Some(deadline), Some(linger)) => Some(deadline.min(linger)),
+                    (deadline, linger) => deadline.or(linger),
+                };
+            }
+            let peer_done = conn.write_shut && conn.discard_input(&mut self.scratch);
+            let deadline_passed = conn.closing_deadline.is_some_and(|d| now >= d);
+            let close = conn.close_now.is_some()
+                || (conn.closing.is_some() && (peer_done || deadline_passed));
             self.slots[slot].conn = Some(conn);
             if close {
                 self.mark_close(slot);
@@ -845,10 +867,12 @@ impl Worker {
             .close_now
             .or(conn.closing)
             .unwrap_or(CloseReason::Reset);
-        // One last attempt to get a final error or goodbye out.
+        // One last attempt to get a final error or goodbye out, and to leave no unread
+        // input behind (which would turn the close into a reset).
         if let Ok(n) = conn.flush() {
             WorkerStats::add(&self.stats().bytes_out, n as u64);
         }
+        conn.discard_input(&mut self.scratch);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.free.push(slot);
         self.backlog.retain(|&s| s != slot);
