@@ -296,7 +296,8 @@ case_hostile_mix() {
             hits=$((hits + $(kv "$line" hits)))
             misses=$((misses + $(kv "$line" misses)))
         done
-        say "attempt $attempt: clean p99=${clean_p99}us lost=$clost | with hostiles p99=${dirty_p99}us (${ratio}x) sent=$(csv_get "$d" sent) received=$(csv_get "$d" received) lost=$lost errors=$errors disconnects=$disc server_errors=$serr"
+        say "attempt $attempt: clean p99=${clean_p99}us lost=$clost late_sends=$(csv_get "$c" late_sends) | with hostiles p99=${dirty_p99}us (${ratio}x) sent=$(csv_get "$d" sent) received=$(csv_get "$d" received) lost=$lost errors=$errors disconnects=$disc server_errors=$serr late_sends=$(csv_get "$d" late_sends)"
+        say "  (late_sends: sends loadgen itself could not make on time; many of them mean the machine, not the server, was the bottleneck)"
         say "  hostile: $conns connections, $hits answered as expected, $misses not; $(head -1 "$hout")"
         grep '^hostile kind=' "$hout" | sed 's/^/    /' | cut -c1-220
         if [[ "$lost" != 0 || "$errors" != 0 || "$disc" != 0 || "$serr" != 0 || "$clost" != 0 || "$misses" != 0 ]]; then
