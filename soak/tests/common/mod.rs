@@ -57,8 +57,9 @@ impl TestServer {
         while !pred(self.stat(name)) {
             assert!(
                 start.elapsed() < TIMEOUT,
-                "{name} stuck at {}",
-                self.stat(name)
+                "{name} stuck at {}; all: {:?}",
+                self.stat(name),
+                self.handle.stats()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
