@@ -829,9 +829,14 @@ impl Worker {
                 }
             }
             if conn.closing.is_some() && !pending && !conn.write_shut && conn.close_now.is_none() {
-                // Everything owed is out: send our FIN and wait for the peer's.
+                // Everything owed is out: send our FIN and wait for the peer's. Nothing
+                // more can be sent, so the user leaves its rooms and chats now.
                 let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                 conn.write_shut = true;
+                if conn.nick.is_some() {
+                    self.announce_departure(&mut conn);
+                    conn.nick = None;
+                }
                 let linger = now.checked_add(LINGER);
                 conn.closing_deadline = match (conn.closing_deadline, linger) {
                     (Some(deadline), Some(linger)) => Some(deadline.min(linger)),
@@ -863,9 +868,11 @@ impl Worker {
             return;
         };
         s.generation = s.generation.wrapping_add(1);
+        // The first reason decided wins: a write failing while a connection lingers after
+        // a protocol error is still a protocol-error close.
         let reason = conn
-            .close_now
-            .or(conn.closing)
+            .closing
+            .or(conn.close_now)
             .unwrap_or(CloseReason::Reset);
         // One last attempt to get a final error or goodbye out, and to leave no unread
         // input behind (which would turn the close into a reset).
