@@ -211,7 +211,11 @@ impl Connection {
     /// closing. Any single frame fits an empty queue, so the queue never exceeds
     /// `max_pending` plus one frame.
     pub fn enqueue(&mut self, bytes: Bytes, max_pending: usize) -> Enqueued {
-        if self.close_now.is_some() || self.write_shut {
+        // Nothing follows a close at once, our FIN, or the shutdown notice.
+        if self.close_now.is_some()
+            || self.write_shut
+            || self.closing == Some(CloseReason::Shutdown)
+        {
             return Enqueued::Dropped;
         }
         if self.out_bytes >= max_pending {
