@@ -46,7 +46,7 @@ fn bad_flags_are_clear_errors() {
         .output()
         .expect("run server");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a duration"));
     let out = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["--workers", "0", "--bind", "127.0.0.1:0"])
         .output()

@@ -15,6 +15,7 @@
 //!   escaping of control characters.
 //! - [`names`]: nick and room naming rules and case folding.
 //! - [`time`]: timestamps carried in echo replies.
+//! - [`units`]: parsers of the durations and sizes the command lines take.
 //! - [`error`]: [`DecodeError`] and [`EncodeError`].
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod frame;
 pub mod names;
 pub mod text;
 pub mod time;
+pub mod units;
 
 pub use codec::{ConnectionDecoder, FrameDecoder, Incoming, LineDecoder, Mode};
 pub use error::{DecodeError, EncodeError};

@@ -194,24 +194,7 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(|| CliError::Addr(addr.to_owned()))
 }
 
-/// Parses `500ms`, `10s`, `1.5s`, `2m`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s, 2m"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "m" => 60.0,
-        other => return Err(format!("unknown unit {other:?}; use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
-}
+pub use shared::units::parse_duration;
 
 #[cfg(test)]
 mod tests {
