@@ -226,6 +226,18 @@ pub struct FakeConn {
     decoder: FrameDecoder,
 }
 
+impl Drop for FakeConn {
+    /// Closes like the real server: FIN first, then read and discard until the client's
+    /// FIN (at most 2 s). Closing with unread input would make the kernel send a reset,
+    /// which destroys frames the client has received but not read yet.
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut buf = [0u8; 4096];
+        while matches!(self.stream.read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
 impl FakeConn {
     /// Reads the next frame; `None` at end of stream.
     pub fn recv(&mut self) -> Option<Frame> {
