@@ -3,7 +3,6 @@
 //! Every string that came from the server goes through [`shared::text::escape`] here, so
 //! no control or escape sequence a peer sends ever reaches the terminal raw.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -80,91 +79,33 @@ pub fn echo_line(
     )
 }
 
-fn plural(members: u32) -> &'static str {
-    if members == 1 { "member" } else { "members" }
-}
-
 /// One line for a frame from the server, without time prefix.
 ///
-/// Frames whose handling needs session state (echo replies) are rendered elsewhere;
-/// here they fall back to a generic line.
+/// Lines read as the server's text mode renders them (`shared::text::render_line`),
+/// except where a client says it better: the welcome, BUSY, errors, goodbyes, and echo
+/// replies, whose full rendering needs session state and is done elsewhere.
 pub fn frame_line(frame: &Frame) -> String {
     match frame {
         Frame::Welcome { version, nick, .. } => format!(
             "* connected as {} (protocol {version}); /help lists commands",
             escape(nick)
         ),
-        Frame::NickChanged { old, new } => {
-            format!("* {} is now known as {}", escape(old), escape(new))
-        }
-        Frame::Joined {
-            room,
-            nick,
-            members,
-        } => format!(
-            "[{}] * {} joined ({members} {})",
-            escape(room),
-            escape(nick),
-            plural(*members)
-        ),
-        Frame::Left {
-            room,
-            nick,
-            members,
-        } => format!(
-            "[{}] * {} left ({members} {})",
-            escape(room),
-            escape(nick),
-            plural(*members)
-        ),
-        Frame::RoomList { rooms } if rooms.is_empty() => "* rooms: none".to_owned(),
-        Frame::RoomList { rooms } => {
-            let list: Vec<String> = rooms
-                .iter()
-                .map(|r| format!("{} ({})", escape(&r.name), r.members))
-                .collect();
-            format!("* rooms: {}", list.join(", "))
-        }
-        Frame::WhoList { room, nicks } => {
-            let list: Vec<Cow<'_, str>> = nicks.iter().map(|n| escape(n)).collect();
-            format!("* in {}: {}", escape(room), list.join(" "))
-        }
-        Frame::RoomMsg { room, from, text } => {
-            format!("[{}] <{}> {}", escape(room), escape(from), escape(text))
-        }
-        Frame::DirectMsg { from, text } => format!("[dm] <{}> {}", escape(from), escape(text)),
-        Frame::ChatMsg { from, text } => format!("[chat] <{}> {}", escape(from), escape(text)),
-        Frame::ChatRequested { from } => {
-            let from = escape(from);
-            format!("* {from} asks for a private chat; /chat {from} accepts")
-        }
-        Frame::ChatStarted { peer } => format!(
-            "* private chat with {} started; your lines go to them, /chat alone ends it",
-            escape(peer)
-        ),
-        Frame::ChatEnded { peer, reason } => format!(
-            "* private chat with {} ended: {}",
-            escape(peer),
-            escape(reason)
-        ),
         Frame::Busy { peer } => format!("* BUSY: {} is in another private chat", escape(peer)),
         Frame::EchoReply { payload: p, .. } => format!("* echo: {}", payload(p)),
-        Frame::Stats { entries } => {
-            let list: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("{}={v}", escape(k)))
-                .collect();
-            format!("* stats: {}", list.join(" "))
-        }
         Frame::Error { code, text } => format!("! error {code}: {}", escape(text)),
-        Frame::Shutdown { reason } => format!("* server shutting down: {}", escape(reason)),
-        Frame::Notice { text } => format!("* {}", escape(text)),
         Frame::Goodbye { reason } => format!("* server said goodbye: {}", escape(reason)),
         Frame::Ping { .. } | Frame::Pong { .. } => String::new(),
-        other => format!(
-            "! the server sent a client-only frame (type 0x{:02x}); ignored",
-            other.frame_type()
-        ),
+        other => {
+            let mut line = bytes::BytesMut::new();
+            if shared::text::render_line(other, &mut line) {
+                String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned()
+            } else {
+                format!(
+                    "! the server sent a client-only frame (type 0x{:02x}); ignored",
+                    other.frame_type()
+                )
+            }
+        }
     }
 }
 
