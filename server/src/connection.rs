@@ -338,3 +338,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::hub::ConnId;
+
+    /// A registered-nowhere connection over a loopback pair whose peer never reads.
+    fn stalled_connection() -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, addr) = listener.accept().unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let now = Instant::now();
+        let id = ConnId {
+            worker: 0,
+            slot: 0,
+            generation: 0,
+        };
+        let conn = Connection::new(
+            id,
+            TcpStream::from_std(stream),
+            addr,
+            Limits::default(),
+            TokenBucket::new(0, 1, now),
+            false,
+            now,
+        );
+        (conn, peer)
+    }
+
+    #[test]
+    fn slow_consumer_keeps_a_partly_written_frame_so_the_stream_stays_whole() {
+        let (mut conn, _peer) = stalled_connection();
+        let big = Bytes::from(vec![7u8; 32 << 20]);
+        assert_eq!(conn.enqueue(big.clone(), usize::MAX), Enqueued::Queued);
+        let written = conn.flush().unwrap();
+        assert!(written > 0 && written < big.len(), "wrote {written}");
+        let left = conn.pending();
+        assert_eq!(left, big.len() - written);
+        // The queue is past the limit: the next frame makes it a slow consumer.
+        assert_eq!(
+            conn.enqueue(Bytes::from_static(b"x"), 1),
+            Enqueued::BecameSlow
+        );
+        assert_eq!(conn.close_now, Some(CloseReason::SlowConsumer));
+        assert_eq!(
+            conn.pending(),
+            left,
+            "the partly written frame stays queued"
+        );
+        // Once closing at once, nothing more is queued.
+        assert_eq!(
+            conn.enqueue(Bytes::from_static(b"y"), usize::MAX),
+            Enqueued::Dropped
+        );
+    }
+
+    #[test]
+    fn any_single_frame_fits_an_empty_queue() {
+        let (mut conn, _peer) = stalled_connection();
+        let frame = Bytes::from(vec![1u8; 4096]);
+        assert_eq!(conn.enqueue(frame.clone(), 1024), Enqueued::Queued);
+        assert_eq!(conn.enqueue(frame, 1024), Enqueued::BecameSlow);
+        assert_eq!(conn.pending(), 0, "an unwritten queue is dropped whole");
+    }
+}
