@@ -25,6 +25,11 @@ pub struct Config {
     pub rate_limit: u32,
     /// Token bucket size: messages a connection may send in a burst.
     pub rate_burst: u32,
+    /// A connection held back by the rate limit this long without a break is closed as
+    /// a flooder (error 303).
+    pub flood_close_after: Duration,
+    /// Batching window under load; zero disables it. See `Worker::run`.
+    pub coalesce: Duration,
     /// Silence after which a connection is closed; a ping is sent at half of it.
     pub idle_timeout: Duration,
     /// How long a graceful shutdown waits for queued output to drain.
@@ -44,6 +49,8 @@ impl Default for Config {
             max_pending: 1 << 20,
             rate_limit: 1000,
             rate_burst: 2000,
+            flood_close_after: Duration::from_secs(30),
+            coalesce: Duration::ZERO,
             idle_timeout: Duration::from_secs(240),
             shutdown_timeout: Duration::from_secs(5),
             log_interval: Duration::from_secs(10),

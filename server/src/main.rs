@@ -13,6 +13,10 @@ use server::config::{parse_duration, parse_size};
 use server::{Config, Server};
 use shared::Limits;
 
+/// The longest batching window `--coalesce` accepts: past it the added latency is
+/// noticeable to people.
+const MAX_COALESCE: Duration = Duration::from_millis(10);
+
 /// Multi-room TCP chat server with a fixed worker pool.
 ///
 /// Speaks the binary protocol (programs) and a line-based text protocol (people with
@@ -47,6 +51,16 @@ struct Cli {
     /// Messages a connection may send in a burst before the rate limit applies.
     #[arg(long, default_value_t = 2000)]
     rate_burst: u32,
+    /// Close a connection held back by the rate limit this long without a break (error
+    /// 303).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    flood_close_after: Duration,
+    /// Batching window under load, e.g. 100us: when events arrive faster than one per
+    /// window, a worker waits this long between turns and answers the window's messages
+    /// together, for less CPU per message and at most this much more latency. 0
+    /// disables it.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    coalesce: Duration,
     /// Close connections silent this long (a ping goes out at half); 0 disables.
     #[arg(long, default_value = "240s", value_parser = parse_duration)]
     idle_timeout: Duration,
@@ -74,6 +88,15 @@ impl Cli {
             "--max-frame must be at least 16 bytes"
         );
         anyhow::ensure!(self.max_line >= 16, "--max-line must be at least 16 bytes");
+        anyhow::ensure!(
+            self.coalesce <= MAX_COALESCE,
+            "--coalesce must be at most {}ms",
+            MAX_COALESCE.as_millis()
+        );
+        anyhow::ensure!(
+            !self.flood_close_after.is_zero(),
+            "--flood-close-after must be more than 0"
+        );
         Ok(Config {
             bind: self.bind,
             workers,
@@ -86,6 +109,8 @@ impl Cli {
             max_pending: self.max_pending,
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
+            flood_close_after: self.flood_close_after,
+            coalesce: self.coalesce,
             idle_timeout: self.idle_timeout,
             shutdown_timeout: self.shutdown_timeout,
             log_interval: self.log_interval,

@@ -35,9 +35,9 @@ pub const READ_BUDGET: usize = 64 << 10;
 /// Messages handled from one connection per turn.
 const FRAME_BUDGET: usize = 256;
 
-/// A connection held back by the rate limit this long without a break is closed as a
-/// flooder.
-pub const FLOOD_CLOSE_AFTER: Duration = Duration::from_secs(30);
+/// A turn that handled this many events or more was already batching on its own, so
+/// the worker polls again at once even with `--coalesce` set.
+const COALESCE_MAX_EVENTS: usize = 64;
 
 /// How long a closing connection whose output is all sent waits for the peer to close
 /// its side. Meanwhile its input is read and thrown away: closing a socket with unread
@@ -232,8 +232,10 @@ impl Worker {
     /// Runs until a shutdown has drained every connection.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let coalesce = self.shared.config.coalesce;
         loop {
             let timeout = self.poll_timeout();
+            let asked = Instant::now();
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -241,8 +243,12 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
+            // Events came faster than one per window: worth waiting for the next ones.
+            let busy = !coalesce.is_zero() && now.saturating_duration_since(asked) < coalesce;
+            let mut handled = 0;
             let reading = self.phase == Phase::Running;
             for event in events.iter() {
+                handled += 1;
                 if event.token() == WAKER {
                     continue;
                 }
@@ -274,6 +280,9 @@ impl Worker {
             }
             if self.advance_shutdown(now) {
                 break;
+            }
+            if busy && handled < COALESCE_MAX_EVENTS && self.phase == Phase::Running {
+                std::thread::sleep(coalesce);
             }
         }
         self.close_all();
@@ -451,11 +460,9 @@ impl Worker {
                 Buffered::Stop => break,
                 Buffered::Throttled => {
                     let since = *conn.throttled_since.get_or_insert(now);
-                    if now.saturating_duration_since(since) > FLOOD_CLOSE_AFTER {
-                        let text = format!(
-                            "over the rate limit for {}s; closing",
-                            FLOOD_CLOSE_AFTER.as_secs()
-                        );
+                    let limit = self.shared.config.flood_close_after;
+                    if now.saturating_duration_since(since) > limit {
+                        let text = format!("over the rate limit for {limit:?}; closing");
                         self.fail(&mut conn, ErrorCode::FLOOD, &text, CloseReason::Flood);
                         break;
                     }

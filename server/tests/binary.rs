@@ -26,6 +26,8 @@ fn help_documents_every_flag_with_its_default() {
         "--max-pending",
         "--rate-limit",
         "--rate-burst",
+        "--flood-close-after",
+        "--coalesce",
         "--idle-timeout",
         "--shutdown-timeout",
         "--log-interval",
@@ -53,6 +55,14 @@ fn bad_flags_are_clear_errors() {
         .expect("run server");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+    for (flag, value) in [("--coalesce", "20ms"), ("--flood-close-after", "0")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([flag, value, "--bind", "127.0.0.1:0"])
+            .output()
+            .expect("run server");
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(flag));
+    }
 }
 
 #[test]

@@ -5,6 +5,8 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -702,6 +704,109 @@ fn flooder_is_slowed_down_while_others_are_served() {
         calm_latency < flood_time / 2,
         "{calm_latency:?} vs {flood_time:?}"
     );
+}
+
+#[test]
+fn flooder_held_back_past_the_limit_is_closed_with_error_303() {
+    let server = TestServer::with(|c| {
+        c.rate_limit = 50;
+        c.rate_burst = 10;
+        c.flood_close_after = Duration::from_millis(500);
+    });
+    let mut flooder = BinClient::connect(server.addr);
+    let mut calm = BinClient::connect(server.addr);
+    let mut block = bytes::BytesMut::new();
+    for _ in 0..1000 {
+        Frame::Echo {
+            payload: Bytes::from_static(b"flood"),
+        }
+        .encode(&mut block)
+        .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut stream = flooder.stream.try_clone().unwrap();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            // Writes block once TCP pushes back; the server closing ends them with an error.
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(10) {
+                if stream.write_all(&block).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    calm.send(&Frame::Ping { token: 3 });
+    assert_eq!(calm.recv(), Frame::Pong { token: 3 });
+    let frames = flooder.drain_until_closed();
+    let closed_after = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let last = frames.last().expect("at least the error");
+    assert!(is_error(last, ErrorCode::FLOOD), "last frame {last:?}");
+    let replies = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::EchoReply { .. }))
+        .count();
+    // The burst of 10 plus 50/s for the ~0.5 s it was held back, and no more.
+    assert!((10..=10 + 50 * 2).contains(&replies), "{replies} replies");
+    assert!(
+        closed_after >= Duration::from_millis(500) && closed_after < Duration::from_secs(5),
+        "{closed_after:?}"
+    );
+    server.wait_stat("closed_flood", 1);
+    // The neighbour was never affected.
+    calm.send(&Frame::Ping { token: 4 });
+    assert_eq!(calm.recv(), Frame::Pong { token: 4 });
+}
+
+#[test]
+fn coalescing_server_answers_everything_in_order() {
+    const CLIENTS: usize = 20;
+    const MESSAGES: usize = 100;
+    let server = TestServer::with(|c| {
+        c.workers = 2;
+        c.coalesce = Duration::from_millis(2);
+    });
+    let mut clients: Vec<_> = (0..CLIENTS).map(|_| BinClient::connect(server.addr)).collect();
+    let mut room: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = BinClient::named(server.addr, &format!("member{i}"));
+            c.join("busy");
+            c
+        })
+        .collect();
+    // Many sends close together: the busy-turn path that sleeps between turns.
+    for seq in 0..MESSAGES {
+        for client in &mut clients {
+            client.send(&Frame::Echo {
+                payload: Bytes::from(seq.to_string()),
+            });
+        }
+        room[0].send(&Frame::Say {
+            room: "busy".to_owned(),
+            text: seq.to_string(),
+        });
+    }
+    for client in &mut clients {
+        for seq in 0..MESSAGES {
+            let Frame::EchoReply { payload, .. } = client.recv() else {
+                panic!("expected an echo reply");
+            };
+            assert_eq!(payload, Bytes::from(seq.to_string()));
+        }
+    }
+    for member in &mut room {
+        for seq in 0..MESSAGES {
+            let text = match member.expect(|f| matches!(f, Frame::RoomMsg { .. })) {
+                Frame::RoomMsg { text, .. } => text,
+                _ => unreachable!(),
+            };
+            assert_eq!(text, seq.to_string());
+        }
+    }
 }
 
 #[test]
