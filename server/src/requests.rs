@@ -10,7 +10,7 @@ use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
 use crate::connection::Connection;
 use crate::hub::{ChatOutcome, ConnId, Membership, Refusal};
 use crate::stats::CloseReason;
-use crate::worker::Worker;
+use crate::worker::{Scope, Worker};
 
 /// The room text-mode clients are put in when they connect.
 pub const DEFAULT_ROOM: &str = "lobby";
@@ -211,12 +211,13 @@ impl Worker {
     fn say(&mut self, conn: &mut Connection, room: &str, text: String) {
         match self.shared.hub.room_fanout(conn.id, room) {
             Ok((room, fanout)) => {
+                let scope = Scope::Room(Arc::from(room.as_str()));
                 let frame = Frame::RoomMsg {
                     room,
                     from: conn.nick.clone().unwrap_or_default(),
                     text,
                 };
-                self.send_fanout(conn, fanout, &frame);
+                self.send_fanout(conn, fanout, &frame, scope);
             }
             Err(refusal) => self.refuse(conn, refusal),
         }
@@ -232,7 +233,7 @@ impl Worker {
                 };
                 self.reply(conn, &frame);
                 let mates = self.shared.hub.room_mates(conn.id, &conn.rooms);
-                self.send_fanout(conn, Arc::new(mates), &frame);
+                self.send_fanout(conn, Arc::new(mates), &frame, Scope::Anyone);
             }
             Err(refusal) => self.refuse(conn, refusal),
         }
@@ -248,13 +249,14 @@ impl Worker {
                     conn.rooms.push(membership.room.clone());
                 }
                 conn.current_room = Some(membership.room.clone());
+                let scope = Scope::Room(Arc::from(membership.room.as_str()));
                 let frame = Frame::Joined {
                     room: membership.room,
                     nick: conn.nick.clone().unwrap_or_default(),
                     members: membership.members,
                 };
                 self.reply(conn, &frame);
-                self.send_fanout(conn, Arc::new(membership.notify), &frame);
+                self.send_fanout(conn, Arc::new(membership.notify), &frame, scope);
             }
             Err(refusal) => self.refuse(conn, refusal),
         }
@@ -279,12 +281,13 @@ impl Worker {
     }
 
     fn announce_left(&mut self, conn: &mut Connection, membership: Membership) {
+        let scope = Scope::Room(Arc::from(membership.room.as_str()));
         let frame = Frame::Left {
             room: membership.room,
             nick: conn.nick.clone().unwrap_or_default(),
             members: membership.members,
         };
-        self.send_fanout(conn, Arc::new(membership.notify), &frame);
+        self.send_fanout(conn, Arc::new(membership.notify), &frame, scope);
     }
 
     fn direct(&mut self, conn: &mut Connection, to: &str, text: String) {
@@ -302,7 +305,7 @@ impl Worker {
             from: conn.nick.clone().unwrap_or_default(),
             text,
         };
-        self.send_to(conn, target, mode, &frame);
+        self.send_to(conn, target, mode, &frame, Scope::Anyone);
     }
 
     fn chat_request(&mut self, conn: &mut Connection, peer: &str) {
@@ -356,8 +359,13 @@ impl Worker {
 
     /// Sends `frame` to user `to` in its framing, if it is still connected.
     fn notify(&mut self, conn: &mut Connection, to: ConnId, frame: &Frame) {
+        self.notify_scoped(conn, to, frame, Scope::Anyone);
+    }
+
+    /// Sends `frame` to user `to` if it is still connected and, on arrival, in `scope`.
+    fn notify_scoped(&mut self, conn: &mut Connection, to: ConnId, frame: &Frame, scope: Scope) {
         if let Some((_, mode)) = self.shared.hub.user(to) {
-            self.send_to(conn, to, mode, frame);
+            self.send_to(conn, to, mode, frame, scope);
         }
     }
 
@@ -421,7 +429,7 @@ impl Worker {
                     from: conn.nick.clone().unwrap_or_default(),
                     text,
                 };
-                self.notify(conn, partner, &frame);
+                self.notify_scoped(conn, partner, &frame, Scope::ChatWith(conn.id));
             }
             None => self.refuse(
                 conn,

@@ -76,6 +76,8 @@ pub enum Delivery {
         to: ConnId,
         /// Encoded frame.
         bytes: Bytes,
+        /// Whether the recipient still wants it on arrival.
+        scope: Scope,
     },
     /// One frame for many connections: the recipients on the receiving worker are
     /// `fanout.per_worker[worker]`.
@@ -84,7 +86,23 @@ pub enum Delivery {
         fanout: Arc<Fanout>,
         /// The frame, encoded once per framing.
         payload: Arc<Encoded>,
+        /// Whether each recipient still wants it on arrival.
+        scope: Scope,
     },
+}
+
+/// What a frame belongs to. A recipient can leave a room or a private chat after a
+/// frame was addressed to it and before its worker delivers it; such a frame is dropped,
+/// so nothing of a room ever arrives after the recipient's own `Left`, and nothing of a
+/// chat after its `ChatEnded`.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Nothing: always delivered.
+    Anyone,
+    /// A room, by display name: delivered to its current members.
+    Room(Arc<str>),
+    /// A private chat with this connection: delivered while that chat lasts.
+    ChatWith(ConnId),
 }
 
 /// How other threads reach a worker. Shared by the acceptor and every worker.
@@ -690,22 +708,37 @@ impl Worker {
 
     // ---- delivering ------------------------------------------------------------------
 
-    /// Sends `frame` to connection `to` (possibly `me`, possibly on another worker).
-    pub(crate) fn send_to(&mut self, me: &mut Connection, to: ConnId, mode: Mode, frame: &Frame) {
+    /// Sends `frame` to connection `to` (possibly `me`, possibly on another worker), if
+    /// on arrival it is still within `scope`.
+    pub(crate) fn send_to(
+        &mut self,
+        me: &mut Connection,
+        to: ConnId,
+        mode: Mode,
+        frame: &Frame,
+        scope: Scope,
+    ) {
         let Some(bytes) = Encoded::for_mode(frame, mode).get(mode).cloned() else {
             return;
         };
         if to == me.id {
             self.enqueue(me, bytes);
         } else if to.worker as usize == self.index {
-            self.deliver_local(Delivery::One { to, bytes });
+            self.deliver_local(Delivery::One { to, bytes, scope });
         } else if let Some(out) = self.outbox.get_mut(to.worker as usize) {
-            out.push(Delivery::One { to, bytes });
+            out.push(Delivery::One { to, bytes, scope });
         }
     }
 
-    /// Sends `frame` to every recipient of `fanout` (which may include `me`).
-    pub(crate) fn send_fanout(&mut self, me: &mut Connection, fanout: Arc<Fanout>, frame: &Frame) {
+    /// Sends `frame` to every recipient of `fanout` (which may include `me`) that on
+    /// arrival is still within `scope`.
+    pub(crate) fn send_fanout(
+        &mut self,
+        me: &mut Connection,
+        fanout: Arc<Fanout>,
+        frame: &Frame,
+        scope: Scope,
+    ) {
         if fanout.is_empty() {
             return;
         }
@@ -722,13 +755,14 @@ impl Worker {
                             self.enqueue(me, bytes.clone());
                         }
                     } else {
-                        self.deliver_to_slot(to, &payload);
+                        self.deliver_to_slot(to, &payload, &scope);
                     }
                 }
             } else if let Some(out) = self.outbox.get_mut(worker) {
                 out.push(Delivery::Many {
                     fanout: Arc::clone(&fanout),
                     payload: Arc::clone(&payload),
+                    scope: scope.clone(),
                 });
             }
         }
@@ -736,35 +770,53 @@ impl Worker {
 
     fn deliver_local(&mut self, delivery: Delivery) {
         match delivery {
-            Delivery::One { to, bytes } => {
+            Delivery::One { to, bytes, scope } => {
                 if let Some(slot) = self.live_slot(to)
                     && let Some(mut conn) = self.slots[slot].conn.take()
                 {
-                    self.enqueue(&mut conn, bytes);
+                    if self.wants(&conn, &scope) {
+                        self.enqueue(&mut conn, bytes);
+                    }
                     self.put_back(slot, conn);
                 }
             }
-            Delivery::Many { fanout, payload } => {
+            Delivery::Many {
+                fanout,
+                payload,
+                scope,
+            } => {
                 if let Some(list) = fanout.per_worker.get(self.index) {
                     for &to in list {
-                        self.deliver_to_slot(to, &payload);
+                        self.deliver_to_slot(to, &payload, &scope);
                     }
                 }
             }
         }
     }
 
-    fn deliver_to_slot(&mut self, to: ConnId, payload: &Encoded) {
+    fn deliver_to_slot(&mut self, to: ConnId, payload: &Encoded, scope: &Scope) {
         let Some(slot) = self.live_slot(to) else {
             return;
         };
         let Some(mut conn) = self.slots[slot].conn.take() else {
             return;
         };
-        if let Some(bytes) = conn.mode.and_then(|m| payload.get(m)) {
+        if self.wants(&conn, scope)
+            && let Some(bytes) = conn.mode.and_then(|m| payload.get(m))
+        {
             self.enqueue(&mut conn, bytes.clone());
         }
         self.put_back(slot, conn);
+    }
+
+    /// Whether `conn` is still within `scope`. A connection's rooms change only on its
+    /// own worker, this one, so its room list is current; chats are looked up in the hub.
+    fn wants(&self, conn: &Connection, scope: &Scope) -> bool {
+        match scope {
+            Scope::Anyone => true,
+            Scope::Room(room) => conn.rooms.iter().any(|r| **r == **room),
+            Scope::ChatWith(peer) => self.shared.hub.chat_partner(conn.id) == Some(*peer),
+        }
     }
 
     fn put_back(&mut self, slot: usize, conn: Connection) {

@@ -422,6 +422,133 @@ fn private_chat_request_accept_busy_end_and_disconnect() {
     assert!(is_error(&a.recv(), ErrorCode::NOT_IN_CHAT));
 }
 
+/// A client sending one frame over and over from a writer thread while a reader thread
+/// throws away everything it receives.
+struct Chatter {
+    stop: Arc<AtomicBool>,
+    stream: TcpStream,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Chatter {
+    fn start(client: BinClient, frame: Frame) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut block = bytes::BytesMut::new();
+        for _ in 0..50 {
+            frame.encode(&mut block).expect("encode");
+        }
+        let mut writer = client.stream.try_clone().expect("clone stream");
+        let mut reader = client.stream.try_clone().expect("clone stream");
+        let flag = Arc::clone(&stop);
+        let write = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) && writer.write_all(&block).is_ok() {}
+        });
+        let read = std::thread::spawn(move || {
+            let mut buf = [0u8; 64 << 10];
+            while matches!(std::io::Read::read(&mut reader, &mut buf), Ok(n) if n > 0) {}
+        });
+        Self {
+            stop,
+            stream: client.stream,
+            threads: vec![write, read],
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        for t in self.threads {
+            t.join().expect("chatter thread");
+        }
+    }
+}
+
+/// Frames `client` receives before the answer to a ping sent `settle` from now.
+fn frames_until_pong(client: &mut BinClient, settle: Duration) -> Vec<Frame> {
+    std::thread::sleep(settle);
+    client.send(&Frame::Ping { token: 77 });
+    let mut frames = Vec::new();
+    loop {
+        match client.recv() {
+            Frame::Pong { token: 77 } => return frames,
+            frame => frames.push(frame),
+        }
+    }
+}
+
+#[test]
+fn nothing_of_a_room_arrives_after_leaving_it() {
+    let server = TestServer::with(|c| {
+        c.workers = 2;
+        c.rate_limit = 0;
+    });
+    // The talker and the member are on different workers, so the talker's messages
+    // reach the member's worker through its channel while the member leaves.
+    let mut talker = BinClient::named(server.addr, "talker");
+    talker.join("busy");
+    let mut member = BinClient::named(server.addr, "member");
+    let chatter = Chatter::start(
+        talker,
+        Frame::Say {
+            room: "busy".into(),
+            text: "chatter".into(),
+        },
+    );
+    for round in 0..20 {
+        member.join("busy");
+        member.expect(|f| matches!(f, Frame::RoomMsg { .. }));
+        member.send(&Frame::Leave {
+            room: "busy".into(),
+        });
+        member.expect(|f| matches!(f, Frame::Left { nick, .. } if nick == "member"));
+        let late = frames_until_pong(&mut member, Duration::from_millis(30));
+        assert!(
+            late.is_empty(),
+            "round {round}: {} frames after Left, first {:?}",
+            late.len(),
+            late.first()
+        );
+    }
+    chatter.stop();
+}
+
+#[test]
+fn nothing_of_a_private_chat_arrives_after_it_ended() {
+    let server = TestServer::with(|c| {
+        c.workers = 2;
+        c.rate_limit = 0;
+    });
+    for round in 0..10 {
+        let mut talker = BinClient::named(server.addr, &format!("talker{round}"));
+        let mut peer = BinClient::named(server.addr, &format!("peer{round}"));
+        peer.send(&Frame::ChatRequest {
+            peer: talker.nick.clone(),
+        });
+        talker.expect(|f| matches!(f, Frame::ChatRequested { .. }));
+        talker.send(&Frame::ChatAccept {
+            peer: peer.nick.clone(),
+        });
+        peer.expect(|f| matches!(f, Frame::ChatStarted { .. }));
+        let chatter = Chatter::start(
+            talker,
+            Frame::ChatSay {
+                text: "chatter".into(),
+            },
+        );
+        peer.expect(|f| matches!(f, Frame::ChatMsg { .. }));
+        peer.send(&Frame::ChatEnd);
+        peer.expect(|f| matches!(f, Frame::ChatEnded { .. }));
+        let late = frames_until_pong(&mut peer, Duration::from_millis(30));
+        assert!(
+            late.is_empty(),
+            "round {round}: {} frames after ChatEnded, first {:?}",
+            late.len(),
+            late.first()
+        );
+        chatter.stop();
+    }
+}
+
 #[test]
 fn vanished_client_is_cleaned_up_completely() {
     let server = TestServer::start();
@@ -770,7 +897,9 @@ fn coalescing_server_answers_everything_in_order() {
         c.workers = 2;
         c.coalesce = Duration::from_millis(2);
     });
-    let mut clients: Vec<_> = (0..CLIENTS).map(|_| BinClient::connect(server.addr)).collect();
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|_| BinClient::connect(server.addr))
+        .collect();
     let mut room: Vec<_> = (0..3)
         .map(|i| {
             let mut c = BinClient::named(server.addr, &format!("member{i}"));
