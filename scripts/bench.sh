@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,baseline,search,fanout,idle]
+#        [--only echo,coalesce,baseline,search,fanout,idle]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
@@ -24,7 +24,7 @@ reps=3
 duration=10
 warmup=3
 quick=0
-only="echo,baseline,search,fanout,idle"
+only="echo,coalesce,baseline,search,fanout,idle"
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -150,6 +150,15 @@ if want echo; then
     done
 fi
 
+if want coalesce; then
+    echo "==> coalesce: the same echo load against server --workers 1 --coalesce WINDOW"
+    for window in 100us 250us; do
+        run_point "echo-w1-c$window" "$server_bin" --bind 127.0.0.1:0 --workers 1 \
+            --coalesce "$window" -q -- \
+            --clients "$clients" --rate "$rate" --scenario echo --protocol binary
+    done
+fi
+
 if want baseline; then
     echo "==> baseline: tokio echo server, loadgen --protocol line, same load"
     run_point "tokio-line" "$tokio_bin" --bind 127.0.0.1:0 -- \
@@ -213,6 +222,14 @@ if want fanout; then
     run_point "fanout-1m" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q --rate-limit 0 -- \
         --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
         --scenario room --room-size "$clients"
+    # One server worker and one load thread: a core each instead of four busy threads
+    # on two cores.
+    run_point "fanout-50k-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q -- \
+        --clients "$clients" --rate "$(python3 -c "print(50/$clients)")" \
+        --scenario room --room-size "$clients" --threads 1
+    run_point "fanout-1m-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 -- \
+        --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
+        --scenario room --room-size "$clients" --threads 1
 fi
 
 if want idle; then

@@ -35,6 +35,11 @@ pub const READ_BUDGET: usize = 64 << 10;
 /// Messages handled from one connection per turn.
 const FRAME_BUDGET: usize = 256;
 
+/// With `--coalesce`, a worker waits between turns only while events arrive at this
+/// many per window or more: below that, the wait costs a wake-up of its own without
+/// saving one.
+const COALESCE_MIN_BATCH: f64 = 2.0;
+
 /// A turn that handled this many events or more was already batching on its own, so
 /// the worker polls again at once even with `--coalesce` set.
 const COALESCE_MAX_EVENTS: usize = 64;
@@ -251,9 +256,11 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let coalesce = self.shared.config.coalesce;
+        // Events per second, smoothed over turns; only kept with `--coalesce`.
+        let mut event_rate = 0.0_f64;
+        let mut last_turn = Instant::now();
         loop {
             let timeout = self.poll_timeout();
-            let asked = Instant::now();
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -261,12 +268,14 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
-            // Events came faster than one per window: worth waiting for the next ones.
-            let busy = !coalesce.is_zero() && now.saturating_duration_since(asked) < coalesce;
-            let mut handled = 0;
+            let ready = events.iter().count();
+            if !coalesce.is_zero() {
+                let span = now.saturating_duration_since(last_turn).as_secs_f64();
+                last_turn = now;
+                event_rate = 0.75 * event_rate + 0.25 * ready as f64 / span.max(1e-6);
+            }
             let reading = self.phase == Phase::Running;
             for event in events.iter() {
-                handled += 1;
                 if event.token() == WAKER {
                     continue;
                 }
@@ -299,7 +308,12 @@ impl Worker {
             if self.advance_shutdown(now) {
                 break;
             }
-            if busy && handled < COALESCE_MAX_EVENTS && self.phase == Phase::Running {
+            // Batching: wait for the events of the next window and serve them in one
+            // turn, while they come often enough to be worth it and turns are small.
+            if event_rate * coalesce.as_secs_f64() >= COALESCE_MIN_BATCH
+                && ready < COALESCE_MAX_EVENTS
+                && self.phase == Phase::Running
+            {
                 std::thread::sleep(coalesce);
             }
         }
