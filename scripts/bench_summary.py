@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarizes a scripts/bench.sh result directory as Markdown: the median of every
 point over its repetitions, server CPU per message, ratios against the tokio baseline,
-the rate search, and the idle-connection figures.
+the rate ladder and the highest rate under each p99 bound, and the idle-connection
+figures.
 
 Usage: python3 scripts/bench_summary.py RESULTS_DIR
 """
@@ -35,7 +36,7 @@ def main():
 
     points = {}
     for path in sorted(out.glob("*.csv")):
-        if path.name in ("server_cpu.csv", "search.csv", "idle.csv") or path.name.endswith(
+        if path.name in ("server_cpu.csv", "search.csv", "ladder.csv", "idle.csv") or path.name.endswith(
             ".series.csv"
         ):
             continue
@@ -88,14 +89,35 @@ def main():
             print(f"| {label} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
                   f"| {ratio('max')} | {ratio('srv_cpu')} |")
 
+    if (out / "ladder.csv").exists():
+        ladder = {}
+        for r in rows(out / "ladder.csv"):
+            ladder.setdefault(int(r["rate_per_client"]), {}).setdefault(r["server"], []).append(r)
+        print("\n## Echo rate ladder (server and tokio in turn; median p99 over the reps)\n")
+        print("| rate per client | runs | server p99 | tokio p99 | server / tokio | lost |")
+        print("|---|---|---|---|---|---|")
+        for rate in sorted(ladder):
+            by = ladder[rate]
+            ours = median(r["p99_us"] for r in by.get("server", []))
+            theirs = median(r["p99_us"] for r in by.get("tokio", []))
+            lost = sum(int(r["lost"]) for rs in by.values() for r in rs)
+            ratio = "-" if not theirs or theirs != theirs else f"{ours / theirs:.2f}x"
+            print(f"| {rate} | {len(by.get('server', []))} | {fmt_ms(ours)} | {fmt_ms(theirs)} "
+                  f"| {ratio} | {lost} |")
+
     if (out / "search.csv").exists():
         print("\n## Highest echo rate under a p99 bound (no loss)\n")
         print("| server | p99 bound | clients | rate per client | total msg/s |")
         print("|---|---|---|---|---|")
         found = rows(out / "search.csv")
+        top = None
+        if (out / "ladder.csv").exists():
+            top = max(int(r["rate_per_client"]) for r in rows(out / "ladder.csv"))
         for r in found:
+            # Passing the top rung only says the limit is at least that.
+            at_least = ">= " if top is not None and int(r["rate_per_client"]) == top else ""
             print(f"| {r['server']} | {int(r['p99_bound_us']) / 1000:g} ms | {r['clients']} "
-                  f"| {r['rate_per_client']} | {r['total_rate']} |")
+                  f"| {at_least}{r['rate_per_client']} | {at_least}{r['total_rate']} |")
         by = {(r["server"], r["p99_bound_us"]): int(r["total_rate"]) for r in found}
         for bound in ("1000", "10000"):
             ours, theirs = by.get(("server", bound)), by.get(("tokio", bound))
