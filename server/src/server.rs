@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::stats::{CloseReason, Stats};
-use crate::worker::{Shared, Worker, WorkerHandle, WorkerMsg};
+use crate::stats::CloseReason;
+use crate::worker::{Shared, Worker, WorkerMsg, WorkerParts};
 
 const LISTENER: Token = Token(0);
 const ACCEPTOR_WAKER: Token = Token(1);
@@ -63,7 +62,7 @@ pub struct Server {
     shared: Arc<Shared>,
     acceptor_poll: Poll,
     acceptor_waker: Arc<Waker>,
-    worker_parts: Vec<(Poll, crossbeam_channel::Receiver<WorkerMsg>)>,
+    worker_parts: Vec<WorkerParts>,
 }
 
 impl Server {
@@ -97,29 +96,7 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), ACCEPTOR_WAKER)?);
 
-        let mut handles = Vec::with_capacity(config.workers);
-        let mut worker_parts = Vec::with_capacity(config.workers);
-        for _ in 0..config.workers {
-            let (poll, waker) = Worker::make_poll()?;
-            let (tx, rx) = crossbeam_channel::unbounded();
-            handles.push(WorkerHandle {
-                tx,
-                waker,
-                wake_pending: AtomicBool::new(false),
-            });
-            worker_parts.push((poll, rx));
-        }
-        let workers = config.workers;
-        let shared = Arc::new(Shared {
-            config,
-            hub: Hub::new(workers),
-            stats: Stats::new(workers),
-            workers: handles,
-            shutdown: AtomicBool::new(false),
-            quiesced: AtomicUsize::new(0),
-            open: AtomicUsize::new(0),
-            rejecting: AtomicUsize::new(0),
-        });
+        let (shared, worker_parts) = Shared::new(config)?;
         Ok(Server {
             listener,
             local_addr,

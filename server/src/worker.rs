@@ -159,6 +159,41 @@ pub struct Shared {
     pub rejecting: AtomicUsize,
 }
 
+/// What one worker thread needs besides [`Shared`]: its `Poll` (the waker is in its
+/// handle) and the receiving end of its channel.
+pub type WorkerParts = (Poll, Receiver<WorkerMsg>);
+
+impl Shared {
+    /// The state `config.workers` workers share, and each worker's parts, index = worker
+    /// number.
+    pub fn new(config: Config) -> io::Result<(Arc<Self>, Vec<WorkerParts>)> {
+        let workers = config.workers;
+        let mut handles = Vec::with_capacity(workers);
+        let mut parts = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (poll, waker) = Worker::make_poll()?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            handles.push(WorkerHandle {
+                tx,
+                waker,
+                wake_pending: AtomicBool::new(false),
+            });
+            parts.push((poll, rx));
+        }
+        let shared = Arc::new(Shared {
+            config,
+            hub: Hub::new(workers),
+            stats: Stats::new(workers),
+            workers: handles,
+            shutdown: AtomicBool::new(false),
+            quiesced: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            rejecting: AtomicUsize::new(0),
+        });
+        Ok((shared, parts))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
@@ -1084,4 +1119,57 @@ enum Buffered {
 enum Requeue {
     Backlog,
     Throttled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(workers: usize) -> (Arc<Shared>, Vec<WorkerParts>) {
+        Shared::new(Config {
+            workers,
+            ..Config::default()
+        })
+        .expect("shared state")
+    }
+
+    #[test]
+    fn a_worker_that_dies_does_not_hold_up_the_others_shutdown() {
+        let (shared, mut parts) = shared(2);
+        let (poll, rx) = parts.pop().unwrap();
+        let survivor = Worker::new(1, Arc::clone(&shared), poll, rx);
+        let survivor = std::thread::spawn(move || survivor.run());
+        let (poll, rx) = parts.pop().unwrap();
+        let doomed = Worker::new(0, Arc::clone(&shared), poll, rx);
+        let died = std::thread::spawn(move || {
+            let _worker = doomed;
+            panic!("worker 0 dies");
+        })
+        .join();
+        assert!(died.is_err());
+        assert_eq!(shared.quiesced.load(Ordering::Acquire), 1);
+
+        shared.shutdown.store(true, Ordering::Release);
+        shared.workers[1].waker.wake().unwrap();
+        let start = Instant::now();
+        while !survivor.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the surviving worker never finished its shutdown"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        survivor.join().unwrap();
+        assert_eq!(shared.quiesced.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn a_worker_that_stops_normally_is_counted_once() {
+        let (shared, mut parts) = shared(1);
+        let (poll, rx) = parts.pop().unwrap();
+        let worker = Worker::new(0, Arc::clone(&shared), poll, rx);
+        shared.shutdown.store(true, Ordering::Release);
+        std::thread::spawn(move || worker.run()).join().unwrap();
+        assert_eq!(shared.quiesced.load(Ordering::Acquire), 1);
+    }
 }
