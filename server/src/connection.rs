@@ -122,6 +122,10 @@ pub struct Connection {
     pub rooms: Vec<String>,
     /// Where plain text lines go: the most recently joined room still held.
     pub current_room: Option<String>,
+    /// The private-chat partner as far as the frames queued to this connection go: set
+    /// with its `ChatStarted`, cleared with its `ChatEnded`. Chat messages are delivered
+    /// only while it names their sender.
+    pub chat_with: Option<ConnId>,
     out: VecDeque<Bytes>,
     out_bytes: usize,
     /// Whether the first queued frame has been partly written.
@@ -176,6 +180,7 @@ impl Connection {
             nick: None,
             rooms: Vec::new(),
             current_room: None,
+            chat_with: None,
             out: VecDeque::new(),
             out_bytes: 0,
             front_partial: false,

@@ -55,10 +55,10 @@ struct Cli {
     /// 303).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     flood_close_after: Duration,
-    /// Batching window under load, e.g. 100us: when events arrive faster than one per
+    /// Batching window under load, e.g. 100us: while events arrive at two or more per
     /// window, a worker waits this long between turns and answers the window's messages
-    /// together, for less CPU per message and at most this much more latency. 0
-    /// disables it.
+    /// together, for less CPU per message and up to a window more latency on each
+    /// worker a message passes. 0 disables it.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     coalesce: Duration,
     /// Close connections silent this long (a ping goes out at half); 0 disables.

@@ -342,8 +342,10 @@ impl Worker {
             }
             Ok(ChatOutcome::Started { peer }) => {
                 let peer_name = self.display_nick(peer_nick);
+                conn.chat_with = Some(peer);
                 self.reply(conn, &Frame::ChatStarted { peer: peer_name });
-                self.notify(conn, peer, &Frame::ChatStarted { peer: me });
+                let started = Frame::ChatStarted { peer: me };
+                self.notify_scoped(conn, peer, &started, Scope::ChatStart(conn.id));
             }
             Err(refusal) => self.refuse(conn, refusal),
         }
@@ -384,14 +386,16 @@ impl Worker {
         let me = conn.nick.clone().unwrap_or_default();
         if let Some(partner) = ending.partner {
             let partner_nick = self.shared.hub.user(partner).map(|(n, _)| n);
-            self.notify(
+            self.notify_scoped(
                 conn,
                 partner,
                 &Frame::ChatEnded {
                     peer: me.clone(),
                     reason: format!("ended by {me}"),
                 },
+                Scope::ChatEnd(conn.id),
             );
+            conn.chat_with = None;
             self.reply(
                 conn,
                 &Frame::ChatEnded {
@@ -429,7 +433,7 @@ impl Worker {
                     from: conn.nick.clone().unwrap_or_default(),
                     text,
                 };
-                self.notify_scoped(conn, partner, &frame, Scope::ChatWith(conn.id));
+                self.notify_scoped(conn, partner, &frame, Scope::Chat(conn.id));
             }
             None => self.refuse(
                 conn,
@@ -484,13 +488,14 @@ impl Worker {
         tell.extend(ending.partner);
         tell.extend(ending.withdrawn);
         for other in tell {
-            self.notify(
+            self.notify_scoped(
                 conn,
                 other,
                 &Frame::ChatEnded {
                     peer: me.clone(),
                     reason: reason.clone(),
                 },
+                Scope::ChatEnd(conn.id),
             );
         }
     }

@@ -77,6 +77,8 @@ pub struct WorkerStats {
     pub bytes_in: AtomicU64,
     /// Bytes written to sockets.
     pub bytes_out: AtomicU64,
+    /// Waits of one `--coalesce` window between turns.
+    pub coalesce_waits: AtomicU64,
     closes: [AtomicU64; CloseReason::ALL.len()],
 }
 
@@ -137,6 +139,7 @@ impl Stats {
             ("bytes_in".to_owned(), self.sum(|w| &w.bytes_in)),
             ("bytes_out".to_owned(), self.sum(|w| &w.bytes_out)),
             ("workers".to_owned(), self.workers.len() as u64),
+            ("coalesce_waits".to_owned(), self.sum(|w| &w.coalesce_waits)),
         ];
         for (i, w) in self.workers.iter().enumerate() {
             out.push((

@@ -96,18 +96,28 @@ pub enum Delivery {
     },
 }
 
-/// What a frame belongs to. A recipient can leave a room or a private chat after a
-/// frame was addressed to it and before its worker delivers it; such a frame is dropped,
-/// so nothing of a room ever arrives after the recipient's own `Left`, and nothing of a
-/// chat after its `ChatEnded`.
+/// What a frame belongs to, checked by the recipient's worker on arrival. A recipient
+/// can leave a room or a private chat after a frame was addressed to it and before its
+/// worker delivers it; such a frame is dropped, so nothing of a room arrives after the
+/// recipient's own `Left`, and nothing of a chat after its `ChatEnded`. Both are judged
+/// by the recipient's own state, which only its worker changes, in the order of the
+/// frames queued to it.
 #[derive(Debug, Clone)]
 pub enum Scope {
     /// Nothing: always delivered.
     Anyone,
     /// A room, by display name: delivered to its current members.
     Room(Arc<str>),
-    /// A private chat with this connection: delivered while that chat lasts.
-    ChatWith(ConnId),
+    /// A message of the private chat with this connection: delivered while the
+    /// recipient's chat (as its queued `ChatStarted` / `ChatEnded` frames left it) is
+    /// with that connection.
+    Chat(ConnId),
+    /// `ChatStarted` from this connection: delivered, and the recipient's chat is now
+    /// with it.
+    ChatStart(ConnId),
+    /// `ChatEnded` from this connection: delivered, and the recipient's chat with it, if
+    /// any, is over.
+    ChatEnd(ConnId),
 }
 
 /// How other threads reach a worker. Shared by the acceptor and every worker.
@@ -349,6 +359,7 @@ impl Worker {
                 && ready < COALESCE_MAX_EVENTS
                 && self.phase == Phase::Running
             {
+                WorkerStats::add(&self.stats().coalesce_waits, 1);
                 std::thread::sleep(coalesce);
             }
         }
@@ -823,7 +834,7 @@ impl Worker {
                 if let Some(slot) = self.live_slot(to)
                     && let Some(mut conn) = self.slots[slot].conn.take()
                 {
-                    if self.wants(&conn, &scope) {
+                    if admit(&mut conn, &scope) {
                         self.enqueue(&mut conn, bytes);
                     }
                     self.put_back(slot, conn);
@@ -850,22 +861,12 @@ impl Worker {
         let Some(mut conn) = self.slots[slot].conn.take() else {
             return;
         };
-        if self.wants(&conn, scope)
+        if admit(&mut conn, scope)
             && let Some(bytes) = conn.mode.and_then(|m| payload.get(m))
         {
             self.enqueue(&mut conn, bytes.clone());
         }
         self.put_back(slot, conn);
-    }
-
-    /// Whether `conn` is still within `scope`. A connection's rooms change only on its
-    /// own worker, this one, so its room list is current; chats are looked up in the hub.
-    fn wants(&self, conn: &Connection, scope: &Scope) -> bool {
-        match scope {
-            Scope::Anyone => true,
-            Scope::Room(room) => conn.rooms.iter().any(|r| **r == **room),
-            Scope::ChatWith(peer) => self.shared.hub.chat_partner(conn.id) == Some(*peer),
-        }
     }
 
     fn put_back(&mut self, slot: usize, conn: Connection) {
@@ -1114,6 +1115,26 @@ enum Buffered {
     Throttled,
     /// Handled enough for this turn.
     OutOfBudget,
+}
+
+/// Whether a frame of `scope` arriving for `conn` is delivered; applies the chat changes
+/// it carries.
+fn admit(conn: &mut Connection, scope: &Scope) -> bool {
+    match scope {
+        Scope::Anyone => true,
+        Scope::Room(room) => conn.rooms.iter().any(|r| **r == **room),
+        Scope::Chat(peer) => conn.chat_with == Some(*peer),
+        Scope::ChatStart(peer) => {
+            conn.chat_with = Some(*peer);
+            true
+        }
+        Scope::ChatEnd(peer) => {
+            if conn.chat_with == Some(*peer) {
+                conn.chat_with = None;
+            }
+            true
+        }
+    }
 }
 
 enum Requeue {

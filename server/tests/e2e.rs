@@ -512,6 +512,22 @@ fn nothing_of_a_room_arrives_after_leaving_it() {
     chatter.stop();
 }
 
+/// Two clients, `nick` and `peer{round}`, in a private chat with each other; the
+/// peer asked and `nick` accepted.
+fn private_chat(addr: std::net::SocketAddr, nick: &str, round: usize) -> (BinClient, BinClient) {
+    let mut first = BinClient::named(addr, nick);
+    let mut peer = BinClient::named(addr, &format!("peer{round}"));
+    peer.send(&Frame::ChatRequest {
+        peer: first.nick.clone(),
+    });
+    first.expect(|f| matches!(f, Frame::ChatRequested { .. }));
+    first.send(&Frame::ChatAccept {
+        peer: peer.nick.clone(),
+    });
+    peer.expect(|f| matches!(f, Frame::ChatStarted { .. }));
+    (first, peer)
+}
+
 #[test]
 fn nothing_of_a_private_chat_arrives_after_it_ended() {
     let server = TestServer::with(|c| {
@@ -519,16 +535,7 @@ fn nothing_of_a_private_chat_arrives_after_it_ended() {
         c.rate_limit = 0;
     });
     for round in 0..10 {
-        let mut talker = BinClient::named(server.addr, &format!("talker{round}"));
-        let mut peer = BinClient::named(server.addr, &format!("peer{round}"));
-        peer.send(&Frame::ChatRequest {
-            peer: talker.nick.clone(),
-        });
-        talker.expect(|f| matches!(f, Frame::ChatRequested { .. }));
-        talker.send(&Frame::ChatAccept {
-            peer: peer.nick.clone(),
-        });
-        peer.expect(|f| matches!(f, Frame::ChatStarted { .. }));
+        let (talker, mut peer) = private_chat(server.addr, &format!("talker{round}"), round);
         let chatter = Chatter::start(
             talker,
             Frame::ChatSay {
@@ -546,6 +553,46 @@ fn nothing_of_a_private_chat_arrives_after_it_ended() {
             late.first()
         );
         chatter.stop();
+    }
+}
+
+#[test]
+fn a_chat_message_sent_just_before_the_sender_ends_the_chat_still_arrives() {
+    let server = TestServer::with(|c| c.workers = 2);
+    for round in 0..30 {
+        let (mut sender, mut peer) = private_chat(server.addr, &format!("sender{round}"), round);
+        // "bye" and the end in one write: both are handled in one turn of the sender's
+        // worker, before the peer's worker sees the message.
+        let mut buf = bytes::BytesMut::new();
+        Frame::ChatSay { text: "bye".into() }
+            .encode(&mut buf)
+            .unwrap();
+        match round % 3 {
+            0 => Frame::ChatEnd.encode(&mut buf).unwrap(),
+            1 => Frame::Goodbye {
+                reason: "done".into(),
+            }
+            .encode(&mut buf)
+            .unwrap(),
+            _ => {}
+        }
+        sender.send_raw(&buf);
+        if round % 3 == 2 {
+            drop(sender);
+        }
+        let said = peer.recv();
+        assert_eq!(
+            said,
+            Frame::ChatMsg {
+                from: format!("sender{round}"),
+                text: "bye".into()
+            },
+            "round {round}"
+        );
+        assert!(
+            matches!(peer.recv(), Frame::ChatEnded { .. }),
+            "round {round}"
+        );
     }
 }
 
@@ -850,6 +897,8 @@ fn flooder_held_back_past_the_limit_is_closed_with_error_303() {
         .encode(&mut block)
         .unwrap();
     }
+    // Taken before the first byte goes out, so the server's clock cannot start earlier.
+    let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let mut stream = flooder.stream.try_clone().unwrap();
@@ -864,7 +913,6 @@ fn flooder_held_back_past_the_limit_is_closed_with_error_303() {
             }
         })
     };
-    let start = Instant::now();
     calm.send(&Frame::Ping { token: 3 });
     assert_eq!(calm.recv(), Frame::Pong { token: 3 });
     let frames = flooder.drain_until_closed();
@@ -936,6 +984,23 @@ fn coalescing_server_answers_everything_in_order() {
             assert_eq!(text, seq.to_string());
         }
     }
+    // The load above was fast enough for the workers to wait between turns.
+    assert!(server.stat("coalesce_waits") > 0);
+}
+
+#[test]
+fn without_coalesce_workers_never_wait() {
+    let server = TestServer::start();
+    let mut client = BinClient::connect(server.addr);
+    for _ in 0..500 {
+        client.send(&Frame::Echo {
+            payload: Bytes::from_static(b"x"),
+        });
+    }
+    for _ in 0..500 {
+        assert!(matches!(client.recv(), Frame::EchoReply { .. }));
+    }
+    assert_eq!(server.stat("coalesce_waits"), 0);
 }
 
 #[test]
