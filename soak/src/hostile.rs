@@ -595,32 +595,7 @@ impl<'a> Driver<'a> {
     }
 
     fn drain_non_reader(&mut self, token: usize) {
-        let mut total = 0;
-        loop {
-            let Some(conn) = self.conns[token].as_mut() else {
-                return;
-            };
-            match conn.stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    self.finish(token, End::ServerClosed { reset: false });
-                    return;
-                }
-                Ok(n) => {
-                    total += n;
-                    let data = self.scratch[..n].to_vec();
-                    self.on_data(token, &data);
-                    if total > DRAIN_LIMIT {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.finish(token, End::ServerClosed { reset: true });
-                    return;
-                }
-            }
-        }
+        self.read_available(token, DRAIN_LIMIT);
     }
 
     fn on_readable(&mut self, token: usize, closed: bool) {
@@ -635,28 +610,42 @@ impl<'a> Driver<'a> {
             }
             return;
         }
-        loop {
+        if self.read_available(token, usize::MAX) {
+            self.flush(token);
+        }
+    }
+
+    /// Reads what `token` has ready (stopping once more than `limit` bytes came) and
+    /// hands it to `on_data`. Returns false once the connection is finished.
+    fn read_available(&mut self, token: usize, limit: usize) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut total = 0usize;
+        let open = loop {
             let Some(conn) = self.conns[token].as_mut() else {
-                return;
+                break false;
             };
-            match conn.stream.read(&mut self.scratch) {
+            match conn.stream.read(&mut scratch) {
                 Ok(0) => {
                     self.finish(token, End::ServerClosed { reset: false });
-                    return;
+                    break false;
                 }
                 Ok(n) => {
-                    let data = self.scratch[..n].to_vec();
-                    self.on_data(token, &data);
+                    total = total.saturating_add(n);
+                    self.on_data(token, &scratch[..n]);
+                    if total > limit {
+                        break true;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.finish(token, End::ServerClosed { reset: true });
-                    return;
+                    break false;
                 }
             }
-        }
-        self.flush(token);
+        };
+        self.scratch = scratch;
+        open
     }
 
     fn on_data(&mut self, token: usize, data: &[u8]) {
