@@ -1,54 +1,28 @@
 //! Against the real chat server, started in-process on 127.0.0.1:0: every scenario and
 //! protocol runs clean (no loss, no errors) at the target rate.
 
-use std::thread::JoinHandle;
-
 use loadgen::{Config, Protocol, Scenario};
 
 use crate::common::{assert_rate_near, out_dir, quick_config, run};
 
-struct RealServer {
-    addr: std::net::SocketAddr,
-    handle: server::ShutdownHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl RealServer {
-    fn start() -> Self {
-        let config = server::Config {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            workers: 2,
-            ..server::Config::default()
-        };
-        let server = server::Server::bind(config).expect("bind server");
-        let addr = server.local_addr();
-        let handle = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run());
-        Self {
-            addr,
-            handle,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// The real server on 127.0.0.1, two workers; shut down and joined on drop.
+fn real_server() -> server::Running {
+    let config = server::Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        workers: 2,
+        ..server::Config::default()
+    };
+    server::Server::bind(config).expect("bind server").spawn()
 }
 
 fn check(scenario: Scenario, protocol: Protocol, clients: u32) {
-    let server = RealServer::start();
+    let server = real_server();
     let name = format!("e2e-{}-{}", scenario.name(), protocol.name());
     let out = out_dir(&name);
     let config = Config {
         scenario,
         room_size: 3,
-        ..quick_config(server.addr, clients, 20.0, 2, &out)
+        ..quick_config(server.local_addr(), clients, 20.0, 2, &out)
     };
     let report = run(&config);
     let s = &report.summary;

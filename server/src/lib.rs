@@ -6,7 +6,8 @@
 //!
 //! Layout:
 //! - [`config`]: [`Config`] and the parsers of durations and sizes the CLI uses.
-//! - [`server`]: [`Server`] (bind, run), [`ShutdownHandle`], and the acceptor.
+//! - [`server`]: [`Server`] (bind, run, spawn), [`Running`], [`ShutdownHandle`], and the
+//!   acceptor.
 //! - [`worker`]: the worker loop: reading, routing, batched vectored writes, timers,
 //!   shutdown.
 //! - [`connection`]: one connection's socket, decoder, outbound queue and rate limiter.
@@ -24,4 +25,4 @@ pub mod stats;
 pub mod worker;
 
 pub use config::Config;
-pub use server::{Server, ShutdownHandle};
+pub use server::{Running, Server, ShutdownHandle};

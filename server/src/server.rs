@@ -65,6 +65,61 @@ pub struct Server {
     worker_parts: Vec<WorkerParts>,
 }
 
+/// A server running on its own thread (see [`Server::spawn`]). Dropping it shuts the
+/// server down and waits for it to finish, unless the dropping thread is panicking.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Running {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its shutdown handle, which also reads its counters.
+    pub fn handle(&self) -> &ShutdownHandle {
+        &self.handle
+    }
+
+    /// Shuts the server down gracefully and waits up to `timeout` for it to finish.
+    /// Fails if it returned an error, panicked, or is still running at the deadline
+    /// (its thread is then left to finish on its own).
+    pub fn stop(mut self, timeout: Duration) -> io::Result<()> {
+        self.handle.shutdown();
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("server still running {timeout:?} after shutdown"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        thread
+            .join()
+            .map_err(|_| io::Error::other("server thread panicked"))?
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take()
+            && !std::thread::panicking()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Server {
     /// Binds the listener (SO_REUSEADDR, SO_REUSEPORT, the configured backlog) and
     /// prepares the workers; nothing runs until [`run`](Server::run).
@@ -117,6 +172,18 @@ impl Server {
         ShutdownHandle {
             shared: Arc::clone(&self.shared),
             acceptor_waker: Arc::clone(&self.acceptor_waker),
+        }
+    }
+
+    /// Runs the server on a thread of its own, as tests and tools embed it.
+    pub fn spawn(self) -> Running {
+        let addr = self.local_addr;
+        let handle = self.shutdown_handle();
+        let thread = std::thread::spawn(move || self.run());
+        Running {
+            addr,
+            handle,
+            thread: Some(thread),
         }
     }
 

@@ -150,8 +150,7 @@ impl Drop for Chat {
 /// A real server on its own thread; shut down and joined on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub handle: server::ShutdownHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    running: Option<server::Running>,
 }
 
 impl TestServer {
@@ -162,29 +161,16 @@ impl TestServer {
             log_interval: Duration::ZERO,
             ..server::Config::default()
         };
-        let server = server::Server::bind(config).expect("bind");
-        let addr = server.local_addr();
-        let handle = server.shutdown_handle();
-        let thread = thread::spawn(move || server.run());
+        let running = server::Server::bind(config).expect("bind").spawn();
         TestServer {
-            addr,
-            handle,
-            thread: Some(thread),
+            addr: running.local_addr(),
+            running: Some(running),
         }
     }
 
-    /// Shuts the server down and waits until `run` returns.
+    /// Shuts the server down and waits until `run` returns (dropping does the same).
     pub fn stop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.running.take();
     }
 }
 

@@ -6,11 +6,10 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use server::{Config, Server, ShutdownHandle};
+use server::{Config, Running, Server, ShutdownHandle};
 use shared::{Frame, FrameDecoder, PROTOCOL_VERSION};
 
 /// How long any single wait in a test may take before the test fails.
@@ -20,7 +19,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: ShutdownHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    running: Option<Running>,
 }
 
 impl TestServer {
@@ -36,14 +35,11 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let server = Server::bind(config).expect("bind");
-        let addr = server.local_addr();
-        let handle = server.shutdown_handle();
-        let thread = std::thread::spawn(move || server.run());
+        let running = Server::bind(config).expect("bind").spawn();
         Self {
-            addr,
-            handle,
-            thread: Some(thread),
+            addr: running.local_addr(),
+            handle: running.handle().clone(),
+            running: Some(running),
         }
     }
 
@@ -53,14 +49,8 @@ impl TestServer {
     }
 
     fn stop_inner(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let start = Instant::now();
-            while !thread.is_finished() {
-                assert!(start.elapsed() < TIMEOUT, "server did not stop");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            thread.join().expect("server thread panicked").expect("run");
+        if let Some(running) = self.running.take() {
+            running.stop(TIMEOUT).expect("server stopped cleanly");
         }
     }
 
@@ -89,10 +79,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if self.thread.is_some() && !std::thread::panicking() {
+        // While a test panics, `Running`'s own drop only starts the shutdown.
+        if !std::thread::panicking() {
             self.stop_inner();
-        } else if self.thread.is_some() {
-            self.handle.shutdown();
         }
     }
 }

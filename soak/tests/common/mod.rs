@@ -3,10 +3,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use server::{Config, Server, ShutdownHandle};
+use server::{Config, Running, Server, ShutdownHandle};
 use soak::{HostileConfig, Kind};
 
 /// Longest any wait in a test may take.
@@ -15,7 +14,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub handle: ShutdownHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    running: Option<Running>,
 }
 
 impl TestServer {
@@ -31,14 +30,11 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let server = Server::bind(config).expect("bind");
-        let addr = server.local_addr();
-        let handle = server.shutdown_handle();
-        let thread = Some(std::thread::spawn(move || server.run()));
+        let running = Server::bind(config).expect("bind").spawn();
         Self {
-            addr,
-            handle,
-            thread,
+            addr: running.local_addr(),
+            handle: running.handle().clone(),
+            running: Some(running),
         }
     }
 
@@ -71,21 +67,16 @@ impl TestServer {
     }
 
     fn stop_inner(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let start = Instant::now();
-            while !thread.is_finished() {
-                assert!(start.elapsed() < TIMEOUT, "server did not stop");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            thread.join().expect("server panicked").expect("run");
+        if let Some(running) = self.running.take() {
+            running.stop(TIMEOUT).expect("server stopped cleanly");
         }
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if self.thread.is_some() && !std::thread::panicking() {
+        // While a test panics, `Running`'s own drop only starts the shutdown.
+        if !std::thread::panicking() {
             self.stop_inner();
         }
     }
