@@ -1198,3 +1198,67 @@ fn binary_clients_get_nothing_before_welcome() {
     early.send_raw(&[0, 0, 3, 0x01, 0, 1]);
     assert!(matches!(early.recv(), Frame::Welcome { .. }));
 }
+
+#[test]
+fn stopping_a_running_server_reports_a_shutdown_that_overruns_its_deadline() {
+    let config = server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        log_interval: Duration::ZERO,
+        rate_limit: 0,
+        max_pending: 64 << 20,
+        shutdown_timeout: Duration::from_secs(2),
+        ..server::Config::default()
+    };
+    let running = server::Server::bind(config).unwrap().spawn();
+    // A client that asks for megabytes of echoes and never reads them: the shutdown
+    // waits its full 2 s for that output to drain.
+    let mut hog = BinClient::connect(running.local_addr());
+    let payload = Bytes::from(vec![b'x'; 60 << 10]);
+    let mut buf = bytes::BytesMut::new();
+    for _ in 0..100 {
+        Frame::Echo {
+            payload: payload.clone(),
+        }
+        .encode(&mut buf)
+        .unwrap();
+    }
+    hog.send_raw(&buf);
+    let start = Instant::now();
+    while running
+        .handle()
+        .stats()
+        .iter()
+        .any(|(k, v)| k == "messages_in" && *v < 101)
+    {
+        assert!(start.elapsed() < TIMEOUT, "the echoes were never read");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = running
+        .stop(Duration::from_millis(200))
+        .expect_err("the shutdown cannot finish within 200 ms");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    drop(hog);
+}
+
+#[test]
+fn stopping_a_running_server_waits_for_a_clean_exit() {
+    let running = server::Server::bind(server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        log_interval: Duration::ZERO,
+        ..server::Config::default()
+    })
+    .unwrap()
+    .spawn();
+    let mut client = BinClient::connect(running.local_addr());
+    client.send(&Frame::Ping { token: 1 });
+    assert_eq!(client.recv(), Frame::Pong { token: 1 });
+    running.stop(TIMEOUT).expect("clean stop");
+    // The client was told and closed.
+    let frames = client.drain_until_closed();
+    assert!(
+        matches!(frames.last(), Some(Frame::Shutdown { .. })),
+        "{frames:?}"
+    );
+}
