@@ -1,5 +1,5 @@
 //! Server configuration: every knob the CLI exposes, with the defaults documented there.
-//! Durations and sizes are parsed by [`shared::units`].
+//! The binary parses durations and sizes with `shared::units`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -11,6 +11,10 @@ use shared::Limits;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Share the address with other listeners that also set SO_REUSEPORT (several
+    /// nodes on one host, or a hand-over restart) instead of refusing to start when it
+    /// is taken.
+    pub share_port: bool,
     /// Worker threads; each owns a `mio::Poll` and its connections.
     pub workers: usize,
     /// Listen backlog.
@@ -42,6 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
+            share_port: false,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             backlog: 1024,
             max_connections: 10_000,
@@ -57,5 +62,3 @@ impl Default for Config {
         }
     }
 }
-
-pub use shared::units::{parse_duration, parse_size};

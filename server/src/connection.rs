@@ -1,90 +1,64 @@
-//! One client connection as its worker sees it: the socket, the incremental decoder, the
-//! outbound queue of shared frames, and the per-connection session state.
+//! One client connection as its worker sees it: the socket, the incremental decoder,
+//! the outbound queue, the session, and the lifecycle state.
 //!
 //! A `Connection` is owned by exactly one worker thread and never shared; other threads
 //! reach it only by sending its worker a delivery addressed to its [`ConnId`].
+//!
+//! Lifecycle ([`ConnState`]): `Detecting` (no byte yet) -> `Open` (the framing is
+//! known and a [`Session`] speaks it; a binary session first awaits its `Hello`) ->
+//! `Closing` (what is owed is flushed, then the FIN, then the peer's FIN or a
+//! deadline). Every transition is a method here; the worker never sets fields of the
+//! state by hand.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use mio::net::TcpStream;
 use shared::{ConnectionDecoder, Limits, Mode};
 
-use crate::hub::ConnId;
+use crate::engine::ConnId;
+use crate::outbound::Outbound;
+use crate::permit::Permit;
+use crate::rate::TokenBucket;
+use crate::session::Session;
 use crate::stats::CloseReason;
 
-/// Most buffers handed to one `write_vectored` call.
-const MAX_IOVECS: usize = 64;
-
-/// A token bucket: `rate` tokens per second, holding at most `burst`.
-#[derive(Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    updated: Instant,
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    /// No byte yet, so the framing is unknown. `reject`: accepted while the server was
+    /// full; it is told so in its framing and closed.
+    Detecting {
+        /// The server was full when it was accepted.
+        reject: bool,
+    },
+    /// The framing is known and the session serves requests.
+    Open,
+    /// Closing: no more input is served and nothing new is queued.
+    Closing(Closing),
 }
 
-impl TokenBucket {
-    /// A full bucket; `rate == 0` means unlimited.
-    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            updated: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.updated = now;
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        if self.tokens < 1.0 {
-            self.refill(now);
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Gives back a token taken for a message that was not there after all.
-    pub fn refund(&mut self) {
-        if self.rate != 0.0 {
-            self.tokens = (self.tokens + 1.0).min(self.burst);
-        }
-    }
-
-    /// How long from `now` until a token is available.
-    pub fn wait(&self, now: Instant) -> Duration {
-        if self.rate == 0.0 || self.tokens >= 1.0 {
-            return Duration::ZERO;
-        }
-        let refill = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
-        refill.saturating_sub(now.saturating_duration_since(self.updated))
-    }
+/// A closing connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closing {
+    /// Why; the first reason decided wins.
+    pub(crate) reason: CloseReason,
+    /// Past it the connection is closed whatever is still queued.
+    pub(crate) deadline: Option<Instant>,
+    /// Our FIN is sent (everything owed is written); waiting for the peer's.
+    pub(crate) fin_sent: bool,
+    /// Close at the end of this turn after one last write attempt.
+    pub(crate) now: bool,
 }
 
 /// What [`Connection::enqueue`] did with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
+pub(crate) enum Enqueued {
     /// Queued for sending.
     Queued,
-    /// Dropped: the connection is closing at once.
+    /// Dropped: the connection is closing.
     Dropped,
     /// Dropped, and this frame made the connection a slow consumer.
     BecameSlow,
@@ -92,7 +66,7 @@ pub enum Enqueued {
 
 /// What reading from the socket produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ReadOutcome {
+pub(crate) enum ReadOutcome {
     /// `n` bytes were fed to the decoder.
     Data(usize),
     /// Nothing more to read now.
@@ -103,146 +77,218 @@ pub enum ReadOutcome {
 
 /// A client connection owned by one worker.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// This connection's id.
-    pub id: ConnId,
+    pub(crate) id: ConnId,
     /// The non-blocking socket, registered with the owning worker's `Poll`.
-    pub stream: TcpStream,
+    pub(crate) stream: TcpStream,
     /// Remote address, for logs.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// Decoder; its mode becomes known with the first byte.
-    pub decoder: ConnectionDecoder,
-    /// Framing, once the first byte arrived.
-    pub mode: Option<Mode>,
-    /// Whether a binary client has sent its `Hello`.
-    pub hello_done: bool,
-    /// Nick, once registered with the hub.
-    pub nick: Option<String>,
-    /// Rooms this connection is in (display names), in join order.
-    pub rooms: Vec<String>,
-    /// Where plain text lines go: the most recently joined room still held.
-    pub current_room: Option<String>,
-    /// The private-chat partner as far as the frames queued to this connection go: set
-    /// with its `ChatStarted`, cleared with its `ChatEnded`. Chat messages are delivered
-    /// only while it names their sender.
-    pub chat_with: Option<ConnId>,
-    out: VecDeque<Bytes>,
-    out_bytes: usize,
-    /// Whether the first queued frame has been partly written.
-    front_partial: bool,
+    pub(crate) decoder: ConnectionDecoder,
+    /// The protocol state, once the framing is known.
+    pub(crate) session: Option<Session>,
+    state: ConnState,
+    out: Outbound,
     /// Whether WRITABLE interest is registered (only while output is pending).
-    pub writable_armed: bool,
+    pub(crate) writable_armed: bool,
     /// Whether the connection is on the worker's to-flush list.
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// Whether the connection is on the worker's backlog or throttled list.
-    pub waiting: bool,
-    /// Close once the outbound queue is flushed (goodbye, shutdown, protocol error).
-    pub closing: Option<CloseReason>,
-    /// Whether our side is shut for writing (all output sent, FIN sent), waiting for the
-    /// peer's FIN while discarding its input.
-    pub write_shut: bool,
-    /// Deadline for `closing`; past it the connection is closed unflushed.
-    pub closing_deadline: Option<Instant>,
-    /// Close at the end of this turn, after one last write attempt.
-    pub close_now: Option<CloseReason>,
+    pub(crate) waiting: bool,
     /// When the connection last sent anything.
-    pub last_input: Instant,
+    pub(crate) last_input: Instant,
     /// When the connection was accepted.
-    pub accepted_at: Instant,
+    pub(crate) accepted_at: Instant,
     /// Whether a keepalive ping is outstanding.
-    pub pinged: bool,
+    pub(crate) pinged: bool,
     /// Flood control.
-    pub bucket: TokenBucket,
+    pub(crate) bucket: TokenBucket,
     /// Since when the connection has been continuously held back by the rate limit.
-    pub throttled_since: Option<Instant>,
-    /// Accepted while the server was full: answer error 300 in its mode, then close.
-    pub rejecting: bool,
+    pub(crate) throttled_since: Option<Instant>,
+    /// Its place in the connection counts, released when the connection is dropped.
+    _permit: Permit,
 }
 
 impl Connection {
     /// A freshly accepted connection.
-    pub fn new(
+    pub(crate) fn new(
         id: ConnId,
         stream: TcpStream,
         peer: SocketAddr,
         limits: Limits,
         bucket: TokenBucket,
-        rejecting: bool,
+        permit: Permit,
         now: Instant,
     ) -> Self {
+        let reject = permit.is_reject();
         Self {
             id,
             stream,
             peer,
             decoder: ConnectionDecoder::new(limits),
-            mode: None,
-            hello_done: false,
-            nick: None,
-            rooms: Vec::new(),
-            current_room: None,
-            chat_with: None,
-            out: VecDeque::new(),
-            out_bytes: 0,
-            front_partial: false,
+            session: None,
+            state: ConnState::Detecting { reject },
+            out: Outbound::default(),
             writable_armed: false,
             dirty: false,
             waiting: false,
-            closing: None,
-            write_shut: false,
-            closing_deadline: None,
-            close_now: None,
             last_input: now,
             accepted_at: now,
             pinged: false,
             bucket,
             throttled_since: None,
-            rejecting,
+            _permit: permit,
         }
+    }
+
+    /// The lifecycle state.
+    pub(crate) fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// The framing, once known.
+    pub(crate) fn mode(&self) -> Option<Mode> {
+        self.decoder.mode()
+    }
+
+    /// Whether it was accepted while the server was full.
+    pub(crate) fn is_rejected(&self) -> bool {
+        matches!(self.state, ConnState::Detecting { reject: true })
     }
 
     /// Whether this connection will take no more input.
-    pub fn is_closing(&self) -> bool {
-        self.closing.is_some() || self.close_now.is_some()
+    pub(crate) fn is_closing(&self) -> bool {
+        matches!(self.state, ConnState::Closing(_))
+    }
+
+    /// Whether it is to be closed at the end of this turn.
+    pub(crate) fn closes_now(&self) -> bool {
+        matches!(self.state, ConnState::Closing(Closing { now: true, .. }))
+    }
+
+    /// The close reason, once closing.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        match self.state {
+            ConnState::Closing(c) => Some(c.reason),
+            _ => None,
+        }
+    }
+
+    /// Detecting -> Open, with the session for the framing just seen.
+    pub(crate) fn open(&mut self, session: Session) {
+        if matches!(self.state, ConnState::Detecting { .. }) {
+            self.state = ConnState::Open;
+            self.session = Some(session);
+        }
+    }
+
+    /// Starts closing gracefully: what is queued is flushed, then the FIN, then the
+    /// peer's FIN is awaited, all within `within`. Does nothing if already closing.
+    pub(crate) fn begin_close(&mut self, reason: CloseReason, within: Duration, now: Instant) {
+        if !self.is_closing() {
+            self.state = ConnState::Closing(Closing {
+                reason,
+                deadline: now.checked_add(within),
+                fin_sent: false,
+                now: false,
+            });
+        }
+    }
+
+    /// Closes at the end of this turn after one last write attempt. A connection
+    /// already closing keeps its first reason.
+    pub(crate) fn close_now(&mut self, reason: CloseReason) {
+        match &mut self.state {
+            ConnState::Closing(c) => c.now = true,
+            state => {
+                *state = ConnState::Closing(Closing {
+                    reason,
+                    deadline: None,
+                    fin_sent: false,
+                    now: true,
+                });
+            }
+        }
+    }
+
+    /// Whether everything owed is written and our FIN can go out.
+    pub(crate) fn ready_for_fin(&self) -> bool {
+        matches!(
+            self.state,
+            ConnState::Closing(Closing {
+                fin_sent: false,
+                now: false,
+                ..
+            })
+        ) && self.out.is_empty()
+    }
+
+    /// Sends our FIN and waits at most `linger` for the peer's.
+    pub(crate) fn send_fin(&mut self, now: Instant, linger: Duration) {
+        if let ConnState::Closing(c) = &mut self.state {
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+            c.fin_sent = true;
+            let linger = now.checked_add(linger);
+            c.deadline = match (c.deadline, linger) {
+                (Some(d), Some(l)) => Some(d.min(l)),
+                (d, l) => d.or(l),
+            };
+        }
+    }
+
+    /// Whether the FIN is sent.
+    pub(crate) fn fin_sent(&self) -> bool {
+        matches!(
+            self.state,
+            ConnState::Closing(Closing { fin_sent: true, .. })
+        )
+    }
+
+    /// Whether a closing deadline has passed.
+    pub(crate) fn deadline_passed(&self, now: Instant) -> bool {
+        matches!(self.state, ConnState::Closing(Closing { deadline: Some(d), .. }) if now >= d)
     }
 
     /// Queued outbound bytes.
-    pub fn pending(&self) -> usize {
-        self.out_bytes
+    pub(crate) fn pending(&self) -> usize {
+        self.out.len()
     }
 
-    /// Queues `bytes` for sending. A connection whose queue already holds
-    /// `max_pending` bytes or more is a slow consumer: its queue is dropped (except a
-    /// partly written first frame, so the stream stays decodable) and it is marked for
-    /// closing. Any single frame fits an empty queue, so the queue never exceeds
-    /// `max_pending` plus one frame.
-    pub fn enqueue(&mut self, bytes: Bytes, max_pending: usize) -> Enqueued {
-        // Nothing follows a close at once, our FIN, or the shutdown notice.
-        if self.close_now.is_some()
-            || self.write_shut
-            || self.closing == Some(CloseReason::Shutdown)
-        {
+    /// Queues `bytes` for sending. A closing connection takes nothing new. A
+    /// connection whose queue already holds `max_pending` bytes or more is a slow
+    /// consumer: its queue is dropped except a partly written first frame (so the
+    /// stream stays decodable), and it starts closing within `grace`; the caller
+    /// queues the error with [`Connection::enqueue_final`]. Any single frame fits an
+    /// empty queue, so the queue never exceeds `max_pending` plus one frame.
+    pub(crate) fn enqueue(
+        &mut self,
+        bytes: Bytes,
+        max_pending: usize,
+        grace: Duration,
+    ) -> Enqueued {
+        if self.is_closing() {
             return Enqueued::Dropped;
         }
-        if self.out_bytes >= max_pending {
-            let keep = if self.front_partial { 1 } else { 0 };
-            self.out.truncate(keep);
-            self.out_bytes = self.out.front().map_or(0, Bytes::len);
-            self.close_now = Some(CloseReason::SlowConsumer);
+        if self.out.len() >= max_pending {
+            self.out.drop_unstarted();
+            self.begin_close(CloseReason::SlowConsumer, grace, Instant::now());
             return Enqueued::BecameSlow;
         }
-        self.out_bytes += bytes.len();
-        self.out.push_back(bytes);
+        self.out.push(bytes);
         Enqueued::Queued
     }
 
-    /// Queues `bytes` even past the pending limit (a last error before closing).
-    pub fn enqueue_final(&mut self, bytes: Bytes) {
-        self.out_bytes += bytes.len();
-        self.out.push_back(bytes);
+    /// Queues `bytes` whatever the state and the pending limit: a last error before
+    /// closing, or the shutdown notice.
+    pub(crate) fn enqueue_final(&mut self, bytes: Bytes) {
+        if !self.fin_sent() {
+            self.out.push(bytes);
+        }
     }
 
     /// Reads once into `scratch` and feeds the decoder.
-    pub fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
+    pub(crate) fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
         loop {
             return match self.stream.read(scratch) {
                 Ok(0) => Ok(ReadOutcome::Eof),
@@ -257,9 +303,9 @@ impl Connection {
         }
     }
 
-    /// Reads and throws away whatever the peer sent, up to 1 MiB per call. Returns true
-    /// once the peer has closed its side (or the socket failed).
-    pub fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
+    /// Reads and throws away whatever the peer sent, up to 16 reads per call. Returns
+    /// true once the peer has closed its side (or the socket failed).
+    pub(crate) fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
         for _ in 0..16 {
             match self.stream.read(scratch) {
                 Ok(0) => return true,
@@ -272,47 +318,10 @@ impl Connection {
         false
     }
 
-    /// Writes queued output with vectored writes until the queue is empty or the socket
-    /// would block. Returns the bytes written.
-    pub fn flush(&mut self) -> io::Result<usize> {
-        let mut written = 0;
-        while !self.out.is_empty() {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, buf) in iov.iter_mut().zip(self.out.iter()) {
-                *slot = IoSlice::new(buf);
-                count += 1;
-            }
-            match self.stream.write_vectored(&iov[..count]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    written += n;
-                    self.consume(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(written)
-    }
-
-    fn consume(&mut self, mut n: usize) {
-        self.out_bytes -= n.min(self.out_bytes);
-        while n > 0 {
-            let Some(front) = self.out.front_mut() else {
-                break;
-            };
-            if front.len() <= n {
-                n -= front.len();
-                self.out.pop_front();
-                self.front_partial = false;
-            } else {
-                front.advance(n);
-                self.front_partial = true;
-                n = 0;
-            }
-        }
+    /// Writes queued output until the queue is empty or the socket would block.
+    /// Returns the bytes written.
+    pub(crate) fn flush(&mut self) -> io::Result<usize> {
+        self.out.write_to(&mut self.stream)
     }
 }
 
@@ -320,36 +329,7 @@ impl Connection {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bucket_limits_bursts_and_refills() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(10, 3, start);
-        assert!(bucket.try_take(start));
-        assert!(bucket.try_take(start));
-        assert!(bucket.try_take(start));
-        assert!(!bucket.try_take(start));
-        assert!(bucket.wait(start) > Duration::ZERO);
-        assert_eq!(bucket.wait(start + Duration::from_secs(1)), Duration::ZERO);
-        assert!(bucket.try_take(start + Duration::from_millis(100)));
-        assert!(!bucket.try_take(start + Duration::from_millis(100)));
-    }
-
-    #[test]
-    fn zero_rate_means_unlimited() {
-        let now = Instant::now();
-        let mut bucket = TokenBucket::new(0, 1, now);
-        for _ in 0..10_000 {
-            assert!(bucket.try_take(now));
-        }
-    }
-}
-
-#[cfg(test)]
-mod queue_tests {
-    use super::*;
-    use crate::hub::ConnId;
-
-    /// A registered-nowhere connection over a loopback pair whose peer never reads.
+    /// A connection over a loopback pair whose peer never reads.
     fn stalled_connection() -> (Connection, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -367,45 +347,87 @@ mod queue_tests {
             addr,
             Limits::default(),
             TokenBucket::new(0, 1, now),
-            false,
+            std::sync::Arc::new(crate::permit::Admission::default()).admit(false),
             now,
         );
         (conn, peer)
     }
 
+    const GRACE: Duration = Duration::from_secs(2);
+
     #[test]
-    fn slow_consumer_keeps_a_partly_written_frame_so_the_stream_stays_whole() {
+    fn slow_consumer_keeps_a_partly_written_frame_and_closes_gracefully() {
         let (mut conn, _peer) = stalled_connection();
+        let now = Instant::now();
         let big = Bytes::from(vec![7u8; 32 << 20]);
-        assert_eq!(conn.enqueue(big.clone(), usize::MAX), Enqueued::Queued);
+        assert_eq!(
+            conn.enqueue(big.clone(), usize::MAX, GRACE),
+            Enqueued::Queued
+        );
         let written = conn.flush().unwrap();
         assert!(written > 0 && written < big.len(), "wrote {written}");
         let left = conn.pending();
         assert_eq!(left, big.len() - written);
         // The queue is past the limit: the next frame makes it a slow consumer.
         assert_eq!(
-            conn.enqueue(Bytes::from_static(b"x"), 1),
+            conn.enqueue(Bytes::from_static(b"x"), 1, GRACE),
             Enqueued::BecameSlow
         );
-        assert_eq!(conn.close_now, Some(CloseReason::SlowConsumer));
+        assert_eq!(conn.close_reason(), Some(CloseReason::SlowConsumer));
+        assert!(!conn.closes_now(), "it gets a grace to finish the frame");
         assert_eq!(
             conn.pending(),
             left,
             "the partly written frame stays queued"
         );
-        // Once closing at once, nothing more is queued.
+        // Once condemned, nothing new is queued, but the final error is.
         assert_eq!(
-            conn.enqueue(Bytes::from_static(b"y"), usize::MAX),
+            conn.enqueue(Bytes::from_static(b"y"), usize::MAX, GRACE),
             Enqueued::Dropped
         );
+        conn.enqueue_final(Bytes::from_static(b"error"));
+        assert_eq!(conn.pending(), left + 5);
+        assert!(!conn.deadline_passed(now));
+        assert!(conn.deadline_passed(Instant::now() + GRACE));
     }
 
     #[test]
     fn any_single_frame_fits_an_empty_queue() {
         let (mut conn, _peer) = stalled_connection();
         let frame = Bytes::from(vec![1u8; 4096]);
-        assert_eq!(conn.enqueue(frame.clone(), 1024), Enqueued::Queued);
-        assert_eq!(conn.enqueue(frame, 1024), Enqueued::BecameSlow);
+        assert_eq!(conn.enqueue(frame.clone(), 1024, GRACE), Enqueued::Queued);
+        assert_eq!(conn.enqueue(frame, 1024, GRACE), Enqueued::BecameSlow);
         assert_eq!(conn.pending(), 0, "an unwritten queue is dropped whole");
+    }
+
+    #[test]
+    fn the_first_close_reason_wins_and_closing_now_escalates() {
+        let (mut conn, _peer) = stalled_connection();
+        let now = Instant::now();
+        assert_eq!(conn.state(), ConnState::Detecting { reject: false });
+        conn.begin_close(CloseReason::ProtocolError, GRACE, now);
+        conn.begin_close(CloseReason::Goodbye, GRACE, now);
+        assert_eq!(conn.close_reason(), Some(CloseReason::ProtocolError));
+        assert!(!conn.closes_now());
+        conn.close_now(CloseReason::Reset);
+        assert!(conn.closes_now());
+        assert_eq!(conn.close_reason(), Some(CloseReason::ProtocolError));
+    }
+
+    #[test]
+    fn the_fin_goes_out_once_the_queue_is_empty_and_shortens_the_deadline() {
+        let (mut conn, _peer) = stalled_connection();
+        let now = Instant::now();
+        conn.enqueue(Bytes::from_static(b"bye"), usize::MAX, GRACE);
+        conn.begin_close(CloseReason::Goodbye, Duration::from_secs(60), now);
+        assert!(!conn.ready_for_fin(), "output is still queued");
+        conn.flush().unwrap();
+        assert!(conn.ready_for_fin());
+        conn.send_fin(now, Duration::from_secs(2));
+        assert!(conn.fin_sent());
+        assert!(!conn.ready_for_fin());
+        assert!(conn.deadline_passed(now + Duration::from_secs(2)));
+        conn.enqueue_final(Bytes::from_static(b"late"));
+        assert_eq!(conn.pending(), 0, "nothing is queued after our FIN");
     }
 }

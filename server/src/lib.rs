@@ -1,28 +1,39 @@
 //! A multi-room TCP chat server built as a multithreaded blocking server with a fixed
 //! worker pool: one acceptor thread hands each connection to one of N worker threads,
-//! each owning a `mio::Poll` and its connections. Rooms, nicks and private chats live in
-//! a [`hub::Hub`] behind parking_lot locks; frames for connections of other workers
-//! travel over crossbeam channels.
+//! each owning a `mio::Poll` and its connections. Shared state (nicks, rooms, private
+//! chats) lives behind the engine seam; frames for connections of other workers travel
+//! over crossbeam channels.
+//!
+//! The public surface is what embedders call: [`Server`], [`Config`], [`Running`],
+//! [`ShutdownHandle`], and [`MAX_LIST_ITEMS`].
 //!
 //! Layout:
-//! - [`config`]: [`Config`] and the parsers of durations and sizes the CLI uses.
-//! - [`server`]: [`Server`] (bind, run, spawn), [`Running`], [`ShutdownHandle`], and the
-//!   acceptor.
-//! - [`worker`]: the worker loop: reading, routing, batched vectored writes, timers,
-//!   shutdown.
-//! - [`connection`]: one connection's socket, decoder, outbound queue and rate limiter.
-//! - [`requests`]: what each request does, in binary and text mode alike.
-//! - [`hub`]: shared state (nicks, rooms, private chats) and fan-out snapshots.
-//! - [`stats`]: counters and close reasons.
+//! - `config`: [`Config`].
+//! - `server`: [`Server`] (bind, run, spawn), [`Running`], [`ShutdownHandle`].
+//! - `acceptor`: the acceptor thread.
+//! - `worker`: the worker loop, split into the connection table, socket I/O, routing
+//!   and shutdown.
+//! - `connection`: one connection's socket, decoder, queue, session and lifecycle;
+//!   `outbound` (its queue), `rate` (its token bucket), `permit` (its place in the
+//!   connection count).
+//! - `session`: requests from both framings and the rules that turn them into effects,
+//!   without sockets.
+//! - `engine`: the engine seam and [`MemoryEngine`](engine::MemoryEngine).
+//! - `stats`: counters and close reasons.
 #![forbid(unsafe_code)]
 
-pub mod config;
-pub mod connection;
-pub mod hub;
-pub mod requests;
-pub mod server;
-pub mod stats;
-pub mod worker;
+mod acceptor;
+mod config;
+mod connection;
+mod engine;
+mod outbound;
+mod permit;
+mod rate;
+mod server;
+mod session;
+mod stats;
+mod worker;
 
 pub use config::Config;
 pub use server::{Running, Server, ShutdownHandle};
+pub use session::MAX_LIST_ITEMS;

@@ -2,16 +2,16 @@
 //! logging and signal handling, and runs [`Server`].
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use server::config::{parse_duration, parse_size};
 use server::{Config, Server};
 use shared::Limits;
+use shared::units::{parse_duration, parse_size};
 
 /// The longest batching window `--coalesce` accepts: past it the added latency is
 /// noticeable to people.
@@ -21,12 +21,21 @@ const MAX_COALESCE: Duration = Duration::from_millis(10);
 ///
 /// Speaks the binary protocol (programs) and a line-based text protocol (people with
 /// nc or telnet) on one port. Prints `listening on ADDR:PORT` once bound.
+///
+/// Exit codes: 0 after a graceful shutdown, 1 on a runtime failure (the address is
+/// taken, a worker died), 2 on a usage error.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Address to listen on (IPv4 or IPv6); port 0 picks a free port.
-    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], shared::DEFAULT_PORT)))]
+    /// Address to listen on: IP:PORT, [IPv6]:PORT or HOST:PORT (the first address the
+    /// name resolves to); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7878", value_parser = parse_bind)]
     bind: SocketAddr,
+    /// Listen even if another server holds the address with SO_REUSEPORT, and let the
+    /// kernel spread new connections between them (several nodes on one host, or a
+    /// hand-over restart). Without it a taken address is an error.
+    #[arg(long)]
+    share_port: bool,
     /// Worker threads [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
@@ -99,6 +108,7 @@ impl Cli {
         );
         Ok(Config {
             bind: self.bind,
+            share_port: self.share_port,
             workers,
             backlog: self.backlog,
             max_connections: self.max_connections,
@@ -134,8 +144,30 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// `IP:PORT` or `HOST:PORT`, resolved to its first address.
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text}: {e} (expected HOST:PORT or IP:PORT)"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
 fn main() -> ExitCode {
-    match run() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server: {e:#}");
@@ -144,10 +176,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
-    let config = cli.into_config()?;
+fn run(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let server = Server::bind(config).with_context(|| format!("cannot listen on {bind}"))?;
     let handle = server.shutdown_handle();

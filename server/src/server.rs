@@ -1,51 +1,33 @@
-//! Binding the listener, the acceptor thread, starting the workers, and shutting down.
+//! Binding the listener, starting the acceptor and the workers, and shutting down:
+//! [`Server`], [`Running`] and [`ShutdownHandle`].
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::acceptor::{ACCEPTOR_WAKER, Acceptor, LISTENER};
 use crate::config::Config;
 use crate::stats::CloseReason;
-use crate::worker::{Shared, Worker, WorkerMsg, WorkerParts};
-
-const LISTENER: Token = Token(0);
-const ACCEPTOR_WAKER: Token = Token(1);
-
-/// First pause after an accept error such as EMFILE; doubles up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_millis(10);
-/// Longest pause between accept attempts after errors.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Connections accepted past `--max-connections` that may wait at once to be told
-/// so in their own framing; beyond it newcomers are closed without a word.
-const MAX_REJECTING: usize = 256;
+use crate::worker::{Shared, Worker, WorkerParts};
 
 /// Starts a graceful shutdown of a running server. Cheap to clone and send.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
-    acceptor_waker: Arc<Waker>,
 }
 
 impl ShutdownHandle {
     /// Stops accepting, tells every client, flushes, and lets [`Server::run`] return.
     /// Calling it again does nothing more.
     pub fn shutdown(&self) {
-        if self.shared.shutdown.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let _ = self.acceptor_waker.wake();
-        for worker in &self.shared.workers {
-            worker.wake_pending.store(true, Ordering::Release);
-            let _ = worker.waker.wake();
-        }
+        self.shared.begin_shutdown();
     }
 
     /// A snapshot of the server's counters, as `/stats` reports them.
@@ -61,7 +43,6 @@ pub struct Server {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     acceptor_poll: Poll,
-    acceptor_waker: Arc<Waker>,
     worker_parts: Vec<WorkerParts>,
 }
 
@@ -88,8 +69,14 @@ impl Running {
     /// Shuts the server down gracefully and waits up to `timeout` for it to finish.
     /// Fails if it returned an error, panicked, or is still running at the deadline
     /// (its thread is then left to finish on its own).
-    pub fn stop(mut self, timeout: Duration) -> io::Result<()> {
+    pub fn stop(self, timeout: Duration) -> io::Result<()> {
         self.handle.shutdown();
+        self.wait(timeout)
+    }
+
+    /// Waits up to `timeout` for the server to finish by itself (after a shutdown, or
+    /// after a failure that shut it down), and returns what it returned.
+    pub fn wait(mut self, timeout: Duration) -> io::Result<()> {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
@@ -123,6 +110,11 @@ impl Drop for Running {
 impl Server {
     /// Binds the listener (SO_REUSEADDR, SO_REUSEPORT, the configured backlog) and
     /// prepares the workers; nothing runs until [`run`](Server::run).
+    ///
+    /// Unless `config.share_port` is set, an address that another listener already
+    /// holds is refused with [`io::ErrorKind::AddrInUse`], although SO_REUSEPORT would
+    /// let the kernel split the newcomers between two servers that know nothing of
+    /// each other.
     pub fn bind(config: Config) -> io::Result<Server> {
         if config.workers == 0 {
             return Err(io::Error::new(
@@ -131,6 +123,9 @@ impl Server {
             ));
         }
         raise_fd_limit();
+        if !config.share_port && config.bind.port() != 0 {
+            ensure_address_free(config.bind)?;
+        }
         let socket = Socket::new(
             Domain::for_address(config.bind),
             Type::STREAM,
@@ -151,13 +146,12 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), ACCEPTOR_WAKER)?);
 
-        let (shared, worker_parts) = Shared::new(config)?;
+        let (shared, worker_parts) = Shared::new(config, acceptor_waker)?;
         Ok(Server {
             listener,
             local_addr,
             shared,
             acceptor_poll,
-            acceptor_waker,
             worker_parts,
         })
     }
@@ -171,7 +165,6 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             shared: Arc::clone(&self.shared),
-            acceptor_waker: Arc::clone(&self.acceptor_waker),
         }
     }
 
@@ -187,7 +180,9 @@ impl Server {
         }
     }
 
-    /// Runs the acceptor and the workers until a shutdown completes.
+    /// Runs the acceptor and the workers until a shutdown completes. Fails if a worker
+    /// or the acceptor stopped while the server ran (the server then shut itself down
+    /// gracefully first): a process manager should restart it.
     pub fn run(self) -> io::Result<()> {
         let config = &self.shared.config;
         tracing::info!(
@@ -203,11 +198,17 @@ impl Server {
             "server started"
         );
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
-        for (index, (poll, rx)) in self.worker_parts.into_iter().enumerate() {
-            let worker = Worker::new(index, Arc::clone(&self.shared), poll, rx);
+        for (index, parts) in self.worker_parts.into_iter().enumerate() {
+            let worker = Worker::new(index, Arc::clone(&self.shared), parts);
+            let shared = Arc::clone(&self.shared);
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || worker.run())?;
+                .spawn(move || {
+                    // A panic is reported by the worker's drop guard.
+                    if let Err(e) = worker.run() {
+                        shared.fail(format!("worker {index} poll failed: {e}"));
+                    }
+                })?;
             threads.push(thread);
         }
         let acceptor = Acceptor {
@@ -216,19 +217,39 @@ impl Server {
             shared: Arc::clone(&self.shared),
             next_worker: 0,
         };
-        acceptor.run();
-        let mut panicked = false;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| acceptor.run())) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.shared.fail(format!("acceptor poll failed: {e}")),
+            Err(_) => self.shared.fail("acceptor panicked".to_owned()),
+        }
         for thread in threads {
-            panicked |= thread.join().is_err();
+            let _ = thread.join();
         }
         tracing::info!(
             closed_shutdown = self.shared.stats.closes(CloseReason::Shutdown),
             "server stopped"
         );
-        if panicked {
-            return Err(io::Error::other("a worker thread panicked"));
+        match self.shared.failure() {
+            Some(cause) => Err(io::Error::other(cause)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// Fails with `AddrInUse` if another socket listens on `addr`: a probe bound without
+/// SO_REUSEPORT conflicts with any listener there, SO_REUSEPORT or not.
+fn ensure_address_free(addr: SocketAddr) -> io::Result<()> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "address {addr} is in use by another listener (--share-port shares it on purpose)"
+            ),
+        )),
+        Err(e) => Err(e),
     }
 }
 
@@ -240,144 +261,74 @@ fn raise_fd_limit() {
     }
 }
 
-/// Accepts connections and hands each to a worker.
-struct Acceptor {
-    listener: TcpListener,
-    poll: Poll,
-    shared: Arc<Shared>,
-    next_worker: usize,
-}
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::Ordering;
 
-impl Acceptor {
-    fn run(mut self) {
-        let mut events = Events::with_capacity(64);
-        let mut backoff: Option<Duration> = None;
-        let log_interval = self.shared.config.log_interval;
-        let mut next_log = Instant::now() + log_interval;
-        let mut last = (0u64, 0u64, Instant::now());
-        loop {
-            let now = Instant::now();
-            let mut timeout = backoff;
-            if !log_interval.is_zero() {
-                let until_log = next_log.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(until_log, |t| t.min(until_log)));
-            }
-            if let Err(e) = self.poll.poll(&mut events, timeout)
-                && e.kind() != io::ErrorKind::Interrupted
-            {
-                tracing::error!("acceptor poll failed: {e}");
-                break;
-            }
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                break;
-            }
-            backoff = self.accept_all(backoff);
-            let now = Instant::now();
-            if !log_interval.is_zero() && now >= next_log {
-                last = self.log_summary(last, now);
-                next_log = now + log_interval;
-            }
-        }
-        tracing::info!("acceptor stopped");
-    }
+    use shared::{Frame, FrameDecoder, PROTOCOL_VERSION};
 
-    /// Accepts until the listener would block. Returns the backoff to wait before the
-    /// next attempt after an error, `None` when all went well.
-    fn accept_all(&mut self, backoff: Option<Duration>) -> Option<Duration> {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if let Err(e) = stream.set_nodelay(true) {
-                        tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
-                    }
-                    self.hand_off(stream, peer);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_transient_peer_error(&e) => {}
-                Err(e) => {
-                    let next = backoff.map_or(MIN_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
-                    tracing::warn!("accept failed: {e}; retrying in {next:?}");
-                    return Some(next);
-                }
-            }
-        }
-    }
+    use super::*;
 
-    fn hand_off(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
-        let shared = Arc::clone(&self.shared);
-        let open = shared.open.load(Ordering::Acquire);
-        let reject = open >= shared.config.max_connections;
-        if reject {
-            if shared.rejecting.load(Ordering::Acquire) >= MAX_REJECTING {
-                shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-                return;
-            }
-            shared.rejecting.fetch_add(1, Ordering::AcqRel);
-        } else {
-            shared.open.fetch_add(1, Ordering::AcqRel);
-        }
-        let worker = self.pick_worker();
-        let sent = shared.workers[worker].send(WorkerMsg::Accept {
-            stream,
-            peer,
-            reject,
-        });
-        if sent.is_err() {
-            tracing::error!(worker, "worker is gone; connection from {peer} dropped");
-            let counter = if reject {
-                &shared.rejecting
-            } else {
-                &shared.open
-            };
-            counter.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// The least-loaded worker, scanning from a rotating start so ties spread evenly.
-    fn pick_worker(&mut self) -> usize {
-        let n = self.shared.workers.len();
-        let start = self.next_worker;
-        self.next_worker = (self.next_worker + 1) % n;
-        (0..n)
-            .map(|i| (start + i) % n)
-            .min_by_key(|&w| {
-                self.shared.stats.workers[w]
-                    .connections
-                    .load(Ordering::Relaxed)
-            })
-            .unwrap_or(0)
-    }
-
-    fn log_summary(&self, last: (u64, u64, Instant), now: Instant) -> (u64, u64, Instant) {
-        let snapshot = self.shared.stats.snapshot();
-        let get = |name: &str| {
-            snapshot
-                .iter()
-                .find(|(k, _)| k == name)
-                .map_or(0, |(_, v)| *v)
+    /// A binary client past its Hello; returns the stream.
+    fn client(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let hello = Frame::Hello {
+            version: PROTOCOL_VERSION,
         };
-        let (msgs_in, msgs_out) = (get("messages_in"), get("messages_out"));
-        let secs = now
-            .saturating_duration_since(last.2)
-            .as_secs_f64()
-            .max(1e-3);
-        tracing::info!(
-            connections = get("connections"),
-            in_per_s = ((msgs_in - last.0) as f64 / secs).round(),
-            out_per_s = ((msgs_out - last.1) as f64 / secs).round(),
-            total = get("connections_total"),
-            "summary"
-        );
-        (msgs_in, msgs_out, now)
+        stream
+            .write_all(&hello.to_bytes().expect("encode"))
+            .expect("send hello");
+        stream
     }
-}
 
-/// Accept errors caused by one peer (it gave up before we accepted): skip it.
-fn is_transient_peer_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-    )
+    /// Every frame until the server closes the connection.
+    fn frames_until_closed(mut stream: TcpStream) -> Vec<Frame> {
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => decoder.feed(&buf[..n]),
+            }
+            while let Ok(Some(frame)) = decoder.decode() {
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn a_panicking_worker_shuts_the_whole_server_down_and_run_fails() {
+        let config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 2,
+            ..Config::default()
+        };
+        let running = Server::bind(config).expect("bind").spawn();
+        let shared = Arc::clone(&running.handle().shared);
+        // The least-loaded hand-off puts one client on each worker.
+        let a = client(running.local_addr());
+        let b = client(running.local_addr());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.engine.counts().users < 2 {
+            assert!(Instant::now() < deadline, "clients never registered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        shared.panic_worker.store(1, Ordering::Release);
+        shared.workers[0].wake();
+        let result = running.wait(Duration::from_secs(20));
+        let err = result.expect_err("a dead worker makes run fail");
+        assert!(err.to_string().contains("worker 0 panicked"), "{err}");
+        // The client of the surviving worker was told and closed, not left hanging.
+        let (a, b) = (frames_until_closed(a), frames_until_closed(b));
+        let told = |frames: &[Frame]| frames.iter().any(|f| matches!(f, Frame::Shutdown { .. }));
+        assert!(told(&a) || told(&b), "{a:?} {b:?}");
+        assert_eq!(shared.admission.open(), 0, "every permit was released");
+    }
 }

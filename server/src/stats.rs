@@ -2,11 +2,13 @@
 //! shared cache line on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crossbeam_utils::CachePadded;
 use std::time::Instant;
 
 /// Why a connection was closed. Every close has one; each is logged and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// The client said goodbye (`/quit` or a `Goodbye` frame).
     Goodbye,
     /// The client closed its side (EOF).
@@ -29,7 +31,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every reason, in the order stats report them.
-    pub const ALL: [CloseReason; 9] = [
+    pub(crate) const ALL: [CloseReason; 9] = [
         CloseReason::Goodbye,
         CloseReason::Eof,
         CloseReason::Reset,
@@ -42,7 +44,7 @@ impl CloseReason {
     ];
 
     /// Name used in logs and stats.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             CloseReason::Goodbye => "goodbye",
             CloseReason::Eof => "eof",
@@ -61,56 +63,80 @@ impl CloseReason {
     }
 }
 
-/// Counters of one worker. Written only by that worker (relaxed atomics); read by anyone
-/// building a stats snapshot.
+/// Counters of one worker. Written only by that worker (relaxed atomics), except
+/// `backlog`, which the other workers write and which therefore sits on a cache line of
+/// its own; read by anyone building a stats snapshot.
 #[derive(Debug, Default)]
-pub struct WorkerStats {
+pub(crate) struct WorkerStats {
     /// Connections owned right now.
-    pub connections: AtomicU64,
+    pub(crate) connections: AtomicU64,
     /// Connections ever handed to this worker.
-    pub accepted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
     /// Frames and lines received.
-    pub messages_in: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
     /// Frames and lines queued for sending.
-    pub messages_out: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
     /// Bytes read from sockets.
-    pub bytes_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
     /// Bytes written to sockets.
-    pub bytes_out: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
     /// Waits of one `--coalesce` window between turns.
-    pub coalesce_waits: AtomicU64,
+    pub(crate) coalesce_waits: AtomicU64,
+    /// Times a connection began to be held back by the rate limit.
+    pub(crate) rate_limited: AtomicU64,
     closes: [AtomicU64; CloseReason::ALL.len()],
+    /// Deliveries sent to this worker and not yet handled: added by the sender before
+    /// it sends, taken off by this worker as it drains its channel.
+    backlog: CachePadded<AtomicU64>,
 }
 
 impl WorkerStats {
     /// Counts one close.
-    pub fn count_close(&self, reason: CloseReason) {
+    pub(crate) fn count_close(&self, reason: CloseReason) {
         self.closes[reason.index()].fetch_add(1, Relaxed);
     }
 
+    /// Deliveries waiting in this worker's channel.
+    pub(crate) fn backlog(&self) -> u64 {
+        self.backlog.load(Relaxed)
+    }
+
+    /// Counts `n` deliveries sent to this worker.
+    pub(crate) fn backlog_add(&self, n: usize) {
+        self.backlog.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Counts `n` deliveries this worker took from its channel.
+    pub(crate) fn backlog_sub(&self, n: usize) {
+        self.backlog.fetch_sub(n as u64, Relaxed);
+    }
+
     /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 }
 
 /// All counters of a server: one [`WorkerStats`] per worker plus the acceptor's.
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     /// Per worker; index = worker number.
-    pub workers: Vec<WorkerStats>,
+    pub(crate) workers: Vec<WorkerStats>,
     /// Connections refused at accept time because the server was full.
-    pub refused: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    /// Failed accepts (such as EMFILE), each followed by a pause.
+    pub(crate) accept_errors: AtomicU64,
 }
 
 impl Stats {
     /// Counters for `workers` workers, starting now.
-    pub fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         Self {
             started: Instant::now(),
             workers: (0..workers).map(|_| WorkerStats::default()).collect(),
             refused: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
         }
     }
 
@@ -119,17 +145,22 @@ impl Stats {
     }
 
     /// Connections open right now.
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         self.sum(|w| &w.connections)
     }
 
+    /// Times connections began to be held back by the rate limit.
+    pub(crate) fn rate_limited(&self) -> u64 {
+        self.sum(|w| &w.rate_limited)
+    }
+
     /// Closes counted for `reason` across workers.
-    pub fn closes(&self, reason: CloseReason) -> u64 {
+    pub(crate) fn closes(&self, reason: CloseReason) -> u64 {
         self.sum(|w| &w.closes[reason.index()])
     }
 
     /// A named snapshot of every counter, as sent in a `Stats` frame.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
         let mut out = vec![
             ("uptime_s".to_owned(), self.started.elapsed().as_secs()),
             ("connections".to_owned(), self.connections()),
@@ -140,12 +171,15 @@ impl Stats {
             ("bytes_out".to_owned(), self.sum(|w| &w.bytes_out)),
             ("workers".to_owned(), self.workers.len() as u64),
             ("coalesce_waits".to_owned(), self.sum(|w| &w.coalesce_waits)),
+            ("rate_limited".to_owned(), self.rate_limited()),
+            ("accept_errors".to_owned(), self.accept_errors.load(Relaxed)),
         ];
         for (i, w) in self.workers.iter().enumerate() {
             out.push((
                 format!("worker{i}_connections"),
                 w.connections.load(Relaxed),
             ));
+            out.push((format!("worker{i}_backlog"), w.backlog()));
         }
         for reason in CloseReason::ALL {
             let mut n = self.closes(reason);

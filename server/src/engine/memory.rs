@@ -1,0 +1,599 @@
+//! [`MemoryEngine`]: the single-node engine, all state in this process.
+//!
+//! Three independent locks (parking_lot), each held only for map operations and never
+//! while sending on a channel or doing I/O, and never two at once:
+//! - `directory`: nicks, case-folded, both ways, with each user's framing;
+//! - `rooms`: a `RwLock` over rooms by number and by folded name, and the rooms each
+//!   connection holds (saying something in a room only reads it; joins and leaves
+//!   write);
+//! - `chats`: private-chat partners and pending requests.
+//!
+//! Each room keeps a snapshot of its members grouped by worker (`Arc<Fanout>`), rebuilt
+//! on every join and leave, so a message costs one clone of that snapshot. Rooms are
+//! also indexed by folded name in a `BTreeMap`, so `/rooms` reads the first page in
+//! order without copying or sorting every room.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use shared::names::{self, fold};
+use shared::{ErrorCode, Mode, RoomInfo};
+
+use super::{
+    Cast, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, Listing,
+    MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Refusal, Renamed, RoomId,
+    RoomRef, User,
+};
+
+#[derive(Debug)]
+struct Entry {
+    nick: String,
+    mode: Mode,
+}
+
+#[derive(Debug, Default)]
+struct Directory {
+    by_nick: HashMap<String, ConnId>,
+    by_conn: HashMap<ConnId, Entry>,
+}
+
+impl Directory {
+    fn user(&self, id: ConnId) -> Option<User> {
+        self.by_conn.get(&id).map(|e| User {
+            id,
+            mode: e.mode,
+            nick: e.nick.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Room {
+    name: Arc<str>,
+    /// Member to (framing, membership epoch).
+    members: HashMap<ConnId, (Mode, u64)>,
+    fanout: Arc<Fanout>,
+}
+
+#[derive(Debug, Default)]
+struct RoomTable {
+    next_id: u64,
+    by_id: HashMap<RoomId, Room>,
+    by_name: BTreeMap<String, RoomId>,
+    /// The rooms each connection is in, in join order.
+    held: HashMap<ConnId, Vec<RoomId>>,
+    members: u64,
+}
+
+#[derive(Debug, Default)]
+struct ChatState {
+    partner: Option<ConnId>,
+    /// The user this one asked for a chat, awaiting an answer.
+    asked: Option<ConnId>,
+    /// Users who asked this one and await an answer.
+    askers: HashSet<ConnId>,
+}
+
+impl ChatState {
+    /// Whether this user is busy for `other`: in a chat, or with a request pending
+    /// (made or received) that does not involve `other`.
+    fn busy_for(&self, other: ConnId) -> bool {
+        self.partner.is_some()
+            || self.asked.is_some_and(|a| a != other)
+            || self.askers.iter().any(|&a| a != other)
+    }
+}
+
+/// The in-memory engine. See the module docs for its locks.
+#[derive(Debug)]
+pub(crate) struct MemoryEngine {
+    workers: usize,
+    next_guest: AtomicU64,
+    next_epoch: AtomicU64,
+    directory: Mutex<Directory>,
+    rooms: RwLock<RoomTable>,
+    chats: Mutex<HashMap<ConnId, ChatState>>,
+}
+
+impl MemoryEngine {
+    /// An empty engine for a server with `workers` workers.
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            next_guest: AtomicU64::new(1),
+            next_epoch: AtomicU64::new(1),
+            directory: Mutex::new(Directory::default()),
+            rooms: RwLock::new(RoomTable::default()),
+            chats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn users(&self, ids: impl IntoIterator<Item = ConnId>) -> Vec<User> {
+        let dir = self.directory.lock();
+        ids.into_iter().filter_map(|id| dir.user(id)).collect()
+    }
+
+    fn fanout(&self, room: &Room, except: Option<ConnId>) -> Fanout {
+        Fanout::build(
+            self.workers,
+            room.members
+                .iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(&id, &(mode, epoch))| (Member { id, epoch }, mode)),
+        )
+    }
+
+    fn membership(&self, room: &Room, id: ConnId, epoch: u64, changed: bool) -> Membership {
+        let notify = if changed && room.members.len() <= NOTICE_MAX_MEMBERS {
+            self.fanout(room, Some(id))
+        } else {
+            Fanout::default()
+        };
+        Membership {
+            room: RoomRef {
+                id: RoomId(0),
+                name: Arc::clone(&room.name),
+            },
+            epoch,
+            members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+            notify,
+        }
+    }
+
+    /// Takes `id` out of room `rid` with the table write-locked.
+    fn leave_locked(&self, table: &mut RoomTable, id: ConnId, rid: RoomId) -> Option<Membership> {
+        let room = table.by_id.get_mut(&rid)?;
+        let (_, epoch) = room.members.remove(&id)?;
+        table.members -= 1;
+        room.fanout = Arc::new(self.fanout(room, None));
+        let mut membership = self.membership(room, id, epoch, true);
+        membership.room.id = rid;
+        if room.members.is_empty() {
+            let key = fold(&room.name).into_owned();
+            table.by_id.remove(&rid);
+            table.by_name.remove(&key);
+        }
+        if let Some(held) = table.held.get_mut(&id) {
+            held.retain(|r| *r != rid);
+            if held.is_empty() {
+                table.held.remove(&id);
+            }
+        }
+        Some(membership)
+    }
+
+    fn check_free(chats: &HashMap<ConnId, ChatState>, id: ConnId) -> Result<(), Refusal> {
+        match chats.get(&id) {
+            Some(me) if me.partner.is_some() => Err(Refusal::new(
+                ErrorCode::INVALID_REQUEST,
+                "you are already in a private chat; /chat alone ends it",
+            )),
+            Some(_) => Ok(()),
+            None => Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered")),
+        }
+    }
+
+    /// Starts the chat of `a` and `b`. Their other pending requests end: the ones they
+    /// made are withdrawn, the ones they received declined. Returns who to tell, with
+    /// the nick-owner of each ending (`a` or `b`).
+    fn start_chat(
+        chats: &mut HashMap<ConnId, ChatState>,
+        a: ConnId,
+        b: ConnId,
+    ) -> Vec<(ConnId, ConnId, bool)> {
+        let mut ended = Vec::new();
+        for (me, other) in [(a, b), (b, a)] {
+            let Some(state) = chats.get_mut(&me) else {
+                continue;
+            };
+            state.partner = Some(other);
+            let asked = state.asked.take().filter(|&x| x != other);
+            let askers: Vec<ConnId> = state.askers.drain().filter(|&x| x != other).collect();
+            if let Some(asked) = asked {
+                if let Some(s) = chats.get_mut(&asked) {
+                    s.askers.remove(&me);
+                }
+                ended.push((asked, me, false));
+            }
+            for asker in askers {
+                if let Some(s) = chats.get_mut(&asker) {
+                    s.asked = None;
+                }
+                ended.push((asker, me, true));
+            }
+        }
+        ended
+    }
+
+    fn started(&self, peer: ConnId, ended: Vec<(ConnId, ConnId, bool)>) -> ChatOutcome {
+        let dir = self.directory.lock();
+        let cancelled = ended
+            .into_iter()
+            .filter_map(|(to, by, declined)| {
+                Some(super::Cancelled {
+                    to: dir.user(to)?,
+                    by: dir.user(by)?.nick,
+                    declined,
+                })
+            })
+            .collect();
+        match dir.user(peer) {
+            Some(peer) => ChatOutcome::Started { peer, cancelled },
+            None => ChatOutcome::Busy {
+                peer: String::new(),
+            },
+        }
+    }
+
+    fn end_locked(
+        chats: &mut HashMap<ConnId, ChatState>,
+        id: ConnId,
+    ) -> (Option<ConnId>, Vec<ConnId>, Option<ConnId>) {
+        let Some(me) = chats.get_mut(&id) else {
+            return (None, Vec::new(), None);
+        };
+        let partner = me.partner.take();
+        let withdrawn = me.asked.take();
+        let declined: Vec<ConnId> = me.askers.drain().collect();
+        if let Some(p) = partner.and_then(|p| chats.get_mut(&p)) {
+            p.partner = None;
+        }
+        if let Some(w) = withdrawn.and_then(|w| chats.get_mut(&w)) {
+            w.askers.remove(&id);
+        }
+        for asker in &declined {
+            if let Some(a) = chats.get_mut(asker) {
+                a.asked = None;
+            }
+        }
+        (partner, declined, withdrawn)
+    }
+
+    fn ending(
+        &self,
+        (partner, declined, withdrawn): (Option<ConnId>, Vec<ConnId>, Option<ConnId>),
+    ) -> ChatEnding {
+        let dir = self.directory.lock();
+        ChatEnding {
+            partner: partner.and_then(|p| dir.user(p)),
+            declined: declined.into_iter().filter_map(|d| dir.user(d)).collect(),
+            withdrawn: withdrawn.and_then(|w| dir.user(w)),
+        }
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn register(&self, id: ConnId, mode: Mode) -> String {
+        let mut dir = self.directory.lock();
+        let nick = loop {
+            let n = self.next_guest.fetch_add(1, Ordering::Relaxed);
+            let nick = format!("guest-{n}");
+            if !dir.by_nick.contains_key(&nick) {
+                break nick;
+            }
+        };
+        dir.by_nick.insert(nick.clone(), id);
+        dir.by_conn.insert(
+            id,
+            Entry {
+                nick: nick.clone(),
+                mode,
+            },
+        );
+        drop(dir);
+        self.chats.lock().insert(id, ChatState::default());
+        nick
+    }
+
+    fn unregister(&self, id: ConnId) -> Departure {
+        // Chats first, while the directory still names everyone involved.
+        let ended = {
+            let mut chats = self.chats.lock();
+            let ended = Self::end_locked(&mut chats, id);
+            chats.remove(&id);
+            ended
+        };
+        let chat = self.ending(ended);
+        let nick = {
+            let mut dir = self.directory.lock();
+            match dir.by_conn.remove(&id) {
+                Some(entry) => {
+                    dir.by_nick.remove(fold(&entry.nick).as_ref());
+                    entry.nick
+                }
+                None => String::new(),
+            }
+        };
+        let mut table = self.rooms.write();
+        let held = table.held.get(&id).cloned().unwrap_or_default();
+        let rooms = held
+            .into_iter()
+            .filter_map(|rid| self.leave_locked(&mut table, id, rid))
+            .collect();
+        Departure { nick, rooms, chat }
+    }
+
+    fn set_nick(&self, id: ConnId, new: &str) -> Result<Renamed, Refusal> {
+        names::validate_nick(new)
+            .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid nick: {e}")))?;
+        let folded = fold(new).into_owned();
+        let mut dir = self.directory.lock();
+        if let Some(&owner) = dir.by_nick.get(&folded)
+            && owner != id
+        {
+            return Err(Refusal::new(
+                ErrorCode::NICK_TAKEN,
+                format!("nick {new} is taken"),
+            ));
+        }
+        let Some(entry) = dir.by_conn.get_mut(&id) else {
+            return Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered"));
+        };
+        if entry.nick == new {
+            return Ok(Renamed {
+                old: new.to_owned(),
+                changed: false,
+            });
+        }
+        let old = std::mem::replace(&mut entry.nick, new.to_owned());
+        dir.by_nick.remove(fold(&old).as_ref());
+        dir.by_nick.insert(folded, id);
+        Ok(Renamed { old, changed: true })
+    }
+
+    fn lookup(&self, nick: &str) -> Option<User> {
+        let dir = self.directory.lock();
+        let id = *dir.by_nick.get(fold(nick).as_ref())?;
+        dir.user(id)
+    }
+
+    fn join(&self, id: ConnId, room: &str) -> Result<Membership, Refusal> {
+        names::validate_room(room)
+            .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid room: {e}")))?;
+        let Some(mode) = self.directory.lock().by_conn.get(&id).map(|e| e.mode) else {
+            return Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered"));
+        };
+        let key = fold(room).into_owned();
+        let mut guard = self.rooms.write();
+        let table = &mut *guard;
+        if let Some(&rid) = table.by_name.get(&key)
+            && let Some(existing) = table.by_id.get(&rid)
+            && let Some(&(_, epoch)) = existing.members.get(&id)
+        {
+            let mut membership = self.membership(existing, id, epoch, false);
+            membership.room.id = rid;
+            return Ok(membership);
+        }
+        let held = table.held.get(&id).map_or(0, Vec::len);
+        if held >= MAX_ROOMS_PER_CONNECTION {
+            return Err(Refusal::new(
+                ErrorCode::INVALID_REQUEST,
+                format!("at most {MAX_ROOMS_PER_CONNECTION} rooms per connection"),
+            ));
+        }
+        let rid = match table.by_name.get(&key) {
+            Some(&rid) => rid,
+            None => {
+                table.next_id += 1;
+                let rid = RoomId(table.next_id);
+                table.by_name.insert(key, rid);
+                table.by_id.insert(
+                    rid,
+                    Room {
+                        name: Arc::from(room),
+                        members: HashMap::new(),
+                        fanout: Arc::default(),
+                    },
+                );
+                rid
+            }
+        };
+        let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
+        table.held.entry(id).or_default().push(rid);
+        table.members += 1;
+        let Some(entry) = table.by_id.get_mut(&rid) else {
+            return Err(Refusal::no_such_room(room));
+        };
+        entry.members.insert(id, (mode, epoch));
+        entry.fanout = Arc::new(self.fanout(entry, None));
+        let mut membership = self.membership(entry, id, epoch, true);
+        membership.room.id = rid;
+        Ok(membership)
+    }
+
+    fn leave(&self, id: ConnId, room: &str) -> Result<Membership, Refusal> {
+        let key = fold(room).into_owned();
+        let mut table = self.rooms.write();
+        let Some(&rid) = table.by_name.get(&key) else {
+            return Err(Refusal::no_such_room(room));
+        };
+        match self.leave_locked(&mut table, id, rid) {
+            Some(membership) => Ok(membership),
+            None => {
+                let name = table.by_id.get(&rid).map_or(room, |r| &r.name);
+                Err(Refusal::new(
+                    ErrorCode::NOT_IN_ROOM,
+                    format!("you are not in {name}"),
+                ))
+            }
+        }
+    }
+
+    fn cast(&self, id: ConnId, room: &str) -> Result<Cast, Refusal> {
+        let table = self.rooms.read();
+        let Some((&rid, entry)) = table
+            .by_name
+            .get(fold(room).as_ref())
+            .and_then(|rid| Some((rid, table.by_id.get(rid)?)))
+        else {
+            return Err(Refusal::no_such_room(room));
+        };
+        if !entry.members.contains_key(&id) {
+            return Err(Refusal::new(
+                ErrorCode::NOT_IN_ROOM,
+                format!("you are not in {}; /join it first", entry.name),
+            ));
+        }
+        Ok(Cast {
+            room: RoomRef {
+                id: rid,
+                name: Arc::clone(&entry.name),
+            },
+            fanout: Arc::clone(&entry.fanout),
+        })
+    }
+
+    fn room_mates(&self, id: ConnId) -> Fanout {
+        let table = self.rooms.read();
+        let mut mates: HashMap<ConnId, Mode> = HashMap::new();
+        for rid in table.held.get(&id).into_iter().flatten() {
+            if let Some(room) = table.by_id.get(rid)
+                && room.members.len() <= NOTICE_MAX_MEMBERS
+            {
+                mates.extend(
+                    room.members
+                        .iter()
+                        .filter(|(m, _)| **m != id)
+                        .map(|(&m, &(mode, _))| (m, mode)),
+                );
+            }
+        }
+        Fanout::build(
+            self.workers,
+            mates
+                .into_iter()
+                .map(|(id, mode)| (Member { id, epoch: 0 }, mode)),
+        )
+    }
+
+    fn list_rooms(&self, limit: usize) -> Listing<RoomInfo> {
+        let table = self.rooms.read();
+        let items: Vec<RoomInfo> = table
+            .by_name
+            .values()
+            .filter_map(|rid| table.by_id.get(rid))
+            .take(limit)
+            .map(|r| RoomInfo {
+                name: r.name.to_string(),
+                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let hidden = table.by_name.len() - items.len();
+        Listing { items, hidden }
+    }
+
+    fn who(&self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal> {
+        let (name, ids): (String, Vec<ConnId>) = {
+            let table = self.rooms.read();
+            let Some(entry) = table
+                .by_name
+                .get(fold(room).as_ref())
+                .and_then(|rid| table.by_id.get(rid))
+            else {
+                return Err(Refusal::no_such_room(room));
+            };
+            (
+                entry.name.to_string(),
+                entry.members.keys().copied().collect(),
+            )
+        };
+        let mut nicks: Vec<String> = {
+            let dir = self.directory.lock();
+            ids.iter()
+                .filter_map(|id| dir.by_conn.get(id).map(|e| e.nick.clone()))
+                .collect()
+        };
+        let total = nicks.len();
+        if total > limit && limit > 0 {
+            nicks.select_nth_unstable(limit - 1);
+        }
+        nicks.truncate(limit);
+        nicks.sort();
+        let hidden = total - nicks.len();
+        Ok((
+            name,
+            Listing {
+                items: nicks,
+                hidden,
+            },
+        ))
+    }
+
+    fn chat_request(&self, id: ConnId, peer_nick: &str) -> Result<ChatOutcome, Refusal> {
+        let peer = self
+            .lookup(peer_nick)
+            .ok_or_else(|| Refusal::no_such_nick(peer_nick))?;
+        if peer.id == id {
+            return Err(Refusal::new(
+                ErrorCode::INVALID_REQUEST,
+                "you cannot chat with yourself",
+            ));
+        }
+        let mut chats = self.chats.lock();
+        Self::check_free(&chats, id)?;
+        let Some(peer_state) = chats.get(&peer.id) else {
+            return Err(Refusal::no_such_nick(peer_nick));
+        };
+        if peer_state.partner.is_none() && peer_state.asked == Some(id) {
+            let ended = Self::start_chat(&mut chats, id, peer.id);
+            drop(chats);
+            return Ok(self.started(peer.id, ended));
+        }
+        if peer_state.busy_for(id) {
+            return Ok(ChatOutcome::Busy { peer: peer.nick });
+        }
+        let previous = chats.get_mut(&id).and_then(|me| me.asked.replace(peer.id));
+        let withdrawn = previous.filter(|p| *p != peer.id);
+        if let Some(p) = withdrawn.and_then(|w| chats.get_mut(&w)) {
+            p.askers.remove(&id);
+        }
+        if let Some(p) = chats.get_mut(&peer.id) {
+            p.askers.insert(id);
+        }
+        drop(chats);
+        let withdrawn = withdrawn.and_then(|w| self.users([w]).pop());
+        Ok(ChatOutcome::Requested { peer, withdrawn })
+    }
+
+    fn chat_accept(&self, id: ConnId, peer_nick: &str) -> Result<ChatOutcome, Refusal> {
+        let peer = self
+            .lookup(peer_nick)
+            .ok_or_else(|| Refusal::no_such_nick(peer_nick))?;
+        let mut chats = self.chats.lock();
+        Self::check_free(&chats, id)?;
+        let Some(peer_state) = chats.get(&peer.id) else {
+            return Err(Refusal::no_such_nick(peer_nick));
+        };
+        if peer_state.asked != Some(id) || peer_state.partner.is_some() {
+            return Err(Refusal::new(
+                ErrorCode::NOT_IN_CHAT,
+                format!("{} has not asked you for a private chat", peer.nick),
+            ));
+        }
+        let ended = Self::start_chat(&mut chats, id, peer.id);
+        drop(chats);
+        Ok(self.started(peer.id, ended))
+    }
+
+    fn chat_partner(&self, id: ConnId) -> Option<User> {
+        let partner = self.chats.lock().get(&id).and_then(|s| s.partner)?;
+        self.users([partner]).pop()
+    }
+
+    fn chat_end(&self, id: ConnId) -> ChatEnding {
+        let ended = Self::end_locked(&mut self.chats.lock(), id);
+        self.ending(ended)
+    }
+
+    fn counts(&self) -> EngineCounts {
+        let users = self.directory.lock().by_conn.len() as u64;
+        let table = self.rooms.read();
+        EngineCounts {
+            users,
+            rooms: table.by_id.len() as u64,
+            members: table.members,
+        }
+    }
+}

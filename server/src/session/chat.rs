@@ -1,0 +1,138 @@
+//! Direct messages and private chats: request, accept, BUSY, lines, end.
+
+use shared::text::escape;
+use shared::{ErrorCode, Frame, Mode};
+
+use super::{Context, Effect, Scope, Session, refuse};
+use crate::engine::{ChatOutcome, Refusal};
+
+impl Session {
+    pub(super) fn direct(&self, ctx: &Context<'_>, to: &str, text: String, out: &mut Vec<Effect>) {
+        let Some(target) = ctx.engine.lookup(to) else {
+            return refuse(out, Refusal::no_such_nick(to));
+        };
+        if self.mode == Mode::Text {
+            // Show a person what it sent, as the terminal client does.
+            let line = format!("[dm] -> {}: {}", escape(&target.nick), escape(&text));
+            out.push(Effect::ReplyText(line));
+        }
+        let frame = Frame::DirectMsg {
+            from: self.nick.clone(),
+            text,
+        };
+        out.push(send(&target, frame, Scope::Anyone));
+    }
+
+    pub(super) fn chat_outcome(
+        &mut self,
+        outcome: Result<ChatOutcome, Refusal>,
+        out: &mut Vec<Effect>,
+    ) {
+        let me = self.nick.clone();
+        match outcome {
+            Ok(ChatOutcome::Busy { peer }) => out.push(Effect::Reply(Frame::Busy { peer })),
+            Ok(ChatOutcome::Requested { peer, withdrawn }) => {
+                if let Some(old) = withdrawn {
+                    let frame = Frame::ChatEnded {
+                        peer: me.clone(),
+                        reason: "request withdrawn".to_owned(),
+                    };
+                    out.push(send(&old, frame, Scope::Anyone));
+                }
+                let text = format!("asked {} for a private chat", peer.nick);
+                out.push(send(
+                    &peer,
+                    Frame::ChatRequested { from: me },
+                    Scope::Anyone,
+                ));
+                out.push(Effect::Reply(Frame::Notice { text }));
+            }
+            Ok(ChatOutcome::Started { peer, cancelled }) => {
+                self.chat_with = Some(peer.id);
+                out.push(Effect::Reply(Frame::ChatStarted {
+                    peer: peer.nick.clone(),
+                }));
+                let started = Frame::ChatStarted { peer: me };
+                out.push(send(&peer, started, Scope::ChatStart(self.id)));
+                for c in cancelled {
+                    let reason = if c.declined {
+                        "request declined"
+                    } else {
+                        "request withdrawn"
+                    };
+                    let frame = Frame::ChatEnded {
+                        peer: c.by,
+                        reason: reason.to_owned(),
+                    };
+                    out.push(send(&c.to, frame, Scope::Anyone));
+                }
+            }
+            Err(refusal) => refuse(out, refusal),
+        }
+    }
+
+    pub(super) fn chat_end(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        let ending = ctx.engine.chat_end(self.id);
+        if ending.is_empty() {
+            return refuse(
+                out,
+                Refusal::new(ErrorCode::NOT_IN_CHAT, "you are not in a private chat"),
+            );
+        }
+        let me = self.nick.clone();
+        if let Some(partner) = ending.partner {
+            let frame = Frame::ChatEnded {
+                peer: me.clone(),
+                reason: format!("ended by {me}"),
+            };
+            out.push(send(&partner, frame, Scope::ChatEnd(self.id)));
+            self.chat_with = None;
+            out.push(Effect::Reply(Frame::ChatEnded {
+                peer: partner.nick,
+                reason: "ended by you".to_owned(),
+            }));
+        }
+        for asker in ending.declined {
+            let frame = Frame::ChatEnded {
+                peer: me.clone(),
+                reason: "request declined".to_owned(),
+            };
+            out.push(send(&asker, frame, Scope::Anyone));
+        }
+        if let Some(withdrawn) = ending.withdrawn {
+            let frame = Frame::ChatEnded {
+                peer: me,
+                reason: "request withdrawn".to_owned(),
+            };
+            out.push(send(&withdrawn, frame, Scope::Anyone));
+        }
+    }
+
+    pub(super) fn chat_say(&self, ctx: &Context<'_>, text: String, out: &mut Vec<Effect>) {
+        let Some(partner) = ctx.engine.chat_partner(self.id) else {
+            return refuse(
+                out,
+                Refusal::new(ErrorCode::NOT_IN_CHAT, "you are not in a private chat"),
+            );
+        };
+        if self.mode == Mode::Text {
+            // The partner's lines arrive as `[chat] <them> ...`; show ours the same way.
+            let line = format!("[chat] <{}> {}", escape(&self.nick), escape(&text));
+            out.push(Effect::ReplyText(line));
+        }
+        let frame = Frame::ChatMsg {
+            from: self.nick.clone(),
+            text,
+        };
+        out.push(send(&partner, frame, Scope::Chat(self.id)));
+    }
+}
+
+fn send(to: &crate::engine::User, frame: Frame, scope: Scope) -> Effect {
+    Effect::Send {
+        to: to.id,
+        mode: to.mode,
+        frame,
+        scope,
+    }
+}

@@ -1,0 +1,78 @@
+//! [`Effect`]: what applying a request asks the worker to do. A session never touches a
+//! socket or a channel; it lists effects, and the worker that owns the connection
+//! carries them out in order.
+
+use std::sync::Arc;
+
+use shared::{Frame, Mode};
+
+use crate::engine::{ConnId, Fanout, Refusal, RoomId};
+use crate::stats::CloseReason;
+
+/// One thing to do after a request.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Queue this frame for the requesting connection, in its framing.
+    Reply(Frame),
+    /// Queue this ready-made line for the requesting connection, which speaks text
+    /// (escaping is the session's job).
+    ReplyText(String),
+    /// Send this frame to one connection (possibly on another worker), if on arrival it
+    /// is still within `scope`.
+    Send {
+        /// Recipient.
+        to: ConnId,
+        /// Its framing.
+        mode: Mode,
+        /// The frame.
+        frame: Frame,
+        /// Checked on arrival.
+        scope: Scope,
+    },
+    /// Send this frame to every recipient of `fanout` (which may include the requesting
+    /// connection) that on arrival is still within `scope`.
+    Fanout {
+        /// Recipients grouped by worker.
+        fanout: Arc<Fanout>,
+        /// The frame, encoded once per framing.
+        frame: Frame,
+        /// Checked on arrival.
+        scope: Scope,
+    },
+    /// Take this many more rate-limit tokens from the requesting connection.
+    Charge(u32),
+    /// Send the error (if any) and close: a protocol violation.
+    Fail {
+        /// Error sent first, past the pending limit.
+        error: Refusal,
+        /// Why the connection closes.
+        reason: CloseReason,
+    },
+    /// Close once everything queued has been written (goodbye).
+    CloseAfterFlush(CloseReason),
+}
+
+/// What a delivered frame belongs to, checked by the recipient's worker on arrival. A
+/// recipient can leave a room or a private chat after a frame was addressed to it and
+/// before its worker delivers it; such a frame is dropped, so nothing of a room arrives
+/// after the recipient's own `Left`, and nothing of a chat after its `ChatEnded`. Both
+/// are judged by the recipient's session, which only its worker changes, in the order
+/// of the frames queued to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Nothing: always delivered.
+    Anyone,
+    /// A room: delivered to a recipient whose membership of the room has the epoch the
+    /// fan-out snapshot named (a member that left and joined again has a new epoch).
+    Room(RoomId),
+    /// A message of the private chat with this connection: delivered while the
+    /// recipient's chat (as its queued `ChatStarted` / `ChatEnded` frames left it) is
+    /// with that connection.
+    Chat(ConnId),
+    /// `ChatStarted` from this connection: delivered, and the recipient's chat is now
+    /// with it.
+    ChatStart(ConnId),
+    /// `ChatEnded` from this connection: delivered, and the recipient's chat with it, if
+    /// any, is over.
+    ChatEnd(ConnId),
+}

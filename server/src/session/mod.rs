@@ -1,0 +1,361 @@
+//! A session: one connection's protocol state and the rules of every request, without
+//! sockets. [`Session::apply`] takes a [`Request`], consults and changes the engine,
+//! and lists [`Effect`]s (replies, deliveries, closes) that the owning worker carries
+//! out. Every rule (nicks, rooms, private chat and BUSY, refusals) is unit-tested here
+//! without a socket.
+//!
+//! Layout: [`request`] (the one request enum, from both framings), [`effects`] (what
+//! a request asks the worker to do), `rooms` and `chat` (the handlers), `tests`.
+
+mod chat;
+pub(crate) mod effects;
+pub(crate) mod request;
+mod rooms;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
+
+pub(crate) use effects::{Effect, Scope};
+pub(crate) use request::Request;
+
+use crate::engine::{ConnId, Engine, Refusal, RoomRef};
+use crate::stats::{CloseReason, Stats};
+
+/// The room text-mode clients are put in when they connect.
+pub(crate) const DEFAULT_ROOM: &str = "lobby";
+
+/// Most entries in one room list or member list; the rest are counted in a notice, so
+/// an answer stays a few hundred KiB at most whatever the number of rooms or members.
+pub const MAX_LIST_ITEMS: usize = 1000;
+
+/// What a session consults besides itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// Shared state.
+    pub(crate) engine: &'a dyn Engine,
+    /// Server counters, for `/stats`.
+    pub(crate) stats: &'a Stats,
+    /// The largest frame the server accepts, told in `Welcome`.
+    pub(crate) max_frame: usize,
+}
+
+/// Where a session is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Binary framing before a valid `Hello`: nothing else is accepted.
+    AwaitingHello,
+    /// Registered with the engine under a nick.
+    Active,
+    /// Unregistered; nothing is served any more.
+    Departed,
+}
+
+/// A room membership as this session was handed it by the engine. The engine owns who
+/// is in which room; the session keeps the receipts of its own memberships, which its
+/// worker alone changes, to judge deliveries on arrival and to know the current room.
+#[derive(Debug, Clone)]
+struct Held {
+    room: RoomRef,
+    epoch: u64,
+}
+
+/// One connection's protocol state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    id: ConnId,
+    mode: Mode,
+    phase: Phase,
+    nick: String,
+    /// In join order; the last is the current room.
+    rooms: Vec<Held>,
+    /// The private-chat partner as far as the frames queued to this connection go: set
+    /// with its `ChatStarted`, cleared with its `ChatEnded`. Chat messages are delivered
+    /// only while it names their sender.
+    chat_with: Option<ConnId>,
+}
+
+impl Session {
+    /// A session for a connection whose framing is now known. A binary one awaits its
+    /// `Hello`; a text one must be started with [`Session::greet`].
+    pub(crate) fn new(id: ConnId, mode: Mode) -> Self {
+        Self {
+            id,
+            mode,
+            phase: Phase::AwaitingHello,
+            nick: String::new(),
+            rooms: Vec::new(),
+            chat_with: None,
+        }
+    }
+
+    /// The nick, once registered.
+    #[cfg(test)]
+    pub(crate) fn nick(&self) -> Option<&str> {
+        (self.phase == Phase::Active).then_some(self.nick.as_str())
+    }
+
+    /// Whether the engine knows this connection (so it must be unregistered).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.phase == Phase::Active
+    }
+
+    /// Registers a text-mode client, welcomes it and puts it in [`DEFAULT_ROOM`].
+    pub(crate) fn greet(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        self.register(ctx, out);
+        self.join(ctx, DEFAULT_ROOM, out);
+    }
+
+    fn register(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        self.nick = ctx.engine.register(self.id, self.mode);
+        self.phase = Phase::Active;
+        out.push(Effect::Reply(Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: u32::try_from(ctx.max_frame).unwrap_or(u32::MAX),
+            nick: self.nick.clone(),
+        }));
+    }
+
+    /// Applies one request, appending what must be done to `out`.
+    pub(crate) fn apply(&mut self, request: Request, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        let extra = request.extra_cost();
+        if extra > 0 {
+            out.push(Effect::Charge(extra));
+        }
+        match self.phase {
+            Phase::AwaitingHello => return self.hello(request, ctx, out),
+            Phase::Departed => return,
+            Phase::Active => {}
+        }
+        match request {
+            Request::Hello { .. } => refuse(
+                out,
+                Refusal::new(
+                    ErrorCode::INVALID_REQUEST,
+                    "Hello was already received; send it once, first",
+                ),
+            ),
+            Request::Echo(payload) => out.push(Effect::Reply(echo_reply(payload))),
+            Request::Say {
+                room: Some(room),
+                text,
+            } => self.say(ctx, &room, text, out),
+            Request::Say { room: None, text } => self.say_plain(ctx, text, out),
+            Request::SetNick(nick) => self.set_nick(ctx, &nick, out),
+            Request::Join(room) => self.join(ctx, &room, out),
+            Request::Leave(room) => match room.or_else(|| self.current_room()) {
+                Some(room) => self.leave(ctx, &room, out),
+                None => refuse(
+                    out,
+                    Refusal::new(ErrorCode::NOT_IN_ROOM, "you are in no room"),
+                ),
+            },
+            Request::Rooms => self.list_rooms(ctx, out),
+            Request::Who(room) => match room.or_else(|| self.current_room()) {
+                Some(room) => self.who(ctx, &room, out),
+                None => refuse(
+                    out,
+                    Refusal::new(
+                        ErrorCode::NOT_IN_ROOM,
+                        "you are in no room; /who ROOM names one",
+                    ),
+                ),
+            },
+            Request::Direct { to, text } => self.direct(ctx, &to, text, out),
+            Request::ChatAsk(peer) => {
+                let outcome = ctx.engine.chat_request(self.id, &peer);
+                self.chat_outcome(outcome, out);
+            }
+            Request::ChatAccept(peer) => {
+                let outcome = ctx.engine.chat_accept(self.id, &peer);
+                self.chat_outcome(outcome, out);
+            }
+            Request::ChatEnd => self.chat_end(ctx, out),
+            Request::ChatSay(text) => self.chat_say(ctx, text, out),
+            Request::Stats => self.stats(ctx, out),
+            Request::Help => {
+                for line in shared::text::HELP {
+                    let text = (*line).to_owned();
+                    out.push(Effect::Reply(Frame::Notice { text }));
+                }
+            }
+            Request::Ping(token) => out.push(Effect::Reply(Frame::Pong { token })),
+            Request::Pong => {}
+            Request::Goodbye => {
+                if self.mode == Mode::Text {
+                    let reason = "bye".to_owned();
+                    out.push(Effect::Reply(Frame::Goodbye { reason }));
+                }
+                out.push(Effect::CloseAfterFlush(CloseReason::Goodbye));
+            }
+            Request::ServerOnly(frame_type) => out.push(Effect::Fail {
+                error: Refusal::new(
+                    ErrorCode::UNEXPECTED_FRAME,
+                    format!("frame type 0x{frame_type:02x} is sent by servers, not clients"),
+                ),
+                reason: CloseReason::ProtocolError,
+            }),
+        }
+    }
+
+    fn hello(&mut self, request: Request, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        let error = match request {
+            Request::Hello { version } if version == PROTOCOL_VERSION => {
+                return self.register(ctx, out);
+            }
+            Request::Hello { version } => Refusal::new(
+                ErrorCode::VERSION_MISMATCH,
+                format!(
+                    "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
+            ),
+            _ => Refusal::new(ErrorCode::HELLO_REQUIRED, "the first frame must be Hello"),
+        };
+        out.push(Effect::Fail {
+            error,
+            reason: CloseReason::ProtocolError,
+        });
+    }
+
+    fn set_nick(&mut self, ctx: &Context<'_>, nick: &str, out: &mut Vec<Effect>) {
+        match ctx.engine.set_nick(self.id, nick) {
+            Ok(renamed) => {
+                self.nick = nick.to_owned();
+                let frame = Frame::NickChanged {
+                    old: renamed.old,
+                    new: nick.to_owned(),
+                };
+                out.push(Effect::Reply(frame.clone()));
+                if renamed.changed {
+                    let mates = ctx.engine.room_mates(self.id);
+                    if !mates.is_empty() {
+                        out.push(Effect::Fanout {
+                            fanout: Arc::new(mates),
+                            frame,
+                            scope: Scope::Anyone,
+                        });
+                    }
+                }
+            }
+            Err(refusal) => refuse(out, refusal),
+        }
+    }
+
+    fn stats(&self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        let mut entries = ctx.stats.snapshot();
+        let counts = ctx.engine.counts();
+        entries.push(("users".to_owned(), counts.users));
+        entries.push(("rooms".to_owned(), counts.rooms));
+        entries.push(("room_members".to_owned(), counts.members));
+        match self.mode {
+            Mode::Binary => out.push(Effect::Reply(Frame::Stats { entries })),
+            Mode::Text => {
+                out.push(Effect::ReplyText("* stats:".to_owned()));
+                for (name, value) in entries {
+                    out.push(Effect::ReplyText(format!("*   {name} {value}")));
+                }
+            }
+        }
+    }
+
+    /// Unregisters the session and lists what others must be told. With `announce`
+    /// false (the server is shutting down and everyone is being told so) nobody is
+    /// told anything.
+    pub(crate) fn depart(&mut self, ctx: &Context<'_>, announce: bool, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Active {
+            self.phase = Phase::Departed;
+            return;
+        }
+        self.phase = Phase::Departed;
+        let departure = ctx.engine.unregister(self.id);
+        self.rooms.clear();
+        self.chat_with = None;
+        if !announce {
+            return;
+        }
+        for membership in departure.rooms {
+            if membership.notify.is_empty() {
+                continue;
+            }
+            out.push(Effect::Fanout {
+                fanout: Arc::new(membership.notify),
+                frame: Frame::Left {
+                    room: membership.room.name.to_string(),
+                    nick: departure.nick.clone(),
+                    members: membership.members,
+                },
+                scope: Scope::Room(membership.room.id),
+            });
+        }
+        let reason = format!("{} disconnected", departure.nick);
+        let chat = departure.chat;
+        for user in chat
+            .declined
+            .into_iter()
+            .chain(chat.partner)
+            .chain(chat.withdrawn)
+        {
+            out.push(Effect::Send {
+                to: user.id,
+                mode: user.mode,
+                frame: Frame::ChatEnded {
+                    peer: departure.nick.clone(),
+                    reason: reason.clone(),
+                },
+                scope: Scope::ChatEnd(self.id),
+            });
+        }
+    }
+
+    /// Whether a frame of `scope`, addressed to this session's membership `epoch` (for
+    /// room frames), is still wanted on arrival; applies the chat changes it carries.
+    pub(crate) fn admit(&mut self, scope: Scope, epoch: u64) -> bool {
+        match scope {
+            Scope::Anyone => true,
+            Scope::Room(room) => self
+                .rooms
+                .iter()
+                .any(|held| held.room.id == room && held.epoch == epoch),
+            Scope::Chat(peer) => self.chat_with == Some(peer),
+            Scope::ChatStart(peer) => {
+                self.chat_with = Some(peer);
+                true
+            }
+            Scope::ChatEnd(peer) => {
+                if self.chat_with == Some(peer) {
+                    self.chat_with = None;
+                }
+                true
+            }
+        }
+    }
+
+    fn current_room(&self) -> Option<String> {
+        self.rooms.last().map(|held| held.room.name.to_string())
+    }
+}
+
+fn refuse(out: &mut Vec<Effect>, refusal: Refusal) {
+    out.push(Effect::Reply(Frame::Error {
+        code: refusal.code,
+        text: refusal.text,
+    }));
+}
+
+fn echo_reply(payload: Bytes) -> Frame {
+    Frame::EchoReply {
+        server_time_ns: shared::time::unix_nanos(),
+        payload,
+    }
+}
+
+/// Cuts `hidden` entries short with a notice saying how many.
+fn tell_hidden(out: &mut Vec<Effect>, hidden: usize, what: &str) {
+    if hidden > 0 {
+        let text = format!("{hidden} more {what} not listed");
+        out.push(Effect::Reply(Frame::Notice { text }));
+    }
+}

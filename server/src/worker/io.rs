@@ -1,0 +1,476 @@
+//! Socket I/O of a worker: adopting connections, reading and applying requests,
+//! flushing output, the lingering close, and the once-a-second housekeeping.
+
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use shared::{ErrorCode, Frame, Incoming, Mode};
+
+use super::{FRAME_BUDGET, LINGER, READ_BUDGET, REJECT_GRACE, Worker};
+use crate::connection::{ConnState, Connection, ReadOutcome};
+use crate::engine::Refusal;
+use crate::permit::Permit;
+use crate::rate::TokenBucket;
+use crate::session::{Context, Request, Session};
+use crate::stats::{CloseReason, WorkerStats};
+
+/// What handling the buffered input of a connection stopped at.
+enum Buffered {
+    /// No complete message left.
+    Drained,
+    /// The connection is closing.
+    Stop,
+    /// Out of rate-limit tokens.
+    Throttled,
+    /// Handled enough for this turn.
+    OutOfBudget,
+}
+
+enum Requeue {
+    Backlog,
+    Throttled,
+}
+
+impl Worker {
+    pub(super) fn adopt(
+        &mut self,
+        mut stream: TcpStream,
+        peer: std::net::SocketAddr,
+        permit: Permit,
+    ) {
+        let now = Instant::now();
+        if self.phase != super::Phase::Running {
+            // Shutting down: never adopted; the permit is released with it.
+            self.stats().count_close(CloseReason::Shutdown);
+            return;
+        }
+        let id = self.conns.reserve();
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, Token(id.slot as usize), Interest::READABLE)
+        {
+            tracing::warn!(%peer, "cannot register connection: {e}");
+            self.conns.unreserve(id);
+            self.stats().count_close(CloseReason::Reset);
+            return;
+        }
+        let config = &self.shared.config;
+        let bucket = TokenBucket::new(config.rate_limit, config.rate_burst, now);
+        let reject = permit.is_reject();
+        let conn = Connection::new(id, stream, peer, config.limits, bucket, permit, now);
+        self.conns.insert(conn);
+        let stats = self.stats();
+        WorkerStats::add(&stats.accepted, 1);
+        WorkerStats::add(&stats.connections, 1);
+        tracing::debug!(%peer, worker = self.index, slot = id.slot, reject, "connection adopted");
+    }
+
+    pub(super) fn retry_backlog(&mut self, now: Instant) {
+        for _ in 0..self.backlog.len() {
+            let Some(slot) = self.backlog.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.waiting = false;
+            }
+            self.service_read(slot, now, false);
+        }
+    }
+
+    /// Puts a ready connection on the backlog without reading it.
+    pub(super) fn defer_read(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot)
+            && !conn.waiting
+        {
+            conn.waiting = true;
+            self.backlog.push_back(slot);
+        }
+    }
+
+    pub(super) fn retry_throttled(&mut self, now: Instant) {
+        if self.throttled.is_empty() {
+            return;
+        }
+        let throttled = std::mem::take(&mut self.throttled);
+        for slot in throttled {
+            let ready = self
+                .conns
+                .get(slot)
+                .is_some_and(|c| c.bucket.wait(now) == Duration::ZERO);
+            if ready {
+                if let Some(conn) = self.conns.get_mut(slot) {
+                    conn.waiting = false;
+                }
+                self.service_read(slot, now, false);
+            } else {
+                self.throttled.push(slot);
+            }
+        }
+    }
+
+    /// Reads and handles input of one connection until the socket is drained, the read
+    /// budget is spent, or the rate limit holds it back.
+    ///
+    /// With `short_read_drains`, a read that returns less than asked for counts as having
+    /// emptied the socket: new data makes a new edge, so the extra read that would only
+    /// say WouldBlock is skipped. Callers pass `false` when the peer may already have
+    /// closed (its FIN makes no new edge after the data) or when no event vouches for
+    /// the socket's state (backlog and throttle retries).
+    pub(super) fn service_read(&mut self, slot: usize, now: Instant, short_read_drains: bool) {
+        let Some(mut conn) = self.conns.take(slot) else {
+            return;
+        };
+        let mut budget = READ_BUDGET;
+        let mut frames = 0;
+        let mut requeue = None;
+        let mut socket_drained = false;
+        loop {
+            if conn.is_closing() {
+                break;
+            }
+            match self.handle_buffered(&mut conn, now, &mut frames) {
+                Buffered::Drained => {}
+                Buffered::Stop => break,
+                Buffered::Throttled => {
+                    if conn.throttled_since.is_none() {
+                        WorkerStats::add(&self.stats().rate_limited, 1);
+                    }
+                    let since = *conn.throttled_since.get_or_insert(now);
+                    let limit = self.shared.config.flood_close_after;
+                    if now.saturating_duration_since(since) > limit {
+                        let text = format!("over the rate limit for {limit:?}; closing");
+                        self.fail(&mut conn, ErrorCode::FLOOD, &text, CloseReason::Flood);
+                        break;
+                    }
+                    requeue = Some(Requeue::Throttled);
+                    break;
+                }
+                Buffered::OutOfBudget => {
+                    requeue = Some(Requeue::Backlog);
+                    break;
+                }
+            }
+            if socket_drained {
+                conn.throttled_since = None;
+                break;
+            }
+            if budget == 0 {
+                requeue = Some(Requeue::Backlog);
+                break;
+            }
+            let want = budget.min(self.scratch.len());
+            match conn.read_some(&mut self.scratch[..want]) {
+                Ok(ReadOutcome::Data(n)) => {
+                    socket_drained = short_read_drains && n < want;
+                    budget -= n;
+                    conn.last_input = now;
+                    conn.pinged = false;
+                    WorkerStats::add(&self.stats().bytes_in, n as u64);
+                    if matches!(conn.state(), ConnState::Detecting { .. }) {
+                        self.on_first_bytes(&mut conn);
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    conn.throttled_since = None;
+                    break;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    // Complete input before the EOF is still served, and its answers
+                    // are flushed: the peer may have only closed its sending side.
+                    let _ = self.handle_buffered(&mut conn, now, &mut 0);
+                    self.close_after_flush(&mut conn, CloseReason::Eof);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "read error: {e}");
+                    conn.close_now(CloseReason::Reset);
+                    break;
+                }
+            }
+        }
+        let closing_now = conn.closes_now();
+        // A connection already waiting on a list is served from there; new readiness
+        // edges must not queue it twice.
+        let requeue = requeue.filter(|_| !closing_now && !conn.waiting);
+        conn.waiting |= requeue.is_some();
+        self.conns.put(slot, conn);
+        if closing_now {
+            self.mark_close(slot);
+        }
+        match requeue {
+            Some(Requeue::Backlog) => self.backlog.push_back(slot),
+            Some(Requeue::Throttled) => self.throttled.push(slot),
+            None => {}
+        }
+        self.mark_dirty(slot);
+    }
+
+    /// Handles complete frames or lines already in the decoder.
+    fn handle_buffered(
+        &mut self,
+        conn: &mut Connection,
+        now: Instant,
+        frames: &mut usize,
+    ) -> Buffered {
+        loop {
+            if conn.is_closing() {
+                return Buffered::Stop;
+            }
+            if *frames >= FRAME_BUDGET {
+                return Buffered::OutOfBudget;
+            }
+            if !conn.bucket.try_take(now) {
+                return Buffered::Throttled;
+            }
+            match conn.decoder.decode() {
+                Ok(Some(incoming)) => {
+                    *frames += 1;
+                    WorkerStats::add(&self.stats().messages_in, 1);
+                    let request = match incoming {
+                        Incoming::Frame(frame) => Request::from_frame(frame),
+                        Incoming::Line(line) => match Request::from_line(&line) {
+                            Ok(Some(request)) => request,
+                            Ok(None) => continue,
+                            Err(refusal) => {
+                                self.reply_error(conn, refusal);
+                                continue;
+                            }
+                        },
+                    };
+                    self.apply(conn, request);
+                }
+                Ok(None) => {
+                    conn.bucket.refund();
+                    return Buffered::Drained;
+                }
+                Err(e) => {
+                    conn.bucket.refund();
+                    tracing::debug!(peer = %conn.peer, "protocol error: {e}");
+                    self.fail(conn, e.code(), &e.to_string(), CloseReason::ProtocolError);
+                    return Buffered::Stop;
+                }
+            }
+        }
+    }
+
+    /// Applies one request to the connection's session and carries out its effects.
+    fn apply(&mut self, conn: &mut Connection, request: Request) {
+        let Some(session) = conn.session.as_mut() else {
+            return;
+        };
+        let mut effects = std::mem::take(&mut self.effects);
+        let ctx = Context {
+            engine: &*self.shared.engine,
+            stats: &self.shared.stats,
+            max_frame: self.shared.config.limits.max_frame,
+        };
+        session.apply(request, &ctx, &mut effects);
+        self.carry_out(conn, &mut effects);
+        self.effects = effects;
+    }
+
+    /// Unregisters the connection's session; others are told unless the server is
+    /// shutting down (everyone is about to be told that instead, and no client should
+    /// hear of others leaving before its own `Shutdown`).
+    pub(super) fn depart(&mut self, conn: &mut Connection) {
+        let Some(session) = conn.session.as_mut() else {
+            return;
+        };
+        if !session.is_registered() {
+            return;
+        }
+        let announce = self.phase == super::Phase::Running && !self.shared.shutting_down();
+        let mut effects = std::mem::take(&mut self.effects);
+        let ctx = Context {
+            engine: &*self.shared.engine,
+            stats: &self.shared.stats,
+            max_frame: self.shared.config.limits.max_frame,
+        };
+        session.depart(&ctx, announce, &mut effects);
+        self.carry_out(conn, &mut effects);
+        self.effects = effects;
+    }
+
+    /// The first bytes fixed the framing: open a session, or refuse if the server is
+    /// full.
+    fn on_first_bytes(&mut self, conn: &mut Connection) {
+        let Some(mode) = conn.mode() else {
+            return;
+        };
+        if conn.is_rejected() {
+            self.refuse_full(conn);
+            return;
+        }
+        conn.open(Session::new(conn.id, mode));
+        // Binary clients are registered once their Hello is accepted, so nothing but
+        // the Welcome can reach them first; text clients are greeted at once.
+        if mode == Mode::Text
+            && let Some(session) = conn.session.as_mut()
+        {
+            let mut effects = std::mem::take(&mut self.effects);
+            let ctx = Context {
+                engine: &*self.shared.engine,
+                stats: &self.shared.stats,
+                max_frame: self.shared.config.limits.max_frame,
+            };
+            session.greet(&ctx, &mut effects);
+            self.carry_out(conn, &mut effects);
+            self.effects = effects;
+        }
+    }
+
+    fn refuse_full(&mut self, conn: &mut Connection) {
+        let mode = conn.mode().unwrap_or(Mode::Text);
+        let text = format!(
+            "server full ({} connections); try again later",
+            self.shared.config.max_connections
+        );
+        self.enqueue_error(conn, mode, Refusal::new(ErrorCode::SERVER_FULL, text));
+        conn.close_now(CloseReason::ServerFull);
+    }
+
+    /// Sends an error and closes once it is written, within [`LINGER`].
+    pub(super) fn fail(
+        &mut self,
+        conn: &mut Connection,
+        code: ErrorCode,
+        text: &str,
+        reason: CloseReason,
+    ) {
+        if let Some(mode) = conn.mode() {
+            self.enqueue_error(conn, mode, Refusal::new(code, text));
+        }
+        conn.begin_close(reason, LINGER, Instant::now());
+    }
+
+    /// Closes `conn` once everything queued is written and the peer has closed its side
+    /// (or `--shutdown-timeout` passes).
+    pub(super) fn close_after_flush(&mut self, conn: &mut Connection, reason: CloseReason) {
+        conn.begin_close(reason, self.shared.config.shutdown_timeout, Instant::now());
+    }
+
+    pub(super) fn flush_dirty(&mut self, now: Instant) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty {
+            let Some(mut conn) = self.conns.take(slot) else {
+                continue;
+            };
+            conn.dirty = false;
+            match conn.flush() {
+                Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
+                Err(e) => {
+                    tracing::debug!(peer = %conn.peer, "write error: {e}");
+                    conn.close_now(CloseReason::Reset);
+                }
+            }
+            let pending = conn.pending() > 0;
+            if pending != conn.writable_armed && !conn.closes_now() {
+                let interest = if pending {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                match self
+                    .poll
+                    .registry()
+                    .reregister(&mut conn.stream, Token(slot), interest)
+                {
+                    Ok(()) => conn.writable_armed = pending,
+                    Err(e) => {
+                        tracing::debug!(peer = %conn.peer, "reregister failed: {e}");
+                        conn.close_now(CloseReason::Reset);
+                    }
+                }
+            }
+            if conn.ready_for_fin() {
+                // Everything owed is out: send our FIN and wait for the peer's. Nothing
+                // more can be sent, so the user leaves its rooms and chats now.
+                conn.send_fin(now, LINGER);
+                self.depart(&mut conn);
+            }
+            let peer_done = conn.fin_sent() && conn.discard_input(&mut self.scratch);
+            let close = conn.closes_now()
+                || (conn.is_closing() && (peer_done || conn.deadline_passed(now)));
+            self.conns.put(slot, conn);
+            if close {
+                self.mark_close(slot);
+            }
+        }
+    }
+
+    pub(super) fn close_marked(&mut self) {
+        while let Some(slot) = self.to_close.pop() {
+            self.close(slot);
+        }
+    }
+
+    pub(super) fn close(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.remove(slot) else {
+            return;
+        };
+        let reason = conn.close_reason().unwrap_or(CloseReason::Reset);
+        // One last attempt to get a final error or goodbye out, and to leave no unread
+        // input behind (which would turn the close into a reset).
+        if let Ok(n) = conn.flush() {
+            WorkerStats::add(&self.stats().bytes_out, n as u64);
+        }
+        conn.discard_input(&mut self.scratch);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.backlog.retain(|&s| s != slot);
+        self.throttled.retain(|&s| s != slot);
+        let stats = self.stats();
+        stats.count_close(reason);
+        stats
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(peer = %conn.peer, reason = reason.name(), "connection closed");
+        self.depart(&mut conn);
+        // Dropping the connection releases its permit.
+    }
+
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        let idle_timeout = self.shared.config.idle_timeout;
+        for slot in 0..self.conns.slots() {
+            let Some(mut conn) = self.conns.take(slot) else {
+                continue;
+            };
+            let silent = now.saturating_duration_since(conn.last_input);
+            if conn.deadline_passed(now) {
+                // A closing peer that stopped reading does not hold its slot forever.
+                conn.close_now(CloseReason::Reset);
+            } else if conn.is_rejected() {
+                if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
+                    self.refuse_full(&mut conn);
+                }
+            } else if !conn.is_closing() && !idle_timeout.is_zero() {
+                let registered = conn.session.as_ref().is_some_and(Session::is_registered);
+                if silent >= idle_timeout {
+                    let text = format!("silent for {}s; closing", silent.as_secs());
+                    self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, CloseReason::Idle);
+                } else if silent >= idle_timeout / 2 && !conn.pinged && registered {
+                    conn.pinged = true;
+                    let token = self.next_ping_token;
+                    self.next_ping_token += 1;
+                    self.reply(&mut conn, &Frame::Ping { token });
+                }
+            }
+            self.put_back(slot, conn);
+        }
+    }
+
+    /// Puts a connection taken out of the table back, closing or flushing it as its
+    /// state asks.
+    pub(super) fn put_back(&mut self, slot: usize, conn: Connection) {
+        let close = conn.closes_now();
+        let dirty = conn.dirty;
+        self.conns.put(slot, conn);
+        if close {
+            self.mark_close(slot);
+        }
+        if !dirty {
+            self.mark_dirty(slot);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Carrying out a session's effects: replies in the connection's framing, deliveries to
+//! connections on this worker or (through the outbox, one channel message per worker
+//! per turn) on others, each checked against its [`Scope`] on arrival.
+//!
+//! Order: a sender's requests are applied one after another by its worker, local
+//! recipients get their frames at once, and each other worker receives them through one
+//! FIFO channel, so every recipient sees each sender's frames once and in order.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use shared::{ErrorCode, Frame, Mode};
+
+use super::{LINGER, Worker, WorkerMsg};
+use crate::connection::{Connection, Enqueued};
+use crate::engine::{ConnId, Fanout, Member, Refusal};
+use crate::session::{Effect, Scope};
+use crate::stats::WorkerStats;
+
+/// One frame encoded once per framing that its recipients need; shared by all of them.
+#[derive(Debug, Default)]
+pub(crate) struct Encoded {
+    binary: Option<Bytes>,
+    text: Option<Bytes>,
+}
+
+impl Encoded {
+    /// Encodes `frame` for the framings asked for.
+    fn new(frame: &Frame, binary: bool, text: bool) -> Self {
+        let binary = if binary {
+            match frame.to_bytes() {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::warn!("cannot encode {frame:?}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let text = if text {
+            let mut out = bytes::BytesMut::new();
+            shared::text::render_line(frame, &mut out).then(|| out.freeze())
+        } else {
+            None
+        };
+        Self { binary, text }
+    }
+
+    /// The bytes of `frame` in `mode`, if it can be encoded.
+    fn one(frame: &Frame, mode: Mode) -> Option<Bytes> {
+        Self::new(frame, mode == Mode::Binary, mode == Mode::Text).take(mode)
+    }
+
+    fn take(self, mode: Mode) -> Option<Bytes> {
+        match mode {
+            Mode::Binary => self.binary,
+            Mode::Text => self.text,
+        }
+    }
+
+    fn get(&self, mode: Mode) -> Option<&Bytes> {
+        match mode {
+            Mode::Binary => self.binary.as_ref(),
+            Mode::Text => self.text.as_ref(),
+        }
+    }
+}
+
+/// Frames travelling to connections of another worker.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// One frame for one connection, already encoded in its framing.
+    One {
+        /// Recipient.
+        to: ConnId,
+        /// Encoded frame.
+        bytes: Bytes,
+        /// Whether the recipient still wants it on arrival.
+        scope: Scope,
+    },
+    /// One frame for many connections: the recipients on the receiving worker are
+    /// `fanout.per_worker[worker]`.
+    Many {
+        /// Recipients grouped by worker.
+        fanout: Arc<Fanout>,
+        /// The frame, encoded once per framing.
+        payload: Arc<Encoded>,
+        /// Whether each recipient still wants it on arrival.
+        scope: Scope,
+    },
+}
+
+impl Worker {
+    /// Carries out `effects` (emptying it) for the connection that made them.
+    pub(super) fn carry_out(&mut self, conn: &mut Connection, effects: &mut Vec<Effect>) {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Reply(frame) => self.reply(conn, &frame),
+                Effect::ReplyText(mut line) => {
+                    line.push('\n');
+                    self.enqueue(conn, Bytes::from(line));
+                }
+                Effect::Send {
+                    to,
+                    mode,
+                    frame,
+                    scope,
+                } => self.send_to(conn, to, mode, &frame, scope),
+                Effect::Fanout {
+                    fanout,
+                    frame,
+                    scope,
+                } => self.send_fanout(conn, fanout, &frame, scope),
+                Effect::Charge(tokens) => conn.bucket.charge(tokens),
+                Effect::Fail { error, reason } => {
+                    self.fail(conn, error.code, &error.text, reason);
+                }
+                Effect::CloseAfterFlush(reason) => self.close_after_flush(conn, reason),
+            }
+        }
+    }
+
+    /// Queues `frame` on `conn` itself, in its framing.
+    pub(super) fn reply(&mut self, conn: &mut Connection, frame: &Frame) {
+        let Some(mode) = conn.mode() else {
+            return;
+        };
+        match Encoded::one(frame, mode) {
+            Some(bytes) => self.enqueue(conn, bytes),
+            None if !matches!(frame, Frame::Error { .. }) => {
+                let error = Frame::Error {
+                    code: ErrorCode::INVALID_REQUEST,
+                    text: "the answer does not fit in a frame".to_owned(),
+                };
+                self.reply(conn, &error);
+            }
+            None => {}
+        }
+    }
+
+    /// Queues an error answer (not closing).
+    pub(super) fn reply_error(&mut self, conn: &mut Connection, refusal: Refusal) {
+        let frame = Frame::Error {
+            code: refusal.code,
+            text: refusal.text,
+        };
+        self.reply(conn, &frame);
+    }
+
+    /// Queues a last error past the pending limit.
+    pub(super) fn enqueue_error(&self, conn: &mut Connection, mode: Mode, refusal: Refusal) {
+        let frame = Frame::Error {
+            code: refusal.code,
+            text: refusal.text,
+        };
+        if let Some(bytes) = Encoded::one(&frame, mode) {
+            conn.enqueue_final(bytes);
+        }
+    }
+
+    fn enqueue(&self, conn: &mut Connection, bytes: Bytes) {
+        let max_pending = self.shared.config.max_pending;
+        match conn.enqueue(bytes, max_pending, LINGER) {
+            Enqueued::Queued => WorkerStats::add(&self.stats().messages_out, 1),
+            Enqueued::BecameSlow => {
+                tracing::debug!(peer = %conn.peer, "slow consumer");
+                if let Some(mode) = conn.mode() {
+                    let text = format!("more than {max_pending} bytes queued for you; closing");
+                    self.enqueue_error(conn, mode, Refusal::new(ErrorCode::SLOW_CONSUMER, text));
+                }
+            }
+            Enqueued::Dropped => {}
+        }
+    }
+
+    /// Sends `frame` to connection `to` (possibly `me`, possibly on another worker), if
+    /// on arrival it is still within `scope`.
+    fn send_to(
+        &mut self,
+        me: &mut Connection,
+        to: ConnId,
+        mode: Mode,
+        frame: &Frame,
+        scope: Scope,
+    ) {
+        let Some(bytes) = Encoded::one(frame, mode) else {
+            return;
+        };
+        if to == me.id {
+            self.enqueue(me, bytes);
+        } else if to.worker as usize == self.index {
+            self.deliver_local(Delivery::One { to, bytes, scope });
+        } else if let Some(out) = self.outbox.get_mut(to.worker as usize) {
+            out.push(Delivery::One { to, bytes, scope });
+        }
+    }
+
+    /// Sends `frame` to every recipient of `fanout` (which may include `me`) that on
+    /// arrival is still within `scope`.
+    fn send_fanout(
+        &mut self,
+        me: &mut Connection,
+        fanout: Arc<Fanout>,
+        frame: &Frame,
+        scope: Scope,
+    ) {
+        if fanout.is_empty() {
+            return;
+        }
+        let payload = Arc::new(Encoded::new(frame, fanout.binary > 0, fanout.text > 0));
+        for worker in 0..fanout.per_worker.len() {
+            if fanout.per_worker[worker].is_empty() {
+                continue;
+            }
+            if worker == self.index {
+                for i in 0..fanout.per_worker[worker].len() {
+                    let member = fanout.per_worker[worker][i];
+                    if member.id == me.id {
+                        if let Some(bytes) = me.mode().and_then(|m| payload.get(m)) {
+                            self.enqueue(me, bytes.clone());
+                        }
+                    } else {
+                        self.deliver_to_member(member, &payload, scope);
+                    }
+                }
+            } else if let Some(out) = self.outbox.get_mut(worker) {
+                out.push(Delivery::Many {
+                    fanout: Arc::clone(&fanout),
+                    payload: Arc::clone(&payload),
+                    scope,
+                });
+            }
+        }
+    }
+
+    pub(super) fn deliver_local(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::One { to, bytes, scope } => {
+                if let Some(slot) = self.conns.live_slot(to)
+                    && let Some(mut conn) = self.conns.take(slot)
+                {
+                    if admit(&mut conn, scope, 0) {
+                        self.enqueue(&mut conn, bytes);
+                    }
+                    self.put_back(slot, conn);
+                }
+            }
+            Delivery::Many {
+                fanout,
+                payload,
+                scope,
+            } => {
+                if let Some(list) = fanout.per_worker.get(self.index) {
+                    for &member in list {
+                        self.deliver_to_member(member, &payload, scope);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_to_member(&mut self, member: Member, payload: &Encoded, scope: Scope) {
+        let Some(slot) = self.conns.live_slot(member.id) else {
+            return;
+        };
+        let Some(mut conn) = self.conns.take(slot) else {
+            return;
+        };
+        if admit(&mut conn, scope, member.epoch)
+            && let Some(bytes) = conn.mode().and_then(|m| payload.get(m))
+        {
+            self.enqueue(&mut conn, bytes.clone());
+        }
+        self.put_back(slot, conn);
+    }
+
+    /// Sends each other worker the deliveries of this turn, one message per worker.
+    pub(super) fn route_outbox(&mut self) {
+        for worker in 0..self.outbox.len() {
+            if self.outbox[worker].is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(&mut self.outbox[worker]);
+            let count = batch.len();
+            let stats = &self.shared.stats.workers[worker];
+            stats.backlog_add(count);
+            // A worker that is gone has no connections left to deliver to.
+            if self.shared.workers[worker]
+                .send(WorkerMsg::Deliver(batch))
+                .is_err()
+            {
+                stats.backlog_sub(count);
+            }
+        }
+    }
+}
+
+/// Whether a frame of `scope` for membership `epoch` is still wanted by `conn`.
+fn admit(conn: &mut Connection, scope: Scope, epoch: u64) -> bool {
+    conn.session
+        .as_mut()
+        .is_some_and(|session| session.admit(scope, epoch))
+}
