@@ -21,12 +21,14 @@ use crate::report::{SeriesRow, Summary};
 /// with); histograms hold microseconds.
 pub const HGRM_UNIT_RATIO: f64 = 1000.0;
 
-/// Why a result file could not be written or read.
+/// Why a result file could not be written or read. The message names the file; what the
+/// OS or the CSV layer said is the error's `source`, so a chain printed with `{:#}` holds
+/// it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultsError {
     /// Creating or writing a file failed: check that `--out` is a writable directory.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
@@ -34,7 +36,7 @@ pub enum ResultsError {
         source: io::Error,
     },
     /// Reading a file failed: check the path.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -42,7 +44,7 @@ pub enum ResultsError {
         source: io::Error,
     },
     /// A CSV file could not be written or parsed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Csv {
         /// The file.
         path: PathBuf,
@@ -64,6 +66,15 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> ResultsError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Opens a file to read, so a missing one is reported as unreadable rather than as a
+/// CSV error.
+fn open(path: &Path) -> Result<fs::File, ResultsError> {
+    fs::File::open(path).map_err(|source| ResultsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ResultsError + '_ {
@@ -219,7 +230,7 @@ pub fn append_summary(path: &Path, row: &Summary, stamp: &str) -> Result<PathBuf
 
 /// Reads every row of a summary CSV, by column name (extra columns are ignored).
 pub fn read_summaries(path: &Path) -> Result<Vec<Summary>, ResultsError> {
-    let mut r = csv::Reader::from_path(path).map_err(csv_err(path))?;
+    let mut r = csv::Reader::from_reader(open(path)?);
     r.deserialize()
         .map(|row| row.map_err(csv_err(path)))
         .collect()
@@ -227,7 +238,8 @@ pub fn read_summaries(path: &Path) -> Result<Vec<Summary>, ResultsError> {
 
 /// Writes the per-second series.
 pub fn write_series(path: &Path, rows: &[SeriesRow]) -> Result<(), ResultsError> {
-    let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
+    let file = fs::File::create(path).map_err(write_err(path))?;
+    let mut w = csv::Writer::from_writer(file);
     if rows.is_empty() {
         // Still write the header so the file is a valid, empty series.
         w.write_record([
@@ -252,7 +264,7 @@ pub fn write_series(path: &Path, rows: &[SeriesRow]) -> Result<(), ResultsError>
 
 /// Reads a per-second series.
 pub fn read_series(path: &Path) -> Result<Vec<SeriesRow>, ResultsError> {
-    let mut r = csv::Reader::from_path(path).map_err(csv_err(path))?;
+    let mut r = csv::Reader::from_reader(open(path)?);
     r.deserialize()
         .map(|row| row.map_err(csv_err(path)))
         .collect()

@@ -43,7 +43,7 @@ pub enum RunError {
     },
     /// A load thread could not start (poll or timer creation failed: out of file
     /// descriptors?).
-    #[error("load thread {worker} failed: {source}")]
+    #[error("load thread {worker} failed")]
     Thread {
         /// Thread index.
         worker: usize,
