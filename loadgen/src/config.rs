@@ -164,6 +164,9 @@ pub enum ConfigError {
     /// `--duration` is zero: nothing would be measured.
     #[error("--duration must be longer than zero")]
     ZeroDuration,
+    /// `--connect-timeout` is zero: no client could ever connect.
+    #[error("--connect-timeout must be longer than zero")]
+    ZeroConnectTimeout,
     /// Warmup plus duration exceed what message stamps can describe.
     #[error("--warmup plus --duration must stay under {} hours", MAX_RUN.as_secs() / 3600)]
     TooLong,
@@ -221,6 +224,9 @@ impl Config {
         }
         if self.duration.is_zero() {
             return Err(ConfigError::ZeroDuration);
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::ZeroConnectTimeout);
         }
         if self.warmup + self.duration + self.grace > MAX_RUN {
             return Err(ConfigError::TooLong);
@@ -321,6 +327,13 @@ mod tests {
                     ..base.clone()
                 },
                 ConfigError::BadRate(0.0),
+            ),
+            (
+                Config {
+                    connect_timeout: Duration::ZERO,
+                    ..base.clone()
+                },
+                ConfigError::ZeroConnectTimeout,
             ),
             (
                 Config {
