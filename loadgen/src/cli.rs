@@ -115,11 +115,16 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// Why command-line arguments do not make a runnable configuration.
+/// Why command-line arguments do not make a runnable configuration: a usage error, which
+/// `loadgen` reports as one line and exit code 2 ([`crate::exit::USAGE`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    /// `--addr` did not resolve to any address.
+    /// clap refused the arguments: an unknown flag, a value of the wrong type, a missing
+    /// argument.
+    #[error("{}", clap_message(.0))]
+    Parse(clap::Error),
+    /// `--addr` is not `HOST:PORT`, or its host did not resolve to any address.
     #[error("--addr {addr}: {reason}")]
     Addr {
         /// What was given.
@@ -164,6 +169,8 @@ impl RunArgs {
     }
 }
 
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`); a host with
+/// several addresses is reached at the first one the resolver gives.
 fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
     let err = |reason: String| CliError::Addr {
         addr: addr.to_owned(),
@@ -176,6 +183,34 @@ fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
 }
 
 pub use shared::units::parse_duration;
+
+/// clap's report of a refused command line on one line: its message without the
+/// `error: ` prefix, then the details it puts on further lines (the missing arguments, a
+/// tip), without the usage and the pointer to `--help`.
+fn clap_message(error: &clap::Error) -> String {
+    // `StyledStr`'s `Display` is plain text, without colour codes.
+    let rendered = error.render().to_string();
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') {
+                " "
+            } else if part.starts_with("tip:") {
+                "; "
+            } else {
+                ", "
+            });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
+}
 
 #[cfg(test)]
 mod tests {
@@ -237,6 +272,51 @@ mod tests {
             Cli::try_parse_from(["loadgen", "plot", "a.hgrm"]).is_err(),
             "-o is required"
         );
+    }
+
+    #[test]
+    fn addr_takes_a_host_name() {
+        let cli = Cli::try_parse_from(["loadgen", "--addr", "localhost:7878"]).expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        assert!(config.addr.ip().is_loopback(), "{}", config.addr);
+        assert_eq!(config.addr.port(), 7878);
+    }
+
+    #[test]
+    fn an_addr_without_a_valid_port_is_refused() {
+        for addr in ["127.0.0.1", "127.0.0.1:99999", "localhost:port"] {
+            let cli = Cli::try_parse_from(["loadgen", "--addr", addr]).expect("parses");
+            let err = cli.run.into_config().expect_err(addr);
+            assert!(matches!(err, CliError::Addr { .. }), "{addr}: {err:?}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("--addr {addr}: ")),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let message = |args: &[&str]| {
+            let err = Cli::try_parse_from(args).expect_err("refused");
+            CliError::Parse(err).to_string()
+        };
+        assert_eq!(
+            message(&["loadgen", "--clients", "many"]),
+            "invalid value 'many' for '--clients <CLIENTS>': invalid digit found in string"
+        );
+        assert_eq!(
+            message(&["loadgen", "plot"]),
+            "the following required arguments were not provided: --output <OUTPUT>, <FILES>..."
+        );
+        let unknown = message(&["loadgen", "--client", "5"]);
+        assert!(
+            unknown.starts_with("unexpected argument '--client' found; tip: "),
+            "{unknown}"
+        );
+        assert!(!unknown.contains("Usage"), "{unknown}");
     }
 
     #[test]

@@ -5,11 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use loadgen::cli::{Cli, Command, RunArgs};
-use loadgen::{StopSignal, exit};
+use loadgen::cli::{Cli, CliError, Command, RunArgs};
+use loadgen::{RunError, StopSignal, exit};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version: clap prints them to stdout and exits 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => return fail(&CliError::Parse(e).into()),
+    };
     let outcome = match cli.command {
         Some(Command::Compare { files }) => compare(&files),
         Some(Command::Plot {
@@ -21,11 +26,16 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("loadgen: error: {e:#}");
-            ExitCode::from(exit::ERROR as u8)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Reports `e` on one line; a command line that cannot run exits 2, any other failure 1.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("loadgen: error: {e:#}");
+    let usage =
+        e.is::<CliError>() || matches!(e.downcast_ref::<RunError>(), Some(RunError::Config(_)));
+    ExitCode::from(if usage { exit::USAGE } else { exit::ERROR } as u8)
 }
 
 fn load(args: RunArgs) -> anyhow::Result<i32> {

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 pub mod exit {
     /// The run finished and met every threshold.
     pub const OK: i32 = 0;
-    /// The run could not be done (bad address, nobody connected, results not writable).
+    /// The run could not be done (nobody connected, results not writable), or `compare`
+    /// or `plot` could not read an input or write the chart.
     pub const ERROR: i32 = 1;
-    /// Bad command line (clap's code).
+    /// Bad command line: what clap refuses (clap's own code), an `--addr` that does not
+    /// resolve, and flag values out of range or in combinations that cannot run.
     pub const USAGE: i32 = 2;
     /// The corrected p99 exceeded `--max-p99`.
     pub const P99_EXCEEDED: i32 = 3;

@@ -1,12 +1,12 @@
-//! The `loadgen` binary: help with every default, exit codes for usage errors, missed
-//! thresholds, no server and Ctrl+C.
+//! The `loadgen` binary: help with every default, exit codes and one-line messages for
+//! usage errors and failures, missed thresholds, no server and Ctrl+C.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use loadgen::{exit, results};
 
-use crate::common::{Fault, TestServer, loadgen_bin, out_dir};
+use crate::common::{Fault, TestServer, loadgen_bin, out_dir, run_loadgen};
 
 fn quick_args(addr: std::net::SocketAddr, out: &std::path::Path) -> Vec<String> {
     [
@@ -67,13 +67,89 @@ fn help_shows_every_default() {
 }
 
 #[test]
-fn bad_usage_exits_2() {
-    let status = Command::new(loadgen_bin())
-        .args(["--clients", "many"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("run loadgen");
-    assert_eq!(status.code(), Some(exit::USAGE));
+fn usage_errors_exit_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        // Refused by clap.
+        (
+            &["--clients", "many"],
+            "invalid value 'many' for '--clients",
+        ),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (
+            &["--duration", "3 weeks"],
+            "invalid value '3 weeks' for '--duration",
+        ),
+        (
+            &["compare"],
+            "required arguments were not provided: <FILES>",
+        ),
+        (
+            &["compare", "--bogus", "a.csv"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            &["plot", "a.hgrm"],
+            "required arguments were not provided: --output",
+        ),
+        // Refused after parsing.
+        (&["--addr", "127.0.0.1"], "--addr 127.0.0.1: "),
+        (&["--addr", "127.0.0.1:99999"], "--addr 127.0.0.1:99999: "),
+        (&["--clients", "0"], "--clients must be at least 1"),
+        (&["--rate", "0"], "--rate must be between"),
+        (&["--threads", "0"], "--threads must be at least 1"),
+        (&["--duration", "0s"], "--duration must be longer than zero"),
+        (
+            &["--connect-timeout", "0s"],
+            "--connect-timeout must be longer than zero",
+        ),
+        (&["--payload", "10"], "--payload must be at least 64 bytes"),
+        (
+            &["--scenario", "dm", "--clients", "3"],
+            "--clients must be even",
+        ),
+        (&["--label", "../x"], "--label may only hold"),
+    ];
+    for (args, expected) in cases {
+        let run = run_loadgen(args);
+        assert_eq!(run.code, Some(exit::USAGE), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        let line = run.stderr_line();
+        assert!(line.starts_with("loadgen: error: "), "{args:?}: {line}");
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn addr_takes_a_host_name() {
+    // --addr is resolved before the other flags are checked, so a complaint about
+    // --clients shows that localhost was accepted, without connecting anywhere.
+    let run = run_loadgen(&["--addr", "localhost:7878", "--clients", "0"]);
+    assert_eq!(run.code, Some(exit::USAGE), "{}", run.stderr);
+    assert_eq!(
+        run.stderr_line(),
+        "loadgen: error: --clients must be at least 1"
+    );
+}
+
+#[test]
+fn unreadable_inputs_exit_1_with_one_line() {
+    let out = out_dir("cli-unreadable");
+    let csv = out.join("missing.csv").display().to_string();
+    let hgrm = out.join("missing.hgrm").display().to_string();
+    let svg = out.join("x.svg").display().to_string();
+    for (args, file) in [
+        (vec!["compare", csv.as_str()], &csv),
+        (vec!["plot", hgrm.as_str(), "-o", svg.as_str()], &hgrm),
+    ] {
+        let run = run_loadgen(&args);
+        assert_eq!(run.code, Some(exit::ERROR), "{args:?}: {}", run.stderr);
+        let line = run.stderr_line();
+        assert!(
+            line.starts_with(&format!("loadgen: error: cannot read {file}: ")),
+            "{line}"
+        );
+        assert_eq!(line.matches("os error").count(), 1, "said once: {line}");
+    }
 }
 
 #[test]
@@ -89,7 +165,13 @@ fn no_server_exits_1_with_a_reason() {
         .expect("run loadgen");
     assert_eq!(output.status.code(), Some(exit::ERROR));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no client could connect"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "loadgen: error: no client could connect to {addr}"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

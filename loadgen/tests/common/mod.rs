@@ -328,6 +328,39 @@ pub fn loadgen_bin() -> &'static str {
     env!("CARGO_BIN_EXE_loadgen")
 }
 
+/// What a finished `loadgen` process left: its exit code, stdout and stderr.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The only line on stderr; fails the test if there are none or several.
+    pub fn stderr_line(&self) -> &str {
+        let mut lines = self.stderr.lines();
+        match (lines.next(), lines.next()) {
+            (Some(line), None) => line,
+            _ => panic!("expected one line on stderr, got {:?}", self.stderr),
+        }
+    }
+}
+
+/// Runs the built `loadgen` with `args` in a scratch directory (a run that should have
+/// been refused writes its results there, not into the source tree) and waits for it.
+pub fn run_loadgen(args: &[&str]) -> Finished {
+    let output = std::process::Command::new(loadgen_bin())
+        .args(args)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("run loadgen");
+    Finished {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Shuts a TCP stream both ways, ignoring errors.
 pub fn close(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
