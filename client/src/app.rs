@@ -85,7 +85,11 @@ impl Client {
     /// user left, else the reason, whose [`ClientError::exit_code`] is the exit code.
     pub fn run(self) -> Result<(), ClientError> {
         let clock = Clock::local();
-        let mut connected = connection::connect(&self.config.addr, self.config.connect_timeout)?;
+        let mut connected = connection::connect(
+            &self.config.addr,
+            &self.config.addrs,
+            self.config.connect_timeout,
+        )?;
         let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
         connected
             .spawn_reader(net_tx)

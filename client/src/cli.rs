@@ -1,10 +1,12 @@
-//! Command-line arguments and the validated [`Config`] they become.
+//! Command-line arguments and the validated [`Config`] they become, or the
+//! [`UsageError`] that says why they cannot.
 
 use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
-use shared::names::{validate_nick, validate_room};
+use shared::names::{NameError, validate_nick, validate_room};
 
 /// How the client talks to the person (or script) in front of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +23,7 @@ pub enum Mode {
 #[derive(Debug, Parser)]
 #[command(name = "chat", version, about, long_about = None)]
 pub struct Args {
-    /// Server address, HOST:PORT.
+    /// Server address, HOST:PORT (a host name is tried at each address it resolves to).
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
     /// Nick to ask for after connecting (the server assigns guest-N otherwise).
@@ -44,8 +46,11 @@ pub struct Args {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Server address, HOST:PORT.
+    /// Server address as given, HOST:PORT; messages name the server by it.
     pub addr: String,
+    /// What `addr` resolved to, in the resolver's order; never empty. Connecting tries
+    /// each in turn and keeps the first that accepts.
+    pub addrs: Vec<SocketAddr>,
     /// Nick to ask for, if any.
     pub nick: Option<String>,
     /// Room to join first.
@@ -60,9 +65,10 @@ pub struct Config {
 
 impl Config {
     /// A piped-mode configuration for `addr` with the defaults, for tests and tools.
-    pub fn piped(addr: impl Into<String>) -> Self {
+    pub fn piped(addr: SocketAddr) -> Self {
         Config {
-            addr: addr.into(),
+            addr: addr.to_string(),
+            addrs: vec![addr],
             nick: None,
             room: "lobby".to_owned(),
             mode: Mode::Piped,
@@ -72,22 +78,94 @@ impl Config {
     }
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("--{name} must be a non-negative number of seconds"))
+/// Why the command line cannot start a session: a usage error, which `chat` reports as
+/// one line and exit code 2 ([`crate::error::EXIT_USAGE`]), before connecting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// clap refused the arguments: an unknown flag, a value of the wrong type, a missing
+    /// value.
+    #[error("{}", clap_message(.0))]
+    Parse(clap::Error),
+    /// `--addr` is not `HOST:PORT`, or its host did not resolve to any address.
+    #[error("--addr {addr}: {reason}")]
+    Addr {
+        /// What was given.
+        addr: String,
+        /// Why it did not resolve.
+        reason: String,
+    },
+    /// `--nick` breaks the server's naming rules.
+    #[error("--nick: {0}")]
+    Nick(NameError),
+    /// `--room` breaks the server's naming rules.
+    #[error("--room: {0}")]
+    Room(NameError),
+    /// A number of seconds that cannot be waited: negative, not a number, too large, or
+    /// zero where a bound is needed.
+    #[error("--{flag} must be {expected} number of seconds, not {value}")]
+    Seconds {
+        /// The flag, without its dashes.
+        flag: &'static str,
+        /// "a positive" or "a non-negative".
+        expected: &'static str,
+        /// What was given.
+        value: f64,
+    },
+}
+
+/// `value` seconds as a duration; zero only if `zero_ok`.
+fn seconds(flag: &'static str, value: f64, zero_ok: bool) -> Result<Duration, UsageError> {
+    let err = || UsageError::Seconds {
+        flag,
+        expected: if zero_ok {
+            "a non-negative"
+        } else {
+            "a positive"
+        },
+        value,
+    };
+    let duration = Duration::try_from_secs_f64(value).map_err(|_| err())?;
+    if duration.is_zero() && !zero_ok {
+        return Err(err());
+    }
+    Ok(duration)
+}
+
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`) to every
+/// address the resolver gives, in its order.
+fn resolve(addr: &str) -> Result<Vec<SocketAddr>, UsageError> {
+    let err = |reason: String| UsageError::Addr {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| err(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(err("resolves to no address".into()));
+    }
+    Ok(addrs)
 }
 
 impl Args {
-    /// Checks the arguments and picks the mode from whether stdin and stdout are a
-    /// terminal.
-    pub fn into_config(self) -> Result<Config, String> {
+    /// Checks the arguments, resolves `--addr`, and picks the mode from whether stdin
+    /// and stdout are a terminal.
+    pub fn into_config(self) -> Result<Config, UsageError> {
         if let Some(nick) = &self.nick {
-            validate_nick(nick).map_err(|e| format!("--nick: {e}"))?;
+            validate_nick(nick).map_err(UsageError::Nick)?;
         }
-        validate_room(&self.room).map_err(|e| format!("--room: {e}"))?;
+        validate_room(&self.room).map_err(UsageError::Room)?;
+        let drain_timeout = seconds("wait", self.wait, true)?;
+        // A zero bound would fail every connect ("cannot set a 0 duration timeout").
+        let connect_timeout = seconds("connect-timeout", self.connect_timeout, false)?;
+        // Last: the only check that may have to wait (for a name server).
+        let addrs = resolve(&self.addr)?;
         let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         Ok(Config {
             addr: self.addr,
+            addrs,
             nick: self.nick,
             room: self.room,
             mode: if terminal && !self.plain {
@@ -95,10 +173,38 @@ impl Args {
             } else {
                 Mode::Piped
             },
-            drain_timeout: seconds("wait", self.wait)?,
-            connect_timeout: seconds("connect-timeout", self.connect_timeout)?,
+            drain_timeout,
+            connect_timeout,
         })
     }
+}
+
+/// clap's report of a refused command line on one line: its message without the
+/// `error: ` prefix, then the details it puts on further lines (the missing arguments, a
+/// tip), without the usage and the pointer to `--help`.
+fn clap_message(error: &clap::Error) -> String {
+    // `StyledStr`'s `Display` is plain text, without colour codes.
+    let rendered = error.render().to_string();
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') {
+                " "
+            } else if part.starts_with("tip:") {
+                "; "
+            } else {
+                ", "
+            });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -112,20 +218,41 @@ mod tests {
         assert_eq!(args.room, "lobby");
         let config = args.into_config().unwrap();
         assert_eq!(config.drain_timeout, Duration::from_secs(2));
-        assert!(
-            Args::parse_from(["chat", "--nick", "bad nick"])
-                .into_config()
-                .is_err()
+        assert_eq!(config.addrs, ["127.0.0.1:7878".parse().unwrap()]);
+        let refused = |args: &[&str]| Args::parse_from(args).into_config().unwrap_err();
+        assert!(matches!(
+            refused(&["chat", "--nick", "bad nick"]),
+            UsageError::Nick(_)
+        ));
+        assert!(matches!(
+            refused(&["chat", "--room", "a\x1bb"]),
+            UsageError::Room(_)
+        ));
+        assert_eq!(
+            refused(&["chat", "--wait=-1"]).to_string(),
+            "--wait must be a non-negative number of seconds, not -1"
         );
-        assert!(
-            Args::parse_from(["chat", "--room", "a\x1bb"])
-                .into_config()
-                .is_err()
+        assert_eq!(
+            refused(&["chat", "--connect-timeout", "0"]).to_string(),
+            "--connect-timeout must be a positive number of seconds, not 0"
         );
-        assert!(
-            Args::parse_from(["chat", "--wait=-1"])
-                .into_config()
-                .is_err()
-        );
+        assert!(matches!(
+            refused(&["chat", "--addr", "127.0.0.1"]),
+            UsageError::Addr { .. }
+        ));
+        let config = Args::parse_from(["chat", "--wait", "0"]).into_config();
+        assert_eq!(config.unwrap().drain_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn addr_takes_a_host_name() {
+        let config = Args::parse_from(["chat", "--addr", "localhost:7878"])
+            .into_config()
+            .unwrap();
+        assert_eq!(config.addr, "localhost:7878");
+        assert!(!config.addrs.is_empty());
+        for addr in &config.addrs {
+            assert!(addr.ip().is_loopback() && addr.port() == 7878, "{addr}");
+        }
     }
 }

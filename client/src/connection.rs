@@ -6,7 +6,7 @@
 //! keeps a server that stopped reading from hanging the client.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -179,17 +179,21 @@ fn read_loop(mut stream: TcpStream, mut decoder: FrameDecoder, events: &Sender<N
     let _ = events.send(NetEvent::Closed(cause));
 }
 
-/// Connects to `addr`, says `Hello`, and waits for `Welcome`, each step bounded by
-/// `timeout`.
-pub fn connect(addr: &str, timeout: Duration) -> Result<Connected, ClientError> {
+/// Connects to the first of `addrs` (what `addr` resolved to) that accepts, says
+/// `Hello`, and waits for `Welcome`, each step bounded by `timeout`. Errors name the
+/// server by `addr`.
+pub fn connect(
+    addr: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<Connected, ClientError> {
     let connect_error = |source: io::Error| ClientError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(connect_error)?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
     let mut stream = None;
-    for a in &addrs {
+    for a in addrs {
         match TcpStream::connect_timeout(a, timeout) {
             Ok(s) => {
                 stream = Some(s);

@@ -13,7 +13,8 @@ pub const EXIT_OK: u8 = 0;
 /// Exit code: a local failure (the terminal or standard input failed, a thread could not
 /// start).
 pub const EXIT_LOCAL: u8 = 1;
-/// Exit code: bad command-line arguments (clap's own convention).
+/// Exit code: bad command-line arguments (clap's own convention): what clap refuses,
+/// and every [`crate::cli::UsageError`] found after parsing, before connecting.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the server could not be reached or did not welcome us.
 pub const EXIT_CONNECT: u8 = 3;
@@ -28,7 +29,7 @@ pub const EXIT_PROTOCOL: u8 = 6;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The address did not resolve, or nothing accepted a TCP connection there. Check
+    /// Nothing accepted a TCP connection at any address `--addr` resolved to. Check
     /// that the server runs and `--addr` names its host and port.
     #[error("cannot connect to {addr}: {source}")]
     Connect {

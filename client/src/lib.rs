@@ -9,7 +9,7 @@
 //! (see [`error`] and `docs/CLIENT.md`).
 //!
 //! Layout:
-//! - [`cli`]: command-line arguments and the validated [`Config`].
+//! - [`cli`]: command-line arguments, the validated [`Config`] and [`UsageError`].
 //! - [`app`]: [`Client`] and the event loop joining input, network and Ctrl+C.
 //! - [`session`]: the session state machine: commands to frames, frames to lines.
 //! - [`connection`]: connect, handshake, frame writer and reader thread.
@@ -27,7 +27,7 @@ pub mod render;
 pub mod session;
 
 pub use app::{Client, Interrupter};
-pub use cli::{Args, Config, Mode};
+pub use cli::{Args, Config, Mode, UsageError};
 pub use error::ClientError;
 
 /// Runs a client until the session ends; see [`Client::run`].

@@ -5,11 +5,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use client::cli::UsageError;
 use client::error::{EXIT_LOCAL, EXIT_USAGE};
 use client::{Args, Client};
 
 fn main() -> ExitCode {
-    let config = match Args::parse().into_config() {
+    let args = match Args::try_parse() {
+        // --help and --version: clap prints them to stdout and exits 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        args => args.map_err(UsageError::Parse),
+    };
+    let config = match args.and_then(Args::into_config) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("chat: {e}");

@@ -181,17 +181,53 @@ fn end_of_input_waits_for_the_echo_reply_then_says_goodbye() {
 }
 
 #[test]
-fn bad_arguments_exit_2_before_connecting() {
-    // Nothing listens there; a usage error must be reported before any connect.
-    let addr = "127.0.0.1:9".parse().unwrap();
-    for args in [
-        &["--nick", "bad nick"][..],
-        &["--room", ""],
-        &["--frobnicate"],
-    ] {
-        let chat = Chat::spawn("usage", addr, args);
-        let (status, _, stderr) = chat.finish();
+fn bad_arguments_exit_2_with_one_line_before_connecting() {
+    // Nothing listens on port 9; a usage error must be reported before any connect.
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "127.0.0.1:9",
+            &["--nick", "bad nick"],
+            "chat: --nick: name contains ' '",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--room", ""],
+            "chat: --room: name is empty",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--frobnicate"],
+            "chat: unexpected argument '--frobnicate'",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--nick"],
+            "chat: a value is required for '--nick",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--wait", "soon"],
+            "chat: invalid value 'soon' for '--wait",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--wait=-1"],
+            "chat: --wait must be a non-negative number",
+        ),
+        (
+            "127.0.0.1:9",
+            &["--connect-timeout", "0"],
+            "chat: --connect-timeout must be a positive number",
+        ),
+        ("127.0.0.1", &[], "chat: --addr 127.0.0.1: "),
+        ("127.0.0.1:99999", &[], "chat: --addr 127.0.0.1:99999: "),
+    ];
+    for (addr, args, expected) in cases {
+        let chat = Chat::spawn_at("usage", addr, args);
+        let (status, stdout, stderr) = chat.finish();
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(!stderr.contains("connect"), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(stderr.starts_with(expected), "{args:?}: {stderr:?}");
     }
 }

@@ -42,6 +42,17 @@ fn two_clients_chat_in_a_room_and_by_direct_message() {
 }
 
 #[test]
+fn addr_takes_a_host_name() {
+    let server = TestServer::start();
+    let addr = format!("localhost:{}", server.addr.port());
+    let mut chat = Chat::spawn_at("localhost", &addr, &["--nick", "local"]);
+    chat.expect("[lobby] * local joined");
+    chat.close_stdin();
+    let (status, _, stderr) = chat.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
 fn echo_prints_three_times_and_the_round_trip() {
     let server = TestServer::start();
     let mut chat = Chat::spawn("echo", server.addr, &[]);

@@ -32,9 +32,14 @@ pub struct Chat {
 impl Chat {
     /// Starts `chat --addr ADDR ARGS...` with stdin, stdout and stderr piped.
     pub fn spawn(name: &str, addr: SocketAddr, args: &[&str]) -> Chat {
+        Chat::spawn_at(name, &addr.to_string(), args)
+    }
+
+    /// [`Chat::spawn`] with `--addr` as given: a host name, or not an address at all.
+    pub fn spawn_at(name: &str, addr: &str, args: &[&str]) -> Chat {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
             .arg("--addr")
-            .arg(addr.to_string())
+            .arg(addr)
             .args(args)
             .env("TZ", "UTC")
             .stdin(Stdio::piped())
