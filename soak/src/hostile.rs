@@ -115,7 +115,7 @@ impl Default for HostileConfig {
 #[non_exhaustive]
 pub enum HostileError {
     /// Creating the poller failed (out of file descriptors?).
-    #[error("cannot create the poller: {0}")]
+    #[error("cannot create the poller")]
     Poll(#[source] io::Error),
     /// Nothing to run: no connections, or no kinds.
     #[error("nothing to run: give --connections above 0 and at least one kind")]

@@ -13,7 +13,7 @@ use shared::{ErrorCode, Frame, FrameDecoder, PROTOCOL_VERSION};
 #[non_exhaustive]
 pub enum ProbeError {
     /// Connecting, reading or writing failed: is the server running at that address?
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The server closed the connection before answering.
     #[error("the server closed the connection")]
@@ -22,7 +22,7 @@ pub enum ProbeError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     /// The server sent bytes that are not a valid frame.
-    #[error("undecodable frame from the server: {0}")]
+    #[error("undecodable frame from the server")]
     Decode(#[from] shared::DecodeError),
     /// The server refused with an error frame (for example 300: server full).
     #[error("the server answered error {code}: {text}")]
