@@ -126,19 +126,48 @@ pub struct RunArgs {
     pub check: bool,
 }
 
-/// Why the command line does not make a runnable configuration.
+/// Why the command line does not make a runnable configuration: a usage error, which
+/// `hostile` reports as one line and exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    /// The address did not resolve.
-    #[error("--addr {0}: does not resolve to an address")]
-    Addr(String),
+    /// clap refused the arguments: an unknown flag, a value of the wrong type, a missing
+    /// value.
+    #[error("{}", clap_message(.0))]
+    Parse(clap::Error),
+    /// `--addr` is not `HOST:PORT`, or its host did not resolve to any address.
+    #[error("--addr {addr}: {reason}")]
+    Addr {
+        /// What was given.
+        addr: String,
+        /// Why it did not resolve.
+        reason: String,
+    },
     /// A kind name is unknown.
     #[error(transparent)]
     Kind(#[from] crate::kind::UnknownKind),
     /// No kinds or no connections.
     #[error("give at least one kind and --connections above 0")]
     Empty,
+    /// `drain --clients 0`: nothing would be checked, and the verdict would be a pass.
+    #[error("--clients must be at least 1")]
+    NoClients,
+    /// A rate that is zero, negative or not a number.
+    #[error("--{flag} must be positive, not {value}")]
+    BadRate {
+        /// The flag, without its dashes.
+        flag: &'static str,
+        /// What was given.
+        value: f64,
+    },
+}
+
+/// `value` if it is a usable rate (positive; infinite means as fast as possible).
+fn rate(flag: &'static str, value: f64) -> Result<f64, CliError> {
+    if value.is_nan() || value <= 0.0 {
+        return Err(CliError::BadRate { flag, value });
+    }
+    Ok(value)
 }
 
 impl RunArgs {
@@ -153,14 +182,14 @@ impl RunArgs {
             connections: self.connections,
             kinds,
             duration: self.duration,
-            connect_rate: self.connect_rate,
+            connect_rate: rate("connect-rate", self.connect_rate)?,
             cycle: !self.once,
             cycle_delay: self.cycle_delay,
             grace: self.grace,
             answer_timeout: self.answer_timeout,
             room: self.room,
             talkers: self.talkers,
-            talk_rate: self.talk_rate,
+            talk_rate: rate("talk-rate", self.talk_rate)?,
             talk_size: self.talk_size,
             slow_interval: self.slow_interval,
             hold: self.hold,
@@ -175,26 +204,61 @@ impl RunArgs {
 pub fn drain_config(
     addr: &str,
     clients: usize,
-    rate: f64,
+    rate_value: f64,
     max_duration: Duration,
 ) -> Result<DrainConfig, CliError> {
+    if clients == 0 {
+        return Err(CliError::NoClients);
+    }
     Ok(DrainConfig {
         addr: resolve(addr)?,
         clients,
-        rate,
+        rate: rate("rate", rate_value)?,
         max_duration,
     })
 }
 
-/// Resolves `host:port` to its first address.
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`) to its first address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
+    let err = |reason: String| CliError::Addr {
+        addr: addr.to_owned(),
+        reason,
+    };
     addr.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| CliError::Addr(addr.to_owned()))
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("resolves to no address".into()))
 }
 
 pub use shared::units::parse_duration;
+
+/// clap's report of a refused command line on one line: its message without the
+/// `error: ` prefix, then the details it puts on further lines (the missing arguments, a
+/// tip), without the usage and the pointer to `--help`.
+fn clap_message(error: &clap::Error) -> String {
+    // `StyledStr`'s `Display` is plain text, without colour codes.
+    let rendered = error.render().to_string();
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') {
+                " "
+            } else if part.starts_with("tip:") {
+                "; "
+            } else {
+                ", "
+            });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
+}
 
 #[cfg(test)]
 mod tests {
@@ -228,7 +292,36 @@ mod tests {
         assert!(matches!(cli.run.into_config(), Err(CliError::Kind(_))));
         let cli = Cli::try_parse_from(["hostile", "--connections", "0"]).unwrap();
         assert!(matches!(cli.run.into_config(), Err(CliError::Empty)));
+        let cli = Cli::try_parse_from(["hostile", "--connect-rate", "0"]).unwrap();
+        assert!(matches!(
+            cli.run.into_config(),
+            Err(CliError::BadRate {
+                flag: "connect-rate",
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from(["hostile", "--addr", "127.0.0.1"]).unwrap();
+        assert!(matches!(cli.run.into_config(), Err(CliError::Addr { .. })));
         assert!(parse_duration("3 weeks").is_err());
         assert!(Cli::try_parse_from(["hostile", "stats", "--addr", "x:1"]).is_ok());
+    }
+
+    #[test]
+    fn drain_flags_are_checked() {
+        assert!(drain_config("127.0.0.1:9", 2, 10.0, Duration::from_secs(1)).is_ok());
+        assert!(matches!(
+            drain_config("127.0.0.1:9", 0, 10.0, Duration::from_secs(1)),
+            Err(CliError::NoClients)
+        ));
+        assert!(matches!(
+            drain_config("127.0.0.1:9", 2, f64::NAN, Duration::from_secs(1)),
+            Err(CliError::BadRate { flag: "rate", .. })
+        ));
+    }
+
+    #[test]
+    fn addr_takes_a_host_name() {
+        let addr = resolve("localhost:7878").unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 7878, "{addr}");
     }
 }

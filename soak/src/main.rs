@@ -5,20 +5,38 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use soak::cli::{Cli, Command, drain_config, resolve};
+use soak::HostileError;
+use soak::cli::{Cli, CliError, Command, drain_config, resolve};
+
+/// Exit code of a command line that cannot run (clap's own code).
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    match run() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version: clap prints them to stdout and exits 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => return fail(&CliError::Parse(e).into()),
+    };
+    match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("hostile: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+/// Reports `e` on one line; a command line that cannot run exits 2, any other failure 1.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("hostile: {e:#}");
+    let usage =
+        e.is::<CliError>() || matches!(e.downcast_ref::<HostileError>(), Some(HostileError::Empty));
+    if usage {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Stats { addr, timeout }) => {
             let addr = resolve(&addr)?;

@@ -1,5 +1,5 @@
 //! Helpers: an in-process server on 127.0.0.1:0 that is shut down and joined on drop,
-//! and a hostile config aimed at it.
+//! a hostile config aimed at it, and the built `hostile` binary.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -99,4 +99,41 @@ pub fn once(
         answer_timeout: Duration::from_secs(10),
         ..HostileConfig::default()
     }
+}
+
+/// What a finished `hostile` process left: its exit code, stdout and stderr.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The only line on stderr; fails the test if there are none or several.
+    pub fn stderr_line(&self) -> &str {
+        let mut lines = self.stderr.lines();
+        match (lines.next(), lines.next()) {
+            (Some(line), None) => line,
+            _ => panic!("expected one line on stderr, got {:?}", self.stderr),
+        }
+    }
+}
+
+/// Runs the built `hostile` with `args` and waits for it.
+pub fn run_hostile(args: &[&str]) -> Finished {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hostile"))
+        .args(args)
+        .output()
+        .expect("run hostile");
+    Finished {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A 127.0.0.1 port nobody listens on: bound, noted, released.
+pub fn closed_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
