@@ -34,6 +34,10 @@ pub struct Config {
     pub flood_close_after: Duration,
     /// Batching window under load; zero disables it. See `Worker::run`.
     pub coalesce: Duration,
+    /// A connection that sends nothing this long after connecting is taken to be a
+    /// person: it is greeted in text mode. Zero disables it (text clients are then
+    /// greeted after their first line).
+    pub greet_after: Duration,
     /// Silence after which a connection is closed; a ping is sent at half of it.
     pub idle_timeout: Duration,
     /// How long a graceful shutdown waits for queued output to drain.
@@ -56,6 +60,7 @@ impl Default for Config {
             rate_burst: 2000,
             flood_close_after: Duration::from_secs(30),
             coalesce: Duration::ZERO,
+            greet_after: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(240),
             shutdown_timeout: Duration::from_secs(5),
             log_interval: Duration::from_secs(10),

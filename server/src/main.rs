@@ -70,6 +70,10 @@ struct Cli {
     /// worker a message passes. 0 disables it.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     coalesce: Duration,
+    /// Greet a connection that has sent nothing this long as a person, in text mode
+    /// (binary clients send their Hello at once); 0 waits for a first line.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    greet_after: Duration,
     /// Close connections silent this long (a ping goes out at half); 0 disables.
     #[arg(long, default_value = "240s", value_parser = parse_duration)]
     idle_timeout: Duration,
@@ -121,6 +125,7 @@ impl Cli {
             rate_burst: self.rate_burst,
             flood_close_after: self.flood_close_after,
             coalesce: self.coalesce,
+            greet_after: self.greet_after,
             idle_timeout: self.idle_timeout,
             shutdown_timeout: self.shutdown_timeout,
             log_interval: self.log_interval,

@@ -47,20 +47,30 @@ fn bad_flags_are_clear_errors() {
         .args(["--idle-timeout", "soon"])
         .output()
         .expect("run server");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a duration"));
     let out = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["--workers", "0", "--bind", "127.0.0.1:0"])
         .output()
         .expect("run server");
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "range checks are usage errors too"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--bind", "no-such-host.invalid:7878"])
+        .output()
+        .expect("run server");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-host.invalid"));
     for (flag, value) in [("--coalesce", "20ms"), ("--flood-close-after", "0")] {
         let out = Command::new(env!("CARGO_BIN_EXE_server"))
             .args([flag, value, "--bind", "127.0.0.1:0"])
             .output()
             .expect("run server");
-        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value} accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(flag));
     }
 }
@@ -128,7 +138,7 @@ fn starts_exactly_n_workers_and_exits_zero_on_sigterm() {
     }
 }
 
-/// Regression (review finding 4): a closed stderr must not stop a graceful shutdown.
+/// A closed stderr must not stop a graceful shutdown.
 #[test]
 fn sigterm_shuts_down_even_with_stderr_closed() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
@@ -163,4 +173,111 @@ fn sigterm_shuts_down_even_with_stderr_closed() {
         assert!(start.elapsed() < TIMEOUT, "server ignored SIGTERM");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Starts the binary with `args`; returns it and the address it printed.
+fn start(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStderr>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr, stderr)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_second_server_on_a_taken_address_exits_1_unless_told_to_share_it() {
+    let (first, addr, _) = start(&["--bind", "127.0.0.1:0", "--workers", "1", "-q"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--bind", &addr, "--workers", "1", "-q"])
+        .output()
+        .expect("run second server");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use") && stderr.contains("--share-port"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it never said it was listening");
+    // On purpose, both share it.
+    let (second, shared_addr, _) =
+        start(&["--bind", &addr, "--workers", "1", "-q", "--share-port"]);
+    assert_eq!(shared_addr, addr);
+    stop(second);
+    stop(first);
+}
+
+#[test]
+fn bind_takes_a_host_name() {
+    let (child, addr, _) = start(&["--bind", "localhost:0", "--workers", "1", "-q"]);
+    let mut client = TcpStream::connect(&addr).expect("connect");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    client.write_all(b"/echo x\n").expect("send");
+    let mut reader = BufReader::new(client);
+    let mut line = String::new();
+    while !line.ends_with(":x\n") {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "closed early"
+        );
+    }
+    stop(child);
+}
+
+#[test]
+fn turning_connections_away_is_logged_with_a_count() {
+    let (child, addr, mut stderr) = start(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--max-connections",
+        "1",
+        "--log-interval",
+        "0",
+    ]);
+    let _kept = TcpStream::connect(&addr).expect("connect");
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.write_all(b"hi\n").expect("send");
+        refused.push(c);
+    }
+    let start = Instant::now();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "stderr closed"
+        );
+        if line.contains("turned connections away: server full") {
+            assert!(line.contains("count=3"), "{line}");
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "no notice");
+    }
+    stop(child);
 }

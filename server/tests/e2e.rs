@@ -1073,7 +1073,7 @@ fn shutdown_tells_everyone_and_delivers_what_was_queued() {
     let lines = text.drain_until_closed();
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("* server shutting down: server shutting down")
+        Some("* server shutting down: stopped by its operator")
     );
     stopper.join().unwrap();
     assert!(
@@ -1263,4 +1263,102 @@ fn stopping_a_running_server_waits_for_a_clean_exit() {
         matches!(frames.last(), Some(Frame::Shutdown { .. })),
         "{frames:?}"
     );
+}
+
+#[test]
+fn a_person_who_connects_and_waits_is_greeted_in_text() {
+    let server = TestServer::with(|c| c.greet_after = Duration::from_millis(200));
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.starts_with("* welcome, you are guest-"), "{line:?}");
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.starts_with("[lobby] * guest-"), "{line:?}");
+}
+
+#[test]
+fn a_binary_client_that_says_hello_at_once_is_never_greeted_in_text() {
+    let server = TestServer::with(|c| c.greet_after = Duration::from_millis(200));
+    let mut client = BinClient::connect(server.addr);
+    std::thread::sleep(Duration::from_millis(1500));
+    client.send(&Frame::Ping { token: 9 });
+    assert_eq!(client.recv(), Frame::Pong { token: 9 });
+}
+
+#[test]
+fn a_slow_reader_gets_a_stream_that_ends_on_a_frame_boundary_with_error_301() {
+    const MESSAGES: usize = 4000;
+    let server = TestServer::with(|c| {
+        c.max_pending = 64 << 10;
+        c.rate_limit = 0;
+    });
+    let mut sender = BinClient::named(server.addr, "sender");
+    sender.join("flood");
+    let mut slow = BinClient::named(server.addr, "slow");
+    slow.join("flood");
+    sender.expect(|f| matches!(f, Frame::Joined { nick, .. } if nick == "slow"));
+    // The sender floods from its own thread and drains its own copies meanwhile.
+    let flood = std::thread::spawn(move || {
+        let say = Frame::Say {
+            room: "flood".into(),
+            text: "y".repeat(3000),
+        }
+        .to_bytes()
+        .unwrap();
+        let mut writer = sender.stream.try_clone().unwrap();
+        let reader = std::thread::spawn(move || sender.drain_until_closed().len());
+        // Paced so that the sender, draining its own copies, keeps up.
+        for n in 0..MESSAGES {
+            if writer.write_all(&say).is_err() {
+                break;
+            }
+            if n % 8 == 7 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // The sender may have been cut off as well: only the slow member is judged.
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+        reader.join().unwrap()
+    });
+    // The slow member reads, but far slower than the room talks: 8 KiB every 10 ms.
+    let mut decoder = shared::FrameDecoder::new(1 << 21);
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 8 << 10];
+    loop {
+        match std::io::Read::read(&mut slow.stream, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => decoder.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                panic!("reset: the stream must end with a FIN")
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+        while let Some(frame) = decoder.decode().expect("the stream stays decodable") {
+            frames.push(frame);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(decoder.buffered(), 0, "the stream ended mid-frame");
+    assert!(
+        matches!(frames.last(), Some(f) if is_error(f, ErrorCode::SLOW_CONSUMER)),
+        "last frame {:?} of {}",
+        frames.last(),
+        frames.len()
+    );
+    assert!(frames.len() < MESSAGES, "it was cut off before the end");
+    flood.join().unwrap();
+    drop(slow);
+    let start = Instant::now();
+    while server.stat("closed_slow_consumer") == 0 {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the slow member was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

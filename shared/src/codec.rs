@@ -251,6 +251,14 @@ impl ConnectionDecoder {
         }
     }
 
+    /// Takes a peer that has sent nothing yet to speak text (a person who waits to be
+    /// greeted). Does nothing once the mode is known.
+    pub fn assume_text(&mut self) {
+        if let ConnectionDecoder::Detecting(limits) = *self {
+            *self = ConnectionDecoder::Text(LineDecoder::new(limits.max_line));
+        }
+    }
+
     /// Bytes buffered but not yet decoded.
     pub fn buffered(&self) -> usize {
         match self {

@@ -96,8 +96,10 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, CommandError> {
     };
     let command = match (name.as_str(), words.as_slice()) {
         ("nick", [nick]) => Command::Nick((*nick).to_owned()),
+        ("nick", [_, _, ..]) => return Err(usage("/nick NAME (a nick has no spaces)")),
         ("nick", _) => return Err(usage("/nick NAME")),
         ("join", [room]) => Command::Join((*room).to_owned()),
+        ("join", [_, _, ..]) => return Err(usage("/join ROOM (a room name has no spaces)")),
         ("join", _) => return Err(usage("/join ROOM")),
         ("leave", []) => Command::Leave(None),
         ("leave", [room]) => Command::Leave(Some((*room).to_owned())),
@@ -399,9 +401,9 @@ mod tests {
     fn bad_arguments_give_usage() {
         for (line, usage) in [
             ("/nick", "usage: /nick NAME"),
-            ("/nick a b", "usage: /nick NAME"),
+            ("/nick a b", "usage: /nick NAME (a nick has no spaces)"),
             ("/join", "usage: /join ROOM"),
-            ("/join a b", "usage: /join ROOM"),
+            ("/join a b", "usage: /join ROOM (a room name has no spaces)"),
             ("/leave a b", "usage: /leave [ROOM]"),
             ("/rooms x", "usage: /rooms"),
             ("/who a b", "usage: /who [ROOM]"),

@@ -432,7 +432,16 @@ impl Worker {
 
     pub(super) fn housekeeping(&mut self, now: Instant) {
         let idle_timeout = self.shared.config.idle_timeout;
+        let greet_after = self.shared.config.greet_after;
         for slot in 0..self.conns.slots() {
+            let silent_newcomer = self.conns.get(slot).is_some_and(|c| {
+                c.state() == ConnState::Detecting { reject: false }
+                    && !greet_after.is_zero()
+                    && now.saturating_duration_since(c.accepted_at) >= greet_after
+            });
+            if silent_newcomer && self.phase == super::Phase::Running {
+                self.greet_silent(slot, now);
+            }
             let Some(mut conn) = self.conns.take(slot) else {
                 continue;
             };
@@ -458,6 +467,20 @@ impl Worker {
             }
             self.put_back(slot, conn);
         }
+    }
+
+    /// A newcomer that has sent nothing for `--greet-after` is a person waiting to be
+    /// greeted: unless a last read finds its first bytes, it is taken to speak text.
+    fn greet_silent(&mut self, slot: usize, now: Instant) {
+        self.service_read(slot, now, false);
+        let Some(mut conn) = self.conns.take(slot) else {
+            return;
+        };
+        if conn.state() == (ConnState::Detecting { reject: false }) {
+            conn.decoder.assume_text();
+            self.on_first_bytes(&mut conn);
+        }
+        self.put_back(slot, conn);
     }
 
     /// Puts a connection taken out of the table back, closing or flushing it as its

@@ -66,8 +66,13 @@ impl Worker {
                 let deadline = now
                     .checked_add(self.shared.config.shutdown_timeout)
                     .unwrap_or(now + Duration::from_secs(3600));
+                let reason = if self.shared.failure().is_some() {
+                    "internal failure, it should restart"
+                } else {
+                    "stopped by its operator"
+                };
                 let notice = Frame::Shutdown {
-                    reason: "server shutting down".to_owned(),
+                    reason: reason.to_owned(),
                 };
                 for slot in 0..self.conns.slots() {
                     let Some(mut conn) = self.conns.take(slot) else {
