@@ -23,6 +23,13 @@ pub struct Config {
     pub max_connections: usize,
     /// Frame and line limits enforced by the decoders.
     pub limits: Limits,
+    /// Bytes held in incomplete inbound frames and lines, all connections together.
+    /// Past it the server reads no connection beyond 16 KiB of incomplete input until
+    /// the total falls, so the large holders wait instead of memory growing.
+    pub max_inbound: usize,
+    /// An incomplete frame or line must complete within this long, or its connection
+    /// is closed with error 302. Zero disables the limit.
+    pub frame_timeout: Duration,
     /// Queued outbound bytes per connection before it is closed as a slow consumer.
     pub max_pending: usize,
     /// Messages per second per connection (token bucket refill); 0 disables the limit.
@@ -55,6 +62,8 @@ impl Default for Config {
             backlog: 1024,
             max_connections: 10_000,
             limits: Limits::default(),
+            max_inbound: 64 << 20,
+            frame_timeout: Duration::from_secs(30),
             max_pending: 1 << 20,
             rate_limit: 1000,
             rate_burst: 2000,

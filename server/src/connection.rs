@@ -106,6 +106,12 @@ pub(crate) struct Connection {
     pub(crate) bucket: TokenBucket,
     /// Since when the connection has been continuously held back by the rate limit.
     pub(crate) throttled_since: Option<Instant>,
+    /// Bytes of incomplete input this connection has counted in the server's inbound
+    /// total (`Stats::inbound`).
+    pub(crate) held: usize,
+    /// Since when its buffered input has held an incomplete frame or line without any
+    /// complete one being decoded.
+    pub(crate) partial_since: Option<Instant>,
     /// Its place in the connection counts, released when the connection is dropped.
     _permit: Permit,
 }
@@ -138,6 +144,8 @@ impl Connection {
             pinged: false,
             bucket,
             throttled_since: None,
+            held: 0,
+            partial_since: None,
             _permit: permit,
         }
     }
@@ -248,6 +256,26 @@ impl Connection {
     /// Whether a closing deadline has passed.
     pub(crate) fn deadline_passed(&self, now: Instant) -> bool {
         matches!(self.state, ConnState::Closing(Closing { deadline: Some(d), .. }) if now >= d)
+    }
+
+    /// Brings this connection's share of the server's inbound total (`total`) up to
+    /// date with what its decoder holds. Touches the shared counter only when the
+    /// share changes, so reads that end on a frame boundary never do.
+    pub(crate) fn account_held(&mut self, total: &std::sync::atomic::AtomicU64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.decoder.buffered();
+        if now > self.held {
+            total.fetch_add((now - self.held) as u64, Relaxed);
+        } else if now < self.held {
+            total.fetch_sub((self.held - now) as u64, Relaxed);
+        }
+        self.held = now;
+    }
+
+    /// Gives back this connection's share of the inbound total (at close).
+    pub(crate) fn release_held(&mut self, total: &std::sync::atomic::AtomicU64) {
+        total.fetch_sub(self.held as u64, std::sync::atomic::Ordering::Relaxed);
+        self.held = 0;
     }
 
     /// Queued outbound bytes.

@@ -54,6 +54,14 @@ struct Cli {
     /// Queued outbound bytes per connection before it is closed as a slow consumer.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_pending: usize,
+    /// Bytes held in incomplete inbound frames, all connections together; past it no
+    /// connection is read beyond 16KiB of incomplete input until it falls.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    max_inbound: usize,
+    /// Close a connection whose frame or line stays incomplete this long (error 302);
+    /// 0 disables.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    frame_timeout: Duration,
     /// Messages per second per connection (token bucket); 0 disables the limit.
     #[arg(long, default_value_t = 1000)]
     rate_limit: u32,
@@ -102,6 +110,10 @@ impl Cli {
         );
         anyhow::ensure!(self.max_line >= 16, "--max-line must be at least 16 bytes");
         anyhow::ensure!(
+            self.max_inbound >= self.max_frame,
+            "--max-inbound must be at least --max-frame"
+        );
+        anyhow::ensure!(
             self.coalesce <= MAX_COALESCE,
             "--coalesce must be at most {}ms",
             MAX_COALESCE.as_millis()
@@ -121,6 +133,8 @@ impl Cli {
                 max_line: self.max_line,
             },
             max_pending: self.max_pending,
+            max_inbound: self.max_inbound,
+            frame_timeout: self.frame_timeout,
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
             flood_close_after: self.flood_close_after,

@@ -27,11 +27,13 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// The server was at `--max-connections`.
     ServerFull,
+    /// A frame or line stayed incomplete past `--frame-timeout`.
+    StalledFrame,
 }
 
 impl CloseReason {
     /// Every reason, in the order stats report them.
-    pub(crate) const ALL: [CloseReason; 9] = [
+    pub(crate) const ALL: [CloseReason; 10] = [
         CloseReason::Goodbye,
         CloseReason::Eof,
         CloseReason::Reset,
@@ -41,6 +43,7 @@ impl CloseReason {
         CloseReason::Idle,
         CloseReason::Shutdown,
         CloseReason::ServerFull,
+        CloseReason::StalledFrame,
     ];
 
     /// Name used in logs and stats.
@@ -55,6 +58,7 @@ impl CloseReason {
             CloseReason::Idle => "idle",
             CloseReason::Shutdown => "shutdown",
             CloseReason::ServerFull => "server_full",
+            CloseReason::StalledFrame => "stalled_frame",
         }
     }
 
@@ -84,6 +88,8 @@ pub(crate) struct WorkerStats {
     pub(crate) coalesce_waits: AtomicU64,
     /// Times a connection began to be held back by the rate limit.
     pub(crate) rate_limited: AtomicU64,
+    /// Times a connection was left unread because the inbound budget was full.
+    pub(crate) parked: AtomicU64,
     closes: [AtomicU64; CloseReason::ALL.len()],
     /// Deliveries sent to this worker and not yet handled: added by the sender before
     /// it sends, taken off by this worker as it drains its channel.
@@ -127,6 +133,10 @@ pub(crate) struct Stats {
     pub(crate) refused: AtomicU64,
     /// Failed accepts (such as EMFILE), each followed by a pause.
     pub(crate) accept_errors: AtomicU64,
+    /// Bytes held in incomplete inbound frames and lines, all connections together.
+    /// Changed only when a connection's held bytes change to or from a non-zero value,
+    /// so the common case (a read that ends on a frame boundary) never touches it.
+    pub(crate) inbound: CachePadded<AtomicU64>,
 }
 
 impl Stats {
@@ -137,6 +147,7 @@ impl Stats {
             workers: (0..workers).map(|_| WorkerStats::default()).collect(),
             refused: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            inbound: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
@@ -173,6 +184,8 @@ impl Stats {
             ("coalesce_waits".to_owned(), self.sum(|w| &w.coalesce_waits)),
             ("rate_limited".to_owned(), self.rate_limited()),
             ("accept_errors".to_owned(), self.accept_errors.load(Relaxed)),
+            ("inbound_bytes".to_owned(), self.inbound.load(Relaxed)),
+            ("inbound_parked".to_owned(), self.sum(|w| &w.parked)),
         ];
         for (i, w) in self.workers.iter().enumerate() {
             out.push((

@@ -1362,3 +1362,76 @@ fn a_slow_reader_gets_a_stream_that_ends_on_a_frame_boundary_with_error_301() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A binary frame's first `part` bytes for an echo of `len` bytes.
+fn echo_prefix(len: usize, part: usize) -> Vec<u8> {
+    let mut bytes = Frame::Echo {
+        payload: Bytes::from(vec![b'e'; len]),
+    }
+    .to_bytes()
+    .expect("an echo frame encodes")
+    .to_vec();
+    bytes.truncate(part);
+    bytes
+}
+
+#[test]
+fn a_frame_that_never_completes_is_closed_with_error_302() {
+    let server = TestServer::with(|c| c.frame_timeout = Duration::from_millis(500));
+    let mut stalled = BinClient::connect(server.addr);
+    let mut fine = BinClient::connect(server.addr);
+    stalled.send_raw(&echo_prefix(1000, 600));
+    let frames = stalled.drain_until_closed();
+    assert!(
+        matches!(frames.last(), Some(f) if is_error(f, ErrorCode::IDLE_TIMEOUT)),
+        "{frames:?}"
+    );
+    server.wait_stat("closed_stalled_frame", 1);
+    server.wait_stat("inbound_bytes", 0);
+    fine.send(&Frame::Ping { token: 1 });
+    assert_eq!(fine.recv(), Frame::Pong { token: 1 });
+}
+
+#[test]
+fn incomplete_frames_stay_within_the_inbound_budget_and_others_are_served() {
+    const HOLDERS: usize = 24;
+    const BUDGET: usize = 256 << 10;
+    let server = TestServer::with(|c| {
+        c.limits.max_frame = 128 << 10;
+        c.max_inbound = BUDGET;
+        c.frame_timeout = Duration::from_secs(2);
+    });
+    let mut holders: Vec<BinClient> = (0..HOLDERS)
+        .map(|_| BinClient::connect(server.addr))
+        .collect();
+    // Each holder sends 100 KiB of a 120 KiB frame: 2.4 MiB in all if nothing held
+    // them back.
+    let prefix = echo_prefix(120 << 10, 100 << 10);
+    for h in &mut holders {
+        h.send_raw(&prefix);
+    }
+    let start = Instant::now();
+    while server.stat("inbound_parked") == 0 {
+        assert!(start.elapsed() < TIMEOUT, "nobody was held back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let held = server.stat("inbound_bytes") as usize;
+    assert!(
+        held <= BUDGET + HOLDERS * (16 << 10),
+        "{held} bytes held, budget {BUDGET}"
+    );
+    // Someone with complete frames is served meanwhile.
+    let mut fine = BinClient::connect(server.addr);
+    fine.send(&Frame::Echo {
+        payload: Bytes::from_static(b"still here"),
+    });
+    assert!(
+        matches!(fine.recv(), Frame::EchoReply { payload, .. } if payload.as_ref() == b"still here")
+    );
+    // The stalled frames time out, and their bytes are given back.
+    for h in &mut holders {
+        let frames = h.drain_until_closed();
+        assert!(matches!(frames.last(), Some(f) if is_error(f, ErrorCode::IDLE_TIMEOUT)));
+    }
+    server.wait_stat("inbound_bytes", 0);
+}

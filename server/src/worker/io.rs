@@ -30,6 +30,7 @@ enum Buffered {
 enum Requeue {
     Backlog,
     Throttled,
+    Parked,
 }
 
 impl Worker {
@@ -110,8 +111,21 @@ impl Worker {
         }
     }
 
+    pub(super) fn retry_parked(&mut self, now: Instant) {
+        if self.parked.is_empty() || self.inbound_full() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.parked) {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.waiting = false;
+            }
+            self.service_read(slot, now, false);
+        }
+    }
+
     /// Reads and handles input of one connection until the socket is drained, the read
-    /// budget is spent, or the rate limit holds it back.
+    /// budget is spent, the rate limit holds it back, or the inbound budget is full and
+    /// it is one of the large holders.
     ///
     /// With `short_read_drains`, a read that returns less than asked for counts as having
     /// emptied the socket: new data makes a new edge, so the extra read that would only
@@ -160,7 +174,18 @@ impl Worker {
                 requeue = Some(Requeue::Backlog);
                 break;
             }
-            let want = budget.min(self.scratch.len());
+            let mut want = budget.min(self.scratch.len());
+            if self.inbound_full() {
+                // Over the budget, no connection grows past the small allowance: the
+                // ones already holding it wait until the total falls.
+                let room = super::LARGE_HOLDER.saturating_sub(conn.decoder.buffered());
+                if room == 0 {
+                    WorkerStats::add(&self.stats().parked, 1);
+                    requeue = Some(Requeue::Parked);
+                    break;
+                }
+                want = want.min(room);
+            }
             match conn.read_some(&mut self.scratch[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
                     socket_drained = short_read_drains && n < want;
@@ -190,6 +215,12 @@ impl Worker {
                 }
             }
         }
+        conn.account_held(&self.shared.stats.inbound);
+        if conn.held == 0 {
+            conn.partial_since = None;
+        } else if frames > 0 || conn.partial_since.is_none() {
+            conn.partial_since = Some(now);
+        }
         let closing_now = conn.closes_now();
         // A connection already waiting on a list is served from there; new readiness
         // edges must not queue it twice.
@@ -202,6 +233,7 @@ impl Worker {
         match requeue {
             Some(Requeue::Backlog) => self.backlog.push_back(slot),
             Some(Requeue::Throttled) => self.throttled.push(slot),
+            Some(Requeue::Parked) => self.parked.push(slot),
             None => {}
         }
         self.mark_dirty(slot);
@@ -420,6 +452,8 @@ impl Worker {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.backlog.retain(|&s| s != slot);
         self.throttled.retain(|&s| s != slot);
+        self.parked.retain(|&s| s != slot);
+        conn.release_held(&self.shared.stats.inbound);
         let stats = self.stats();
         stats.count_close(reason);
         stats
@@ -433,6 +467,7 @@ impl Worker {
     pub(super) fn housekeeping(&mut self, now: Instant) {
         let idle_timeout = self.shared.config.idle_timeout;
         let greet_after = self.shared.config.greet_after;
+        let frame_timeout = self.shared.config.frame_timeout;
         for slot in 0..self.conns.slots() {
             let silent_newcomer = self.conns.get(slot).is_some_and(|c| {
                 c.state() == ConnState::Detecting { reject: false }
@@ -453,6 +488,18 @@ impl Worker {
                 if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
                     self.refuse_full(&mut conn);
                 }
+            } else if !conn.is_closing()
+                && !frame_timeout.is_zero()
+                && conn
+                    .partial_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= frame_timeout)
+            {
+                let text = format!(
+                    "a frame stayed incomplete for {}s; closing",
+                    frame_timeout.as_secs()
+                );
+                let reason = CloseReason::StalledFrame;
+                self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, reason);
             } else if !conn.is_closing() && !idle_timeout.is_zero() {
                 let registered = conn.session.as_ref().is_some_and(Session::is_registered);
                 if silent >= idle_timeout {

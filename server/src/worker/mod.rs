@@ -58,6 +58,11 @@ const DRAIN_BUDGET: usize = 256;
 /// of the channel growing (see [`WorkerHandle::backlog`]).
 pub(crate) const BACKLOG_HIGH_WATER: usize = 64 * 1024;
 
+/// While the inbound budget (`--max-inbound`) is full, no connection is read past
+/// holding this much incomplete input: the large holders wait, small ones go on. So
+/// incomplete input stays under `--max-inbound` plus this much per connection.
+pub(crate) const LARGE_HOLDER: usize = 16 << 10;
+
 /// With `--coalesce`, a worker waits between turns only while events arrive at this
 /// many per window or more: below that, the wait costs a wake-up of its own without
 /// saving one.
@@ -251,6 +256,9 @@ pub(crate) struct Worker {
     backlog: VecDeque<usize>,
     /// Connections waiting for rate-limit tokens.
     throttled: Vec<usize>,
+    /// Large holders of incomplete input, left unread while the inbound budget is
+    /// full.
+    parked: Vec<usize>,
     /// Connections to close at the end of the turn.
     to_close: Vec<usize>,
     /// Deliveries for other workers, sent at the end of the turn.
@@ -284,6 +292,7 @@ impl Worker {
             dirty: Vec::new(),
             backlog: VecDeque::new(),
             throttled: Vec::new(),
+            parked: Vec::new(),
             to_close: Vec::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             effects: Vec::new(),
@@ -354,6 +363,7 @@ impl Worker {
             if running && !held_back {
                 self.retry_backlog(now);
                 self.retry_throttled(now);
+                self.retry_parked(now);
             }
             self.route_outbox();
             self.flush_dirty(now);
@@ -399,7 +409,7 @@ impl Worker {
             };
             timeout = timeout.min(wait);
         }
-        if self.phase != Phase::Running {
+        if self.phase != Phase::Running || !self.parked.is_empty() {
             timeout = timeout.min(Duration::from_millis(10));
         }
         for &slot in &self.throttled {
@@ -419,6 +429,11 @@ impl Worker {
             .iter()
             .enumerate()
             .any(|(i, w)| i != self.index && w.backlog() >= BACKLOG_HIGH_WATER as u64)
+    }
+
+    /// Whether incomplete input across the server has reached `--max-inbound`.
+    fn inbound_full(&self) -> bool {
+        self.shared.stats.inbound.load(Ordering::Relaxed) >= self.shared.config.max_inbound as u64
     }
 
     fn mark_dirty(&mut self, slot: usize) {

@@ -49,7 +49,8 @@ impl Worker {
                     self.phase = Phase::Quiescing;
                     self.shared.quiesced.fetch_add(1, Ordering::AcqRel);
                     // No more input is read, so nothing waits to be read any more.
-                    for slot in self.backlog.drain(..).chain(self.throttled.drain(..)) {
+                    let waiting = self.backlog.drain(..).chain(self.throttled.drain(..));
+                    for slot in waiting.chain(self.parked.drain(..)).collect::<Vec<_>>() {
                         if let Some(conn) = self.conns.get_mut(slot) {
                             conn.waiting = false;
                         }
