@@ -19,7 +19,8 @@ pub(crate) enum CloseReason {
     ProtocolError,
     /// The client's outbound queue passed `--max-pending`.
     SlowConsumer,
-    /// The client kept sending faster than the rate limit with its input buffer full.
+    /// The client was held back by the rate limit for `--flood-close-after` without a
+    /// break.
     Flood,
     /// The client stayed silent past `--idle-timeout`.
     Idle,

@@ -1112,7 +1112,7 @@ fn ipv6_loopback_works_where_available() {
     assert_eq!(c.recv(), Frame::Pong { token: 6 });
 }
 
-/// Regression (review finding 1): a frame of the largest legal size must not make its
+/// A frame of the largest legal size must not make its
 /// recipients slow consumers just because it exceeds `--max-pending` on its own.
 #[test]
 fn largest_legal_frames_reach_every_member() {
@@ -1143,7 +1143,7 @@ fn largest_legal_frames_reach_every_member() {
     assert_eq!(server.stat("closed_slow_consumer"), 0);
 }
 
-/// Regression (review finding 2): room and member lists are capped, and the rest is
+/// Room and member lists are capped, and the rest is
 /// counted in a notice, so the answer always fits.
 #[test]
 fn long_room_lists_are_capped_with_a_count() {
