@@ -18,7 +18,7 @@
 //!   connection count).
 //! - `session`: requests from both framings and the rules that turn them into effects,
 //!   without sockets.
-//! - `engine`: the engine seam and [`MemoryEngine`](engine::MemoryEngine).
+//! - `engine`: the engine seam and `MemoryEngine`.
 //! - `stats`: counters and close reasons.
 #![forbid(unsafe_code)]
 

@@ -55,7 +55,7 @@ const DRAIN_BUDGET: usize = 256;
 
 /// Deliveries waiting in a worker's channel past which the workers that feed it stop
 /// reading their own sockets for a turn, so the senders' TCP windows push back instead
-/// of the channel growing (see [`WorkerHandle::backlog`]).
+/// of the channel growing (see [`WorkerHandle`]).
 pub(crate) const BACKLOG_HIGH_WATER: usize = 64 * 1024;
 
 /// While the inbound budget (`--max-inbound`) is full, no connection is read past
