@@ -180,6 +180,12 @@ struct Conn {
     reset_on_close: bool,
     /// Non-reader: reads normally until then (a check, or the end of the run).
     reading_until: Option<Instant>,
+    /// A held connection's first bytes went out at connect (see [`Driver::prelude`]).
+    hello_sent: bool,
+    /// A held garbage connection's bytes after its first one, sent when the hold ends.
+    held_back: Bytes,
+    /// The kind's script has started (for a held connection: its hold is over).
+    misbehaving: bool,
 }
 
 /// Runs hostile clients as configured and reports what happened.
@@ -361,6 +367,9 @@ impl<'a> Driver<'a> {
             final_ok: false,
             reset_on_close: false,
             reading_until: None,
+            hello_sent: false,
+            held_back: Bytes::new(),
+            misbehaving: false,
         };
         self.next_generation += 1;
         if self
@@ -463,6 +472,7 @@ impl<'a> Driver<'a> {
             conn.connected = true;
             let held = Kind::PROTOCOL_ABUSE.contains(&conn.kind) && !self.config.hold.is_zero();
             if held {
+                self.prelude(token);
                 let millis = self.config.hold.as_millis() as u64;
                 let after = Duration::from_millis(self.rng.below(millis + 1));
                 self.timer_in(token, after, |token, generation| Timer::Start {
@@ -476,29 +486,80 @@ impl<'a> Driver<'a> {
         self.flush(token);
     }
 
-    /// Starts the kind's script once connected (and held, for the abuse kinds).
-    fn misbehave(&mut self, token: usize) {
+    /// What a held connection sends at once, before its hold: the server greets a
+    /// client that stays silent (`--greet-after`) as a person, in text, so a binary
+    /// client speaks first. Binary kinds send their `Hello`; garbage sends its first
+    /// byte, which fixes its framing, and keeps the rest for later.
+    fn prelude(&mut self, token: usize) {
+        let garbage = match self.conns[token].as_ref().map(|c| c.kind) {
+            Some(Kind::Garbage) => Some(self.garbage()),
+            _ => None,
+        };
         let Some(conn) = self.conns[token].as_mut() else {
             return;
         };
         match conn.kind {
             Kind::Garbage => {
-                let len = 64 + self.rng.below(2000) as usize;
-                let mut bytes = vec![0u8; len];
-                self.rng.fill(&mut bytes);
-                // Half start like a binary frame, half like text.
-                if self.rng.below(2) == 0 {
-                    bytes[0] = 0;
-                    conn.reader = Reader::Binary(FrameDecoder::new(READ_MAX_FRAME));
-                } else {
-                    bytes[0] = bytes[0].max(1);
+                if let Some(mut bytes) = garbage {
+                    if bytes.first() == Some(&0) {
+                        conn.reader = Reader::Binary(FrameDecoder::new(READ_MAX_FRAME));
+                    }
+                    conn.out.extend_from_slice(&bytes.split_to(1));
+                    conn.held_back = bytes;
                 }
-                bytes[len - 1] = b'\n';
+            }
+            Kind::Oversize | Kind::Torn | Kind::BadUtf8Frame => {
+                put_frame(&mut conn.out, &hello());
+                conn.hello_sent = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Random bytes ending in a newline; half start like a binary frame, half like text.
+    fn garbage(&mut self) -> Bytes {
+        let len = 64 + self.rng.below(2000) as usize;
+        let mut bytes = vec![0u8; len];
+        self.rng.fill(&mut bytes);
+        if self.rng.below(2) == 0 {
+            bytes[0] = 0;
+        } else {
+            bytes[0] = bytes[0].max(1);
+        }
+        bytes[len - 1] = b'\n';
+        Bytes::from(bytes)
+    }
+
+    /// Starts the kind's script once connected (and held, for the abuse kinds).
+    fn misbehave(&mut self, token: usize) {
+        let fresh_garbage = match self.conns[token].as_ref() {
+            Some(c) if c.kind == Kind::Garbage && c.held_back.is_empty() => Some(self.garbage()),
+            _ => None,
+        };
+        let Some(conn) = self.conns[token].as_mut() else {
+            return;
+        };
+        conn.misbehaving = true;
+        match conn.kind {
+            Kind::Garbage => {
+                let bytes = match fresh_garbage {
+                    Some(bytes) => {
+                        if bytes.first() == Some(&0) {
+                            conn.reader = Reader::Binary(FrameDecoder::new(READ_MAX_FRAME));
+                        }
+                        bytes
+                    }
+                    None => std::mem::take(&mut conn.held_back),
+                };
                 conn.out.extend_from_slice(&bytes);
                 self.answer_timeout(token);
             }
             Kind::Oversize | Kind::Torn | Kind::BadUtf8Frame => {
-                put_frame(&mut conn.out, &hello());
+                if !conn.hello_sent {
+                    put_frame(&mut conn.out, &hello());
+                    conn.hello_sent = true;
+                }
+                let mut close_now = false;
                 match conn.kind {
                     Kind::BadUtf8Frame => {
                         // Say { room: "lobby", text: FF FE }, written by hand.
@@ -510,8 +571,16 @@ impl<'a> Driver<'a> {
                     Kind::Torn => {
                         let echo = echo_frame(&[b't'; 48]);
                         conn.out.extend_from_slice(&echo[..echo.len() / 2]);
+                        // Welcomed during the hold: nothing more will come to close on.
+                        close_now = conn.welcomed;
                     }
+                    Kind::Oversize if conn.welcomed => put_oversize(conn),
                     _ => {}
+                }
+                if close_now {
+                    self.flush(token);
+                    self.finish(token, End::WeClosed);
+                    return;
                 }
                 self.answer_timeout(token);
             }
@@ -727,19 +796,14 @@ impl<'a> Driver<'a> {
                 conn.welcomed = true;
                 conn.max_frame = max_frame as usize;
                 match conn.kind {
-                    Kind::Oversize => {
-                        let len = conn.max_frame as u32 + 1;
-                        conn.out.put_u32(len);
-                        conn.out.put_u8(types::ECHO);
-                        conn.out.extend_from_slice(&[b'o'; 16]);
-                    }
+                    Kind::Oversize if conn.misbehaving => put_oversize(conn),
                     Kind::Partial => {
                         let len = PARTIAL_FRAME.min(conn.max_frame);
                         conn.out.put_u32(len as u32);
                         conn.out.put_u8(types::ECHO);
                         conn.out.extend_from_slice(&vec![b'p'; len / 2]);
                     }
-                    Kind::Torn => self.finish(token, End::WeClosed),
+                    Kind::Torn if conn.misbehaving => self.finish(token, End::WeClosed),
                     _ => {}
                 }
             }
@@ -969,6 +1033,15 @@ fn hello() -> Frame {
 /// Appends a frame; frames built here always fit their wire form.
 fn put_frame(out: &mut BytesMut, frame: &Frame) {
     let _ = frame.encode(out);
+}
+
+/// A frame header announcing one byte more than the server's `max_frame`, and a few
+/// body bytes the server must never wait for.
+fn put_oversize(conn: &mut Conn) {
+    let len = conn.max_frame as u32 + 1;
+    conn.out.put_u32(len);
+    conn.out.put_u8(types::ECHO);
+    conn.out.extend_from_slice(&[b'o'; 16]);
 }
 
 fn echo_frame(payload: &[u8]) -> Bytes {

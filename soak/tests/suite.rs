@@ -186,6 +186,24 @@ fn held_connections_are_all_open_before_they_misbehave() {
     assert_healthy(&server);
 }
 
+/// A held connection outlasts the server's `--greet-after`; binary kinds send their
+/// `Hello` (garbage its first byte) before the hold, so none is greeted as a person in
+/// text, which a binary reader could not decode (code 0 in the report).
+#[test]
+fn held_connections_speak_first_and_are_not_greeted_as_text() {
+    let server = TestServer::with(|c| c.greet_after = Duration::from_millis(100));
+    let mut config = once(&server, &Kind::PROTOCOL_ABUSE, 30, Duration::from_secs(3));
+    config.hold = Duration::from_millis(1500);
+    let report = run(&config).unwrap();
+    assert!(report.all_ok(), "{report}");
+    for (kind, r) in &report.kinds {
+        assert!(!r.codes.contains_key(&0), "{kind}: {report}");
+        assert_eq!(r.misses, 0, "{kind}: {report}");
+    }
+    assert_eq!(report.kinds[&Kind::Torn].hits, 5, "{report}");
+    assert_healthy(&server);
+}
+
 /// Issue 7, "Ctrl+C during a load run": every message the server accepted is answered
 /// before the Shutdown notice. The clients check order and the notice; the server's own
 /// counters, read after it stopped, check that nothing it read went unanswered.
