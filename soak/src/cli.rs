@@ -16,8 +16,8 @@ use crate::kind::{Kind, parse_kinds};
 /// --kinds), keeps them misbehaving for --duration (reconnecting each one after it is
 /// closed), and prints per kind what was done and what the server answered.
 /// Kinds: garbage, oversize, bad-utf8-line, bad-utf8-frame, torn, instant, slowloris,
-/// flooder, non-reader, talker, idle, partial; `abuse` = the first six, `all` = the
-/// first nine. Exit codes: 0 ok, 1 a verdict failed (with --check) or an error, 2 usage.
+/// flooder, non-reader, talker, idle, partial, stalled; `abuse` = the first six, `all` =
+/// the first nine. Exit codes: 0 ok, 1 a verdict failed (with --check) or an error, 2 usage.
 #[derive(Debug, Parser)]
 #[command(name = "hostile", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -108,6 +108,14 @@ pub struct RunArgs {
     /// Pause between the bytes of a slowloris client.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub slow_interval: Duration,
+    /// Length of the frame a partial or stalled client starts (capped at the server's
+    /// max frame), e.g. 1MiB.
+    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    pub partial_frame: usize,
+    /// Bytes of that frame's body it sends before it stops (at least one byte stays
+    /// missing).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    pub partial_sent: usize,
     /// Abuse kinds wait a random time up to this after connecting before misbehaving,
     /// so that many are connected at once.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
@@ -152,6 +160,16 @@ pub enum CliError {
     /// `drain --clients 0`: nothing would be checked, and the verdict would be a pass.
     #[error("--clients must be at least 1")]
     NoClients,
+    /// `--partial-sent` would complete the frame, or the frame has no body.
+    #[error(
+        "--partial-sent {sent} must be below --partial-frame {frame} minus 1 (the frame stays incomplete)"
+    )]
+    PartialSize {
+        /// Body bytes to send.
+        sent: usize,
+        /// Frame length.
+        frame: usize,
+    },
     /// A rate that is zero, negative or not a number.
     #[error("--{flag} must be positive, not {value}")]
     BadRate {
@@ -177,6 +195,12 @@ impl RunArgs {
         if kinds.is_empty() || self.connections == 0 {
             return Err(CliError::Empty);
         }
+        if self.partial_sent.saturating_add(1) >= self.partial_frame {
+            return Err(CliError::PartialSize {
+                sent: self.partial_sent,
+                frame: self.partial_frame,
+            });
+        }
         Ok(HostileConfig {
             addr: resolve(&self.addr)?,
             connections: self.connections,
@@ -192,6 +216,8 @@ impl RunArgs {
             talk_rate: rate("talk-rate", self.talk_rate)?,
             talk_size: self.talk_size,
             slow_interval: self.slow_interval,
+            partial_frame: self.partial_frame,
+            partial_sent: self.partial_sent,
             hold: self.hold,
             seed: self.seed,
             rate_limit: self.rate_limit,
@@ -230,7 +256,7 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(|| err("resolves to no address".into()))
 }
 
-pub use shared::units::parse_duration;
+pub use shared::units::{parse_duration, parse_size};
 
 /// clap's report of a refused command line on one line: its message without the
 /// `error: ` prefix, then the details it puts on further lines (the missing arguments, a
@@ -277,10 +303,18 @@ mod tests {
             "--duration",
             "1500ms",
             "--once",
+            "--partial-frame",
+            "1MiB",
+            "--partial-sent",
+            "900KiB",
         ])
         .unwrap();
         let config = cli.run.into_config().unwrap();
         assert_eq!(config.connections, 7);
+        assert_eq!(
+            (config.partial_frame, config.partial_sent),
+            (1 << 20, 900 << 10)
+        );
         assert_eq!(config.kinds, vec![Kind::Oversize, Kind::Idle]);
         assert_eq!(config.duration, Duration::from_millis(1500));
         assert!(!config.cycle);
@@ -299,6 +333,11 @@ mod tests {
                 flag: "connect-rate",
                 ..
             })
+        ));
+        let cli = Cli::try_parse_from(["hostile", "--partial-sent", "512KiB"]).unwrap();
+        assert!(matches!(
+            cli.run.into_config(),
+            Err(CliError::PartialSize { .. })
         ));
         let cli = Cli::try_parse_from(["hostile", "--addr", "127.0.0.1"]).unwrap();
         assert!(matches!(cli.run.into_config(), Err(CliError::Addr { .. })));

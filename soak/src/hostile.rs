@@ -35,8 +35,12 @@ const NON_READER_CHECK: Duration = Duration::from_secs(4);
 const NON_READER_PEEK: Duration = Duration::from_millis(500);
 /// How long a non-reader reads at the end of the run to see whether it was closed.
 const NON_READER_FINAL_READ: Duration = Duration::from_secs(2);
-/// Largest frame a `partial` client starts (it sends half of it).
-const PARTIAL_FRAME: usize = 512 << 10;
+/// Body bytes of a partial or stalled client's frame, written from here as the socket
+/// takes them, so a thousand clients stuck mid-frame cost no memory of their own.
+static FILLER: [u8; 16 << 10] = [b'p'; 16 << 10];
+/// Send buffer a stalled client asks for: what the server does not read waits as a
+/// count here rather than in kernel buffers.
+const STALLED_SNDBUF: usize = 64 << 10;
 /// Receive buffer asked for by non-readers, so their backlog lands in the server's
 /// queue quickly.
 const NON_READER_RCVBUF: usize = 4096;
@@ -74,6 +78,11 @@ pub struct HostileConfig {
     pub talk_size: usize,
     /// Pause between the bytes of a slowloris client.
     pub slow_interval: Duration,
+    /// Length (type byte plus body) of the frame a partial or stalled client starts;
+    /// capped at the server's max frame.
+    pub partial_frame: usize,
+    /// Body bytes of that frame it sends; capped so that at least one stays missing.
+    pub partial_sent: usize,
     /// Protocol-abuse kinds wait a random time up to this after connecting before they
     /// misbehave, so that many are connected at once (0: misbehave at once).
     pub hold: Duration,
@@ -102,6 +111,8 @@ impl Default for HostileConfig {
             talk_rate: 500.0,
             talk_size: 4000,
             slow_interval: Duration::from_millis(50),
+            partial_frame: 512 << 10,
+            partial_sent: 256 << 10,
             hold: Duration::ZERO,
             seed: 0x5eed_cafe,
             rate_limit: 1000,
@@ -186,6 +197,8 @@ struct Conn {
     held_back: Bytes,
     /// The kind's script has started (for a held connection: its hold is over).
     misbehaving: bool,
+    /// Partial and stalled: body bytes still to write, from [`FILLER`].
+    stall_left: usize,
 }
 
 /// Runs hostile clients as configured and reports what happened.
@@ -214,6 +227,9 @@ struct Driver<'a> {
     start: Instant,
     deadline: Instant,
     past_deadline: bool,
+    /// First connections not yet opened; without `cycle`, the run is over once they are
+    /// all opened and closed.
+    first_connects_left: usize,
     scratch: Vec<u8>,
 }
 
@@ -250,6 +266,7 @@ impl<'a> Driver<'a> {
             start,
             deadline: start + config.duration,
             past_deadline: false,
+            first_connects_left: 0,
             scratch: vec![0; 64 << 10],
         };
         let rate = config.connect_rate.max(1.0);
@@ -261,6 +278,7 @@ impl<'a> Driver<'a> {
             let at = start + Duration::from_secs_f64(i as f64 / rate);
             driver.timers.push(Reverse((at, Timer::Connect { slot })));
         }
+        driver.first_connects_left = driver.slots.len();
         Ok(driver)
     }
 
@@ -277,7 +295,8 @@ impl<'a> Driver<'a> {
                 self.past_deadline = true;
                 self.on_deadline();
             }
-            if self.past_deadline && (self.open == 0 || now >= hard_end) {
+            let all_done = !self.config.cycle && self.first_connects_left == 0 && self.open == 0;
+            if all_done || (self.past_deadline && (self.open == 0 || now >= hard_end)) {
                 break;
             }
             while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
@@ -370,6 +389,7 @@ impl<'a> Driver<'a> {
             hello_sent: false,
             held_back: Bytes::new(),
             misbehaving: false,
+            stall_left: 0,
         };
         self.next_generation += 1;
         if self
@@ -405,6 +425,7 @@ impl<'a> Driver<'a> {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Connect { slot } => {
+                self.first_connects_left = self.first_connects_left.saturating_sub(1);
                 if !self.past_deadline {
                     self.connect(slot);
                 }
@@ -600,7 +621,7 @@ impl<'a> Driver<'a> {
                 let interval = self.config.slow_interval;
                 self.tick_in(token, interval);
             }
-            Kind::Flooder | Kind::Idle | Kind::Partial => {
+            Kind::Flooder | Kind::Idle | Kind::Partial | Kind::Stalled => {
                 put_frame(&mut conn.out, &hello());
             }
             Kind::NonReader | Kind::Talker => {
@@ -797,11 +818,11 @@ impl<'a> Driver<'a> {
                 conn.max_frame = max_frame as usize;
                 match conn.kind {
                     Kind::Oversize if conn.misbehaving => put_oversize(conn),
-                    Kind::Partial => {
-                        let len = PARTIAL_FRAME.min(conn.max_frame);
+                    Kind::Partial | Kind::Stalled => {
+                        let len = self.config.partial_frame.min(conn.max_frame).max(2);
                         conn.out.put_u32(len as u32);
                         conn.out.put_u8(types::ECHO);
-                        conn.out.extend_from_slice(&vec![b'p'; len / 2]);
+                        conn.stall_left = self.config.partial_sent.min(len - 2);
                     }
                     Kind::Torn if conn.misbehaving => self.finish(token, End::WeClosed),
                     _ => {}
@@ -838,16 +859,25 @@ impl<'a> Driver<'a> {
                 refills -= 1;
                 fill_flood(&mut conn.out, &mut conn.requests);
             }
-            if conn.out.is_empty() {
+            let from_out = !conn.out.is_empty();
+            let chunk: &[u8] = if from_out {
+                &conn.out
+            } else if conn.stall_left > 0 {
+                &FILLER[..conn.stall_left.min(FILLER.len())]
+            } else {
                 break;
-            }
-            match conn.stream.write(&conn.out) {
+            };
+            match conn.stream.write(chunk) {
                 Ok(0) => {
                     end = Some(End::ServerClosed { reset: true });
                     break;
                 }
                 Ok(n) => {
-                    conn.out.advance(n);
+                    if from_out {
+                        conn.out.advance(n);
+                    } else {
+                        conn.stall_left -= n;
+                    }
                     written += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -987,6 +1017,12 @@ fn judge(conn: &Conn, end: End) -> Option<bool> {
             End::Deadline => None,
             _ => Some(end == End::WeClosed),
         },
+        Kind::Stalled => Some(
+            server_closed
+                && conn.welcomed
+                && conn.codes.len() == 1
+                && conn.codes.first().copied() == conn.kind.expected_code().map(|c| c.0),
+        ),
         Kind::Slowloris | Kind::Flooder | Kind::Talker | Kind::Partial => match end {
             End::Deadline => Some(
                 conn.codes.is_empty()
@@ -1009,6 +1045,9 @@ fn open_socket(addr: SocketAddr, kind: Kind) -> io::Result<TcpStream> {
     socket.set_tcp_nodelay(true)?;
     if kind == Kind::NonReader {
         socket.set_recv_buffer_size(NON_READER_RCVBUF)?;
+    }
+    if kind == Kind::Stalled {
+        socket.set_send_buffer_size(STALLED_SNDBUF)?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}

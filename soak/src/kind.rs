@@ -42,11 +42,15 @@ pub enum Kind {
     /// `Hello`, then the first part of a large frame, then nothing: a client stuck
     /// mid-frame, meant to be killed with SIGKILL. Expected: `Welcome`, no error.
     Partial,
+    /// Like [`Kind::Partial`], but waits for the server to give up on the frame.
+    /// Expected: `Welcome`, then error 302 and a close once the server's
+    /// `--frame-timeout` has passed (so run longer than that).
+    Stalled,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Garbage,
         Kind::Oversize,
         Kind::BadUtf8Line,
@@ -59,9 +63,10 @@ impl Kind {
         Kind::Talker,
         Kind::Idle,
         Kind::Partial,
+        Kind::Stalled,
     ];
 
-    /// The protocol violations named in issue 7's "1,000 hostile clients" case.
+    /// The protocol violations of the "1,000 hostile clients" soak case.
     pub const PROTOCOL_ABUSE: [Kind; 6] = [
         Kind::Garbage,
         Kind::Oversize,
@@ -86,6 +91,7 @@ impl Kind {
             Kind::Talker => "talker",
             Kind::Idle => "idle",
             Kind::Partial => "partial",
+            Kind::Stalled => "stalled",
         }
     }
 
@@ -94,6 +100,7 @@ impl Kind {
         match self {
             Kind::Oversize => Some(ErrorCode::FRAME_TOO_LARGE),
             Kind::BadUtf8Line | Kind::BadUtf8Frame => Some(ErrorCode::INVALID_UTF8),
+            Kind::Stalled => Some(ErrorCode::IDLE_TIMEOUT),
             _ => None,
         }
     }
@@ -127,18 +134,16 @@ impl FromStr for Kind {
     }
 }
 
-/// Parses a comma-separated list of kinds; `all` means every misbehaving kind (not
-/// `talker`, `idle` or `partial`), `abuse` the protocol violations of
+/// Parses a comma-separated list of kinds; `all` means the first nine kinds (not
+/// `talker`, `idle` or the ones stuck mid-frame), `abuse` the protocol violations of
 /// [`Kind::PROTOCOL_ABUSE`].
 pub fn parse_kinds(list: &str) -> Result<Vec<Kind>, UnknownKind> {
     let mut kinds = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match word {
-            "all" => kinds.extend(
-                Kind::ALL
-                    .into_iter()
-                    .filter(|k| !matches!(k, Kind::Talker | Kind::Idle | Kind::Partial)),
-            ),
+            "all" => kinds.extend(Kind::ALL.into_iter().filter(|k| {
+                !matches!(k, Kind::Talker | Kind::Idle | Kind::Partial | Kind::Stalled)
+            })),
             "abuse" => kinds.extend(Kind::PROTOCOL_ABUSE),
             other => kinds.push(other.parse()?),
         }

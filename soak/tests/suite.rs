@@ -141,6 +141,36 @@ fn idle_slowloris_and_partial_clients_are_served_and_not_punished() {
 }
 
 #[test]
+fn stalled_frames_are_parked_past_the_inbound_budget_then_closed_with_302() {
+    let server = TestServer::with(|c| {
+        c.max_inbound = 256 << 10;
+        c.frame_timeout = Duration::from_secs(1);
+    });
+    let mut config = once(&server, &[Kind::Stalled], 8, Duration::from_secs(10));
+    config.partial_frame = 200 << 10;
+    config.partial_sent = 150 << 10;
+    let hostile = std::thread::spawn(move || run(&config).unwrap());
+    // 8 x 150 KiB is past the 256 KiB budget: someone is left unread, and a well-behaved
+    // client is still answered meanwhile.
+    server.wait_stat("inbound_parked", |n| n > 0);
+    let stats = fetch_stats(server.addr, TIMEOUT).expect("answered while the budget is full");
+    let held = stats.iter().find(|(k, _)| k == "inbound_bytes").unwrap().1;
+    assert!(held >= 256 << 10, "{stats:?}");
+    // Budget plus 16 KiB per connection plus one 64 KiB read per worker.
+    assert!(
+        held <= (256 << 10) + 8 * (16 << 10) + 2 * (64 << 10),
+        "{stats:?}"
+    );
+    let report = hostile.join().unwrap();
+    let r = &report.kinds[&Kind::Stalled];
+    assert_eq!((r.hits, r.misses), (8, 0), "{report}");
+    assert_eq!(r.codes.get(&302), Some(&8), "{report}");
+    server.wait_stat("closed_stalled_frame", |n| n == 8);
+    assert_eq!(server.stat("inbound_bytes"), 0);
+    assert_healthy(&server);
+}
+
+#[test]
 fn cycling_slots_reconnect_until_the_duration_ends() {
     let server = TestServer::start();
     let mut config = once(&server, &[Kind::Oversize], 4, Duration::from_millis(1500));
