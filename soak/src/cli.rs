@@ -1,5 +1,6 @@
 //! The command line of `hostile`: run hostile clients (no subcommand), `stats` (print the
-//! server's counters as `key=value` lines) and `drain` (the shutdown drain checker).
+//! server's counters as `key=value` lines), `drain` (the shutdown drain checker) and
+//! `rtt` (timed round trips of one request).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::drain::DrainConfig;
 use crate::hostile::HostileConfig;
 use crate::kind::{Kind, parse_kinds};
+use crate::rtt::RttConfig;
 
 /// Hostile clients for the chat server's reliability suite.
 ///
@@ -56,6 +58,25 @@ pub enum Command {
         /// Fail if the server has not shut down within this time.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         max_duration: Duration,
+    },
+    /// Time round trips of one request on one well-behaved connection, one at a time;
+    /// print min/p50/p90/max. Exit 1 unless every one was answered.
+    Rtt {
+        /// Server address.
+        #[arg(long, default_value_t = default_addr())]
+        addr: String,
+        /// What to ask: echo, rooms, stats or who:ROOM.
+        #[arg(long, default_value = "echo")]
+        request: String,
+        /// Round trips.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Pause after each answer before the next request.
+        #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+        interval: Duration,
+        /// Time allowed for connecting and for each answer.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
     },
 }
 
@@ -170,6 +191,12 @@ pub enum CliError {
         /// Frame length.
         frame: usize,
     },
+    /// `rtt --request` names no request.
+    #[error(transparent)]
+    Request(#[from] crate::rtt::UnknownRequest),
+    /// `rtt --count 0`: nothing would be timed.
+    #[error("--count must be at least 1")]
+    NoRoundTrips,
     /// A rate that is zero, negative or not a number.
     #[error("--{flag} must be positive, not {value}")]
     BadRate {
@@ -241,6 +268,26 @@ pub fn drain_config(
         clients,
         rate: rate("rate", rate_value)?,
         max_duration,
+    })
+}
+
+/// Builds the round-trip timer's config from its flags.
+pub fn rtt_config(
+    addr: &str,
+    request: &str,
+    count: usize,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<RttConfig, CliError> {
+    if count == 0 {
+        return Err(CliError::NoRoundTrips);
+    }
+    Ok(RttConfig {
+        addr: resolve(addr)?,
+        request: request.parse()?,
+        count,
+        interval,
+        timeout,
     })
 }
 
@@ -355,6 +402,24 @@ mod tests {
         assert!(matches!(
             drain_config("127.0.0.1:9", 2, f64::NAN, Duration::from_secs(1)),
             Err(CliError::BadRate { flag: "rate", .. })
+        ));
+    }
+
+    #[test]
+    fn rtt_flags_are_checked() {
+        let second = Duration::from_secs(1);
+        let config = rtt_config("127.0.0.1:9", "who:lobby", 3, second, second).unwrap();
+        assert_eq!(
+            config.request,
+            crate::rtt::RttRequest::Who("lobby".to_owned())
+        );
+        assert!(matches!(
+            rtt_config("127.0.0.1:9", "echo", 0, second, second),
+            Err(CliError::NoRoundTrips)
+        ));
+        assert!(matches!(
+            rtt_config("127.0.0.1:9", "list", 1, second, second),
+            Err(CliError::Request(_))
         ));
     }
 

@@ -1,6 +1,6 @@
 //! Tools of the reliability suite (`scripts/soak.sh`): hostile clients that misbehave in
-//! every way a chat server must survive, a probe that reads the server's `Stats`, and a
-//! checker of what a graceful shutdown promises. The `hostile` binary is a thin CLI over
+//! every way a chat server must survive, a probe that reads the server's `Stats`, a
+//! checker of what a graceful shutdown promises, and a timer of single round trips. The `hostile` binary is a thin CLI over
 //! this library; the tests drive the same functions against an in-process server.
 //!
 //! Layout:
@@ -9,6 +9,7 @@
 //! - [`report`]: per-kind tallies and verdicts ([`Report`]).
 //! - [`probe`]: a blocking binary client; [`fetch_stats`].
 //! - [`drain`]: the shutdown drain checker ([`drain::run`]).
+//! - [`rtt`]: timed round trips of one request ([`rtt::run`]).
 //! - [`cli`]: the command line, validated into the configs above.
 //! - [`rng`]: the seeded generator behind the garbage bytes.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod kind;
 pub mod probe;
 pub mod report;
 pub mod rng;
+pub mod rtt;
 
 pub use hostile::{HostileConfig, HostileError, run};
 pub use kind::Kind;

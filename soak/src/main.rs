@@ -1,12 +1,12 @@
-//! `hostile`: hostile clients, a stats probe and a shutdown drain checker for the chat
-//! server's reliability suite. All logic lives in the `soak` library.
+//! `hostile`: hostile clients, a stats probe, a shutdown drain checker and a round-trip
+//! timer for the chat server's reliability suite. All logic lives in the `soak` library.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use soak::HostileError;
-use soak::cli::{Cli, CliError, Command, drain_config, resolve};
+use soak::cli::{Cli, CliError, Command, drain_config, resolve, rtt_config};
 
 /// Exit code of a command line that cannot run (clap's own code).
 const EXIT_USAGE: u8 = 2;
@@ -57,6 +57,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = soak::drain::run(&config);
             print!("{report}");
             Ok(if report.problems().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Rtt {
+            addr,
+            request,
+            count,
+            interval,
+            timeout,
+        }) => {
+            let config = rtt_config(&addr, &request, count, interval, timeout)?;
+            let report = soak::rtt::run(&config);
+            print!("{report}");
+            Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -56,6 +56,25 @@ fn usage_errors_exit_2_with_one_line() {
             &["drain", "--addr", addr, "--rate", "0"],
             "--rate must be positive",
         ),
+        (
+            &["rtt", "--addr", addr, "--count", "0"],
+            "--count must be at least 1",
+        ),
+        (
+            &["rtt", "--addr", addr, "--request", "list"],
+            "unknown request \"list\"",
+        ),
+        (
+            &[
+                "--addr",
+                addr,
+                "--partial-frame",
+                "1KiB",
+                "--partial-sent",
+                "1KiB",
+            ],
+            "--partial-sent 1024 must be below",
+        ),
     ];
     for (args, expected) in cases {
         let run = run_hostile(args);

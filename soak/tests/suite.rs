@@ -171,6 +171,32 @@ fn stalled_frames_are_parked_past_the_inbound_budget_then_closed_with_302() {
 }
 
 #[test]
+fn round_trips_are_timed_and_refusals_fail_the_run() {
+    let server = TestServer::start();
+    let rtt = |request: &str| {
+        let config = soak::rtt::RttConfig {
+            addr: server.addr,
+            request: request.parse().unwrap(),
+            count: 3,
+            interval: Duration::from_millis(10),
+            timeout: TIMEOUT,
+        };
+        soak::rtt::run(&config)
+    };
+    for request in ["echo", "rooms", "stats"] {
+        let report = rtt(request);
+        assert!(report.ok(), "{report}");
+        assert_eq!(report.answered(), 3, "{report}");
+        assert!(report.percentile(100.0).unwrap() < TIMEOUT, "{report}");
+    }
+    assert!(rtt("stats").items > 10);
+    let refused = rtt("who:nowhere");
+    assert!(!refused.ok(), "{refused}");
+    assert_eq!(refused.errors.len(), 3, "{refused}");
+    assert_healthy(&server);
+}
+
+#[test]
 fn cycling_slots_reconnect_until_the_duration_ends() {
     let server = TestServer::start();
     let mut config = once(&server, &[Kind::Oversize], 4, Duration::from_millis(1500));
