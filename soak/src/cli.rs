@@ -18,8 +18,8 @@ use crate::rtt::RttConfig;
 /// --kinds), keeps them misbehaving for --duration (reconnecting each one after it is
 /// closed), and prints per kind what was done and what the server answered.
 /// Kinds: garbage, oversize, bad-utf8-line, bad-utf8-frame, torn, instant, slowloris,
-/// flooder, non-reader, talker, idle, partial, stalled; `abuse` = the first six, `all` =
-/// the first nine. Exit codes: 0 ok, 1 a verdict failed (with --check) or an error, 2 usage.
+/// flooder, non-reader, talker, idle, partial, stalled, room-holder; `abuse` = the first
+/// six, `all` = the first nine. Exit codes: 0 ok, 1 a verdict failed (with --check) or an error, 2 usage.
 #[derive(Debug, Parser)]
 #[command(name = "hostile", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -114,9 +114,12 @@ pub struct RunArgs {
     /// How long to wait for the server's answer to a violation.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub answer_timeout: Duration,
-    /// Room that non-readers and talkers join.
+    /// Room that non-readers and talkers join; room holders' rooms start with it.
     #[arg(long, default_value = "soak-busy")]
     pub room: String,
+    /// Rooms each room holder joins (the server allows 64 per connection).
+    #[arg(long, default_value_t = 64)]
+    pub rooms_per_conn: usize,
     /// Talkers filling the room when non-readers run.
     #[arg(long, default_value_t = 1)]
     pub talkers: usize,
@@ -239,6 +242,7 @@ impl RunArgs {
             grace: self.grace,
             answer_timeout: self.answer_timeout,
             room: self.room,
+            rooms_per_conn: self.rooms_per_conn,
             talkers: self.talkers,
             talk_rate: rate("talk-rate", self.talk_rate)?,
             talk_size: self.talk_size,

@@ -68,8 +68,11 @@ pub struct HostileConfig {
     pub grace: Duration,
     /// How long to wait for the server's answer to a violation before giving up.
     pub answer_timeout: Duration,
-    /// Room that non-readers and talkers join.
+    /// Room that non-readers and talkers join; room holders' rooms are named
+    /// `ROOM-SLOT-K`.
     pub room: String,
+    /// Rooms each room holder joins.
+    pub rooms_per_conn: usize,
     /// Talkers to run when non-readers run (0: none).
     pub talkers: usize,
     /// Messages per second per talker.
@@ -107,6 +110,7 @@ impl Default for HostileConfig {
             grace: Duration::from_secs(5),
             answer_timeout: Duration::from_secs(5),
             room: "soak-busy".to_owned(),
+            rooms_per_conn: 64,
             talkers: 1,
             talk_rate: 500.0,
             talk_size: 4000,
@@ -624,6 +628,14 @@ impl<'a> Driver<'a> {
             Kind::Flooder | Kind::Idle | Kind::Partial | Kind::Stalled => {
                 put_frame(&mut conn.out, &hello());
             }
+            Kind::RoomHolder => {
+                put_frame(&mut conn.out, &hello());
+                for k in 0..self.config.rooms_per_conn {
+                    let room = format!("{}-{}-{k}", self.config.room, conn.slot);
+                    put_frame(&mut conn.out, &Frame::Join { room });
+                    conn.requests += 1;
+                }
+            }
             Kind::NonReader | Kind::Talker => {
                 put_frame(&mut conn.out, &hello());
                 let room = self.config.room.clone();
@@ -829,6 +841,8 @@ impl<'a> Driver<'a> {
                 }
             }
             Frame::Error { code, .. } => conn.codes.push(code.0),
+            // Its rooms are its own: every `Joined` acknowledges one of its joins.
+            Frame::Joined { .. } if conn.kind == Kind::RoomHolder => conn.replies += 1,
             Frame::EchoReply { .. } | Frame::RoomMsg { .. } => {
                 conn.replies += 1;
                 if conn.kind == Kind::Idle && conn.final_sent {
@@ -1036,6 +1050,12 @@ fn judge(conn: &Conn, end: End) -> Option<bool> {
             _ => Some(server_closed),
         },
         Kind::Idle => Some(conn.final_ok && conn.codes.is_empty()),
+        Kind::RoomHolder => Some(
+            end == End::Deadline
+                && conn.welcomed
+                && conn.codes.is_empty()
+                && conn.replies == conn.requests,
+        ),
     }
 }
 

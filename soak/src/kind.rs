@@ -46,11 +46,15 @@ pub enum Kind {
     /// Expected: `Welcome`, then error 302 and a close once the server's
     /// `--frame-timeout` has passed (so run longer than that).
     Stalled,
+    /// `Hello`, then joins `--rooms-per-conn` rooms of its own (`ROOM-SLOT-K`), then
+    /// silence (answering pings): it fills the server with rooms. Expected: every join
+    /// acknowledged (`Joined`), no error.
+    RoomHolder,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Garbage,
         Kind::Oversize,
         Kind::BadUtf8Line,
@@ -64,6 +68,7 @@ impl Kind {
         Kind::Idle,
         Kind::Partial,
         Kind::Stalled,
+        Kind::RoomHolder,
     ];
 
     /// The protocol violations of the "1,000 hostile clients" soak case.
@@ -92,6 +97,7 @@ impl Kind {
             Kind::Idle => "idle",
             Kind::Partial => "partial",
             Kind::Stalled => "stalled",
+            Kind::RoomHolder => "room-holder",
         }
     }
 
@@ -134,16 +140,15 @@ impl FromStr for Kind {
     }
 }
 
-/// Parses a comma-separated list of kinds; `all` means the first nine kinds (not
-/// `talker`, `idle` or the ones stuck mid-frame), `abuse` the protocol violations of
+/// Parses a comma-separated list of kinds; `all` means the nine kinds before `talker`
+/// in [`Kind::ALL`] (the ones after it talk, hold a connection, get stuck mid-frame or
+/// fill the server with rooms), `abuse` the protocol violations of
 /// [`Kind::PROTOCOL_ABUSE`].
 pub fn parse_kinds(list: &str) -> Result<Vec<Kind>, UnknownKind> {
     let mut kinds = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match word {
-            "all" => kinds.extend(Kind::ALL.into_iter().filter(|k| {
-                !matches!(k, Kind::Talker | Kind::Idle | Kind::Partial | Kind::Stalled)
-            })),
+            "all" => kinds.extend(Kind::ALL.into_iter().take_while(|&k| k != Kind::Talker)),
             "abuse" => kinds.extend(Kind::PROTOCOL_ABUSE),
             other => kinds.push(other.parse()?),
         }

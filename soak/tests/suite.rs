@@ -197,6 +197,43 @@ fn round_trips_are_timed_and_refusals_fail_the_run() {
 }
 
 #[test]
+fn room_holders_fill_the_server_with_rooms_and_listing_them_stays_short() {
+    let server = TestServer::start();
+    let mut config = once(&server, &[Kind::RoomHolder], 30, Duration::from_secs(3));
+    config.rooms_per_conn = 40;
+    config.room = "hold".to_owned();
+    let hostile = std::thread::spawn(move || run(&config).unwrap());
+    // Room counts come from the engine: only a `Stats` answer carries them.
+    let rooms = || {
+        let stats = fetch_stats(server.addr, TIMEOUT).unwrap();
+        stats.into_iter().find(|(k, _)| k == "rooms").unwrap().1
+    };
+    let start = std::time::Instant::now();
+    while rooms() < 1200 {
+        assert!(start.elapsed() < TIMEOUT, "rooms stuck at {}", rooms());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listing = soak::rtt::run(&soak::rtt::RttConfig {
+        addr: server.addr,
+        request: soak::rtt::RttRequest::Rooms,
+        count: 2,
+        interval: Duration::ZERO,
+        timeout: TIMEOUT,
+    });
+    assert!(listing.ok(), "{listing}");
+    assert_eq!(
+        listing.items, 1000,
+        "a listing is cut at 1000 rooms: {listing}"
+    );
+    let report = hostile.join().unwrap();
+    let r = &report.kinds[&Kind::RoomHolder];
+    assert_eq!((r.hits, r.misses), (30, 0), "{report}");
+    assert_eq!((r.requests, r.replies), (1200, 1200), "{report}");
+    assert_healthy(&server);
+    assert_eq!(rooms(), 0, "rooms go with their last member");
+}
+
+#[test]
 fn cycling_slots_reconnect_until_the_duration_ends() {
     let server = TestServer::start();
     let mut config = once(&server, &[Kind::Oversize], 4, Duration::from_millis(1500));
