@@ -24,8 +24,10 @@ pub struct Config {
     /// Frame and line limits enforced by the decoders.
     pub limits: Limits,
     /// Bytes held in incomplete inbound frames and lines, all connections together.
-    /// Past it the server reads no connection beyond 16 KiB of incomplete input until
-    /// the total falls, so the large holders wait instead of memory growing.
+    /// Past it a connection may still hold 16 KiB of incomplete input but reads
+    /// nothing more until the total falls, so the large holders wait instead of memory
+    /// growing: the total stays under this plus 16 KiB per connection plus one 64 KiB
+    /// read per worker.
     pub max_inbound: usize,
     /// An incomplete frame or line must complete within this long, or its connection
     /// is closed with error 302. Zero disables the limit.

@@ -94,7 +94,8 @@ pub(crate) struct Connection {
     pub(crate) writable_armed: bool,
     /// Whether the connection is on the worker's to-flush list.
     pub(crate) dirty: bool,
-    /// Whether the connection is on the worker's backlog or throttled list.
+    /// Whether the connection is on one of the worker's waiting lists (backlog,
+    /// throttled, parked): the server is holding its input back.
     pub(crate) waiting: bool,
     /// When the connection last sent anything.
     pub(crate) last_input: Instant,

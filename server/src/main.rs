@@ -54,8 +54,8 @@ struct Cli {
     /// Queued outbound bytes per connection before it is closed as a slow consumer.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_pending: usize,
-    /// Bytes held in incomplete inbound frames, all connections together; past it no
-    /// connection is read beyond 16KiB of incomplete input until it falls.
+    /// Bytes held in incomplete inbound frames, all connections together; past it a
+    /// connection holding 16KiB or more of incomplete input is not read until it falls.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_inbound: usize,
     /// Close a connection whose frame or line stays incomplete this long (error 302);

@@ -69,30 +69,34 @@ impl Running {
     /// Shuts the server down gracefully and waits up to `timeout` for it to finish.
     /// Fails if it returned an error, panicked, or is still running at the deadline
     /// (its thread is then left to finish on its own).
-    pub fn stop(self, timeout: Duration) -> io::Result<()> {
+    pub fn stop(mut self, timeout: Duration) -> io::Result<()> {
         self.handle.shutdown();
-        self.wait(timeout)
+        let result = self.wait(timeout);
+        // Past the deadline the thread is let go rather than joined on drop.
+        self.thread = None;
+        result
     }
 
     /// Waits up to `timeout` for the server to finish by itself (after a shutdown, or
-    /// after a failure that shut it down), and returns what it returned.
-    pub fn wait(mut self, timeout: Duration) -> io::Result<()> {
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
+    /// after a failure that made it shut itself down) and returns what it returned. At
+    /// the deadline it fails with `TimedOut` and the server keeps running.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
-        while !thread.is_finished() {
+        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("server still running {timeout:?} after shutdown"),
+                    format!("server still running after {timeout:?}"),
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        thread
-            .join()
-            .map_err(|_| io::Error::other("server thread panicked"))?
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
     }
 }
 
@@ -198,18 +202,29 @@ impl Server {
             "server started"
         );
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
-        for (index, parts) in self.worker_parts.into_iter().enumerate() {
+        let mut workers = self.worker_parts.into_iter().enumerate();
+        for (index, parts) in workers.by_ref() {
             let worker = Worker::new(index, Arc::clone(&self.shared), parts);
-            let shared = Arc::clone(&self.shared);
-            let thread = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
+                // A failure is recorded by the worker itself (or its drop guard).
                 .spawn(move || {
-                    // A panic is reported by the worker's drop guard.
-                    if let Err(e) = worker.run() {
-                        shared.fail(format!("worker {index} poll failed: {e}"));
+                    let _ = worker.run();
+                });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    // The worker was dropped with its closure, which started the
+                    // shutdown; the ones never built are counted quiet the same way.
+                    self.shared
+                        .fail(format!("cannot start worker {index}: {e}"));
+                    for (index, parts) in workers.by_ref() {
+                        drop(Worker::new(index, Arc::clone(&self.shared), parts));
                     }
-                })?;
-            threads.push(thread);
+                    Self::join(&self.shared, threads);
+                    return Err(e);
+                }
+            }
         }
         let acceptor = Acceptor {
             listener: self.listener,
@@ -222,9 +237,7 @@ impl Server {
             Ok(Err(e)) => self.shared.fail(format!("acceptor poll failed: {e}")),
             Err(_) => self.shared.fail("acceptor panicked".to_owned()),
         }
-        for thread in threads {
-            let _ = thread.join();
-        }
+        Self::join(&self.shared, threads);
         tracing::info!(
             closed_shutdown = self.shared.stats.closes(CloseReason::Shutdown),
             "server stopped"
@@ -232,6 +245,22 @@ impl Server {
         match self.shared.failure() {
             Some(cause) => Err(io::Error::other(cause)),
             None => Ok(()),
+        }
+    }
+}
+
+impl Server {
+    /// Joins the worker threads; one that panicked (whatever the phase) is a failure.
+    fn join(shared: &Shared, threads: Vec<JoinHandle<()>>) {
+        for thread in threads {
+            if let Err(panic) = thread.join() {
+                let name = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                shared.fail(format!("a worker panicked: {name}"));
+            }
         }
     }
 }
@@ -322,6 +351,7 @@ mod tests {
         }
         shared.panic_worker.store(1, Ordering::Release);
         shared.workers[0].wake();
+        let mut running = running;
         let result = running.wait(Duration::from_secs(20));
         let err = result.expect_err("a dead worker makes run fail");
         assert!(err.to_string().contains("worker 0 panicked"), "{err}");

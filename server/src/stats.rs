@@ -135,8 +135,8 @@ pub(crate) struct Stats {
     /// Failed accepts (such as EMFILE), each followed by a pause.
     pub(crate) accept_errors: AtomicU64,
     /// Bytes held in incomplete inbound frames and lines, all connections together.
-    /// Changed only when a connection's held bytes change to or from a non-zero value,
-    /// so the common case (a read that ends on a frame boundary) never touches it.
+    /// Changed only when a connection's share changes, so the common case (reads that
+    /// end on a frame boundary) never touches it.
     pub(crate) inbound: CachePadded<AtomicU64>,
 }
 

@@ -23,8 +23,8 @@ use shared::{ErrorCode, Mode, RoomInfo};
 
 use super::{
     Cast, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, Listing,
-    MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Refusal, Renamed, RoomId,
-    RoomRef, User,
+    MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Partner, Refusal, Renamed,
+    RoomId, RoomRef, User,
 };
 
 #[derive(Debug)]
@@ -69,7 +69,8 @@ struct RoomTable {
 
 #[derive(Debug, Default)]
 struct ChatState {
-    partner: Option<ConnId>,
+    /// The partner and the chat's number.
+    partner: Option<(ConnId, u64)>,
     /// The user this one asked for a chat, awaiting an answer.
     asked: Option<ConnId>,
     /// Users who asked this one and await an answer.
@@ -86,12 +87,17 @@ impl ChatState {
     }
 }
 
+/// What ending a chat touched, by connection: the partner and the chat's number, the
+/// askers declined, the asked withdrawn.
+type Ended = (Option<(ConnId, u64)>, Vec<ConnId>, Option<ConnId>);
+
 /// The in-memory engine. See the module docs for its locks.
 #[derive(Debug)]
 pub(crate) struct MemoryEngine {
     workers: usize,
     next_guest: AtomicU64,
     next_epoch: AtomicU64,
+    next_chat: AtomicU64,
     directory: Mutex<Directory>,
     rooms: RwLock<RoomTable>,
     chats: Mutex<HashMap<ConnId, ChatState>>,
@@ -104,6 +110,7 @@ impl MemoryEngine {
             workers,
             next_guest: AtomicU64::new(1),
             next_epoch: AtomicU64::new(1),
+            next_chat: AtomicU64::new(1),
             directory: Mutex::new(Directory::default()),
             rooms: RwLock::new(RoomTable::default()),
             chats: Mutex::new(HashMap::new()),
@@ -179,16 +186,18 @@ impl MemoryEngine {
     /// made are withdrawn, the ones they received declined. Returns who to tell, with
     /// the nick-owner of each ending (`a` or `b`).
     fn start_chat(
+        &self,
         chats: &mut HashMap<ConnId, ChatState>,
         a: ConnId,
         b: ConnId,
-    ) -> Vec<(ConnId, ConnId, bool)> {
+    ) -> (u64, Vec<(ConnId, ConnId, bool)>) {
+        let chat = self.next_chat.fetch_add(1, Ordering::Relaxed);
         let mut ended = Vec::new();
         for (me, other) in [(a, b), (b, a)] {
             let Some(state) = chats.get_mut(&me) else {
                 continue;
             };
-            state.partner = Some(other);
+            state.partner = Some((other, chat));
             let asked = state.asked.take().filter(|&x| x != other);
             let askers: Vec<ConnId> = state.askers.drain().filter(|&x| x != other).collect();
             if let Some(asked) = asked {
@@ -204,10 +213,14 @@ impl MemoryEngine {
                 ended.push((asker, me, true));
             }
         }
-        ended
+        (chat, ended)
     }
 
-    fn started(&self, peer: ConnId, ended: Vec<(ConnId, ConnId, bool)>) -> ChatOutcome {
+    fn started(
+        &self,
+        peer: ConnId,
+        (chat, ended): (u64, Vec<(ConnId, ConnId, bool)>),
+    ) -> ChatOutcome {
         let dir = self.directory.lock();
         let cancelled = ended
             .into_iter()
@@ -220,24 +233,25 @@ impl MemoryEngine {
             })
             .collect();
         match dir.user(peer) {
-            Some(peer) => ChatOutcome::Started { peer, cancelled },
+            Some(peer) => ChatOutcome::Started {
+                peer,
+                chat,
+                cancelled,
+            },
             None => ChatOutcome::Busy {
                 peer: String::new(),
             },
         }
     }
 
-    fn end_locked(
-        chats: &mut HashMap<ConnId, ChatState>,
-        id: ConnId,
-    ) -> (Option<ConnId>, Vec<ConnId>, Option<ConnId>) {
+    fn end_locked(chats: &mut HashMap<ConnId, ChatState>, id: ConnId) -> Ended {
         let Some(me) = chats.get_mut(&id) else {
             return (None, Vec::new(), None);
         };
         let partner = me.partner.take();
         let withdrawn = me.asked.take();
         let declined: Vec<ConnId> = me.askers.drain().collect();
-        if let Some(p) = partner.and_then(|p| chats.get_mut(&p)) {
+        if let Some(p) = partner.and_then(|(p, _)| chats.get_mut(&p)) {
             p.partner = None;
         }
         if let Some(w) = withdrawn.and_then(|w| chats.get_mut(&w)) {
@@ -251,13 +265,15 @@ impl MemoryEngine {
         (partner, declined, withdrawn)
     }
 
-    fn ending(
-        &self,
-        (partner, declined, withdrawn): (Option<ConnId>, Vec<ConnId>, Option<ConnId>),
-    ) -> ChatEnding {
+    fn ending(&self, (partner, declined, withdrawn): Ended) -> ChatEnding {
         let dir = self.directory.lock();
         ChatEnding {
-            partner: partner.and_then(|p| dir.user(p)),
+            partner: partner.and_then(|(p, chat)| {
+                Some(Partner {
+                    user: dir.user(p)?,
+                    chat,
+                })
+            }),
             declined: declined.into_iter().filter_map(|d| dir.user(d)).collect(),
             withdrawn: withdrawn.and_then(|w| dir.user(w)),
         }
@@ -391,8 +407,6 @@ impl Engine for MemoryEngine {
             }
         };
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
-        table.held.entry(id).or_default().push(rid);
-        table.members += 1;
         let Some(entry) = table.by_id.get_mut(&rid) else {
             return Err(Refusal::no_such_room(room));
         };
@@ -400,6 +414,8 @@ impl Engine for MemoryEngine {
         entry.fanout = Arc::new(self.fanout(entry, None));
         let mut membership = self.membership(entry, id, epoch, true);
         membership.room.id = rid;
+        table.held.entry(id).or_default().push(rid);
+        table.members += 1;
         Ok(membership)
     }
 
@@ -537,7 +553,7 @@ impl Engine for MemoryEngine {
             return Err(Refusal::no_such_nick(peer_nick));
         };
         if peer_state.partner.is_none() && peer_state.asked == Some(id) {
-            let ended = Self::start_chat(&mut chats, id, peer.id);
+            let ended = self.start_chat(&mut chats, id, peer.id);
             drop(chats);
             return Ok(self.started(peer.id, ended));
         }
@@ -572,14 +588,15 @@ impl Engine for MemoryEngine {
                 format!("{} has not asked you for a private chat", peer.nick),
             ));
         }
-        let ended = Self::start_chat(&mut chats, id, peer.id);
+        let ended = self.start_chat(&mut chats, id, peer.id);
         drop(chats);
         Ok(self.started(peer.id, ended))
     }
 
-    fn chat_partner(&self, id: ConnId) -> Option<User> {
-        let partner = self.chats.lock().get(&id).and_then(|s| s.partner)?;
-        self.users([partner]).pop()
+    fn chat_partner(&self, id: ConnId) -> Option<Partner> {
+        let (partner, chat) = self.chats.lock().get(&id).and_then(|s| s.partner)?;
+        let user = self.users([partner]).pop()?;
+        Some(Partner { user, chat })
     }
 
     fn chat_end(&self, id: ConnId) -> ChatEnding {

@@ -16,7 +16,7 @@
 //!   took an old name.
 //! - **Private-chat transitions are atomic**: a request, an accept and an end each see
 //!   and change both sides' states at once, so two users never both believe they are in
-//!   a chat with different partners.
+//!   a chat with different partners. Every chat gets a new, larger number.
 //! - **Answers are immediate and never block on remote I/O**: a method returns from
 //!   state it holds. Ordering of deliveries is the workers' business (see
 //!   `worker::routing`).
@@ -223,6 +223,8 @@ pub(crate) enum ChatOutcome {
     Started {
         /// The partner.
         peer: User,
+        /// The chat's number (increasing, never reused).
+        chat: u64,
         /// Other requests of either party that ended with it.
         cancelled: Vec<Cancelled>,
     },
@@ -243,8 +245,8 @@ pub(crate) struct Cancelled {
 /// What ending a private chat touched: users to tell it is over.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ChatEnding {
-    /// The partner, if a chat was running.
-    pub(crate) partner: Option<User>,
+    /// The partner and the chat's number, if a chat was running.
+    pub(crate) partner: Option<Partner>,
     /// Users whose pending requests to this user were declined.
     pub(crate) declined: Vec<User>,
     /// The user whose pending request from this user was withdrawn.
@@ -256,6 +258,16 @@ impl ChatEnding {
     pub(crate) fn is_empty(&self) -> bool {
         self.partner.is_none() && self.declined.is_empty() && self.withdrawn.is_none()
     }
+}
+
+/// A private-chat partner and the chat's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partner {
+    /// The partner.
+    pub(crate) user: User,
+    /// The chat's number: every chat gets a new, larger one, so a frame of a chat that
+    /// has ended is told apart from one of a new chat with the same partner.
+    pub(crate) chat: u64,
 }
 
 /// What unregistering a connection ended, for the announcements.
@@ -310,8 +322,8 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Accepts `peer`'s pending request.
     fn chat_accept(&self, id: ConnId, peer: &str) -> Result<ChatOutcome, Refusal>;
 
-    /// The private-chat partner of `id`.
-    fn chat_partner(&self, id: ConnId) -> Option<User>;
+    /// The private-chat partner of `id`, with the chat's number.
+    fn chat_partner(&self, id: ConnId) -> Option<Partner>;
 
     /// Ends `id`'s private chat, or withdraws and declines its pending requests.
     fn chat_end(&self, id: ConnId) -> ChatEnding;

@@ -47,13 +47,21 @@ impl Session {
                 ));
                 out.push(Effect::Reply(Frame::Notice { text }));
             }
-            Ok(ChatOutcome::Started { peer, cancelled }) => {
-                self.chat_with = Some(peer.id);
+            Ok(ChatOutcome::Started {
+                peer,
+                chat,
+                cancelled,
+            }) => {
+                self.chat = Some((peer.id, chat));
                 out.push(Effect::Reply(Frame::ChatStarted {
                     peer: peer.nick.clone(),
                 }));
                 let started = Frame::ChatStarted { peer: me };
-                out.push(send(&peer, started, Scope::ChatStart(self.id)));
+                let scope = Scope::ChatStart {
+                    from: self.id,
+                    chat,
+                };
+                out.push(send(&peer, started, scope));
                 for c in cancelled {
                     let reason = if c.declined {
                         "request declined"
@@ -85,10 +93,14 @@ impl Session {
                 peer: me.clone(),
                 reason: format!("ended by {me}"),
             };
-            out.push(send(&partner, frame, Scope::ChatEnd(self.id)));
-            self.chat_with = None;
+            let scope = Scope::ChatEnd {
+                from: self.id,
+                chat: partner.chat,
+            };
+            out.push(send(&partner.user, frame, scope));
+            self.see_chat_end(partner.user.id, partner.chat);
             out.push(Effect::Reply(Frame::ChatEnded {
-                peer: partner.nick,
+                peer: partner.user.nick,
                 reason: "ended by you".to_owned(),
             }));
         }
@@ -124,7 +136,11 @@ impl Session {
             from: self.nick.clone(),
             text,
         };
-        out.push(send(&partner, frame, Scope::Chat(self.id)));
+        let scope = Scope::Chat {
+            from: self.id,
+            chat: partner.chat,
+        };
+        out.push(send(&partner.user, frame, scope));
     }
 }
 

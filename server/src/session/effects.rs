@@ -65,14 +65,30 @@ pub(crate) enum Scope {
     /// A room: delivered to a recipient whose membership of the room has the epoch the
     /// fan-out snapshot named (a member that left and joined again has a new epoch).
     Room(RoomId),
-    /// A message of the private chat with this connection: delivered while the
-    /// recipient's chat (as its queued `ChatStarted` / `ChatEnded` frames left it) is
-    /// with that connection.
-    Chat(ConnId),
-    /// `ChatStarted` from this connection: delivered, and the recipient's chat is now
-    /// with it.
-    ChatStart(ConnId),
-    /// `ChatEnded` from this connection: delivered, and the recipient's chat with it, if
-    /// any, is over.
-    ChatEnd(ConnId),
+    /// A message of private chat number `chat` from connection `from`: delivered while
+    /// the recipient's chat (as its queued `ChatStarted` / `ChatEnded` frames left it)
+    /// is that chat.
+    Chat {
+        /// The sender.
+        from: ConnId,
+        /// The chat's number.
+        chat: u64,
+    },
+    /// `ChatStarted` of chat `chat` with `from`: delivered, and the recipient's chat is
+    /// now that one, unless the recipient has already seen that chat end (its own
+    /// `ChatEnd` crossed this frame): then it is dropped.
+    ChatStart {
+        /// The partner.
+        from: ConnId,
+        /// The chat's number.
+        chat: u64,
+    },
+    /// `ChatEnded` of chat `chat` from `from`: delivered, and that chat is over for the
+    /// recipient, unless it has already seen it end.
+    ChatEnd {
+        /// The partner.
+        from: ConnId,
+        /// The chat's number.
+        chat: u64,
+    },
 }

@@ -72,10 +72,13 @@ pub(crate) struct Session {
     nick: String,
     /// In join order; the last is the current room.
     rooms: Vec<Held>,
-    /// The private-chat partner as far as the frames queued to this connection go: set
-    /// with its `ChatStarted`, cleared with its `ChatEnded`. Chat messages are delivered
-    /// only while it names their sender.
-    chat_with: Option<ConnId>,
+    /// The private chat (partner, number) as far as the frames queued to this
+    /// connection go: set with its `ChatStarted`, cleared with its `ChatEnded`. Chat
+    /// messages are delivered only while it names their chat.
+    chat: Option<(ConnId, u64)>,
+    /// The number of the latest chat this connection has seen end: frames of that chat
+    /// or an earlier one that arrive later are stale.
+    last_ended: u64,
 }
 
 impl Session {
@@ -88,7 +91,8 @@ impl Session {
             phase: Phase::AwaitingHello,
             nick: String::new(),
             rooms: Vec::new(),
-            chat_with: None,
+            chat: None,
+            last_ended: 0,
         }
     }
 
@@ -272,7 +276,7 @@ impl Session {
         self.phase = Phase::Departed;
         let departure = ctx.engine.unregister(self.id);
         self.rooms.clear();
-        self.chat_with = None;
+        self.chat = None;
         if !announce {
             return;
         }
@@ -291,13 +295,17 @@ impl Session {
             });
         }
         let reason = format!("{} disconnected", departure.nick);
-        let chat = departure.chat;
-        for user in chat
-            .declined
-            .into_iter()
-            .chain(chat.partner)
-            .chain(chat.withdrawn)
-        {
+        let ending = departure.chat;
+        let partner = ending.partner.map(|p| {
+            let scope = Scope::ChatEnd {
+                from: self.id,
+                chat: p.chat,
+            };
+            (p.user, scope)
+        });
+        let requests = ending.declined.into_iter().chain(ending.withdrawn);
+        let told = requests.map(|user| (user, Scope::Anyone)).chain(partner);
+        for (user, scope) in told {
             out.push(Effect::Send {
                 to: user.id,
                 mode: user.mode,
@@ -305,7 +313,7 @@ impl Session {
                     peer: departure.nick.clone(),
                     reason: reason.clone(),
                 },
-                scope: Scope::ChatEnd(self.id),
+                scope,
             });
         }
     }
@@ -319,18 +327,32 @@ impl Session {
                 .rooms
                 .iter()
                 .any(|held| held.room.id == room && held.epoch == epoch),
-            Scope::Chat(peer) => self.chat_with == Some(peer),
-            Scope::ChatStart(peer) => {
-                self.chat_with = Some(peer);
-                true
-            }
-            Scope::ChatEnd(peer) => {
-                if self.chat_with == Some(peer) {
-                    self.chat_with = None;
+            Scope::Chat { from, chat } => self.chat == Some((from, chat)),
+            Scope::ChatStart { from, chat } => {
+                if chat <= self.last_ended {
+                    return false;
                 }
+                self.chat = Some((from, chat));
                 true
             }
+            Scope::ChatEnd { from, chat } => self.see_chat_end(from, chat),
         }
+    }
+
+    /// Records that chat `chat` with `from` is over; false if that is no news: it was
+    /// seen to end already, or a later chat has started since (which a person's screen
+    /// already shows in its place).
+    fn see_chat_end(&mut self, from: ConnId, chat: u64) -> bool {
+        let superseded = self.chat.is_some_and(|(_, current)| current > chat);
+        if chat <= self.last_ended || superseded {
+            self.last_ended = self.last_ended.max(chat);
+            return false;
+        }
+        self.last_ended = chat;
+        if self.chat == Some((from, chat)) {
+            self.chat = None;
+        }
+        true
     }
 
     fn current_room(&self) -> Option<String> {

@@ -467,11 +467,16 @@ fn private_chat_request_accept_busy_and_end() {
 
     let out = w.apply(&mut bob, Request::ChatAccept("ann".into()));
     assert_eq!(replies(&out), [&Frame::ChatStarted { peer: "ann".into() }]);
-    assert!(
-        matches!(sent_to(&out, id(1))[..], [(Frame::ChatStarted { peer }, Scope::ChatStart(from))] if peer == "bob" && from == id(2))
-    );
-    // The starter's own receipt is set at once; the partner's when its frame arrives.
-    assert!(ann.admit(Scope::ChatStart(id(2)), 0));
+    let start = match sent_to(&out, id(1))[..] {
+        [(Frame::ChatStarted { peer }, scope @ Scope::ChatStart { from, .. })]
+            if peer == "bob" && from == id(2) =>
+        {
+            scope
+        }
+        ref other => panic!("{other:?}"),
+    };
+    // The accepter's own state is set at once; the asker's when its frame arrives.
+    assert!(ann.admit(start, 0));
 
     let out = w.apply(&mut cat, Request::ChatAsk("bob".into()));
     assert_eq!(replies(&out), [&Frame::Busy { peer: "bob".into() }]);
@@ -481,27 +486,86 @@ fn private_chat_request_accept_busy_and_end() {
     );
 
     let out = w.apply(&mut ann, Request::ChatSay("hi".into()));
-    assert!(
-        matches!(sent_to(&out, id(2))[..], [(Frame::ChatMsg { text, .. }, Scope::Chat(from))] if text == "hi" && from == id(1))
-    );
-    assert!(bob.admit(Scope::Chat(id(1)), 0));
-    assert!(
-        !cat.admit(Scope::Chat(id(1)), 0),
-        "only the partner takes chat lines"
-    );
+    let line = match sent_to(&out, id(2))[..] {
+        [(Frame::ChatMsg { text, .. }, scope @ Scope::Chat { from, .. })]
+            if text == "hi" && from == id(1) =>
+        {
+            scope
+        }
+        ref other => panic!("{other:?}"),
+    };
+    assert!(bob.admit(line, 0));
+    assert!(!cat.admit(line, 0), "only the partner takes chat lines");
 
     let out = w.apply(&mut bob, Request::ChatEnd);
     assert!(
         matches!(replies(&out)[..], [Frame::ChatEnded { peer, reason }] if peer == "ann" && reason == "ended by you")
     );
-    assert!(
-        matches!(sent_to(&out, id(1))[..], [(Frame::ChatEnded { reason, .. }, Scope::ChatEnd(_))] if reason == "ended by bob")
-    );
-    assert!(
-        !bob.admit(Scope::Chat(id(1)), 0),
-        "nothing of the chat after its end"
-    );
+    let end = match sent_to(&out, id(1))[..] {
+        [(Frame::ChatEnded { reason, .. }, scope @ Scope::ChatEnd { .. })]
+            if reason == "ended by bob" =>
+        {
+            scope
+        }
+        ref other => panic!("{other:?}"),
+    };
+    assert!(!bob.admit(line, 0), "nothing of the chat after its end");
+    assert!(ann.admit(end, 0));
+    assert!(!ann.admit(line, 0), "nothing of the chat after its end");
     assert_eq!(w.engine.chat_partner(id(1)), None);
+}
+
+/// The scope of the one frame `effects` send to `to`.
+fn scope_to(effects: &[Effect], to: ConnId) -> Scope {
+    match sent_to(effects, to)[..] {
+        [(_, scope)] => scope,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_chat_started_that_crosses_the_askers_own_end_is_dropped() {
+    let w = World::new();
+    let mut ann = w.text(1, "ann");
+    let mut ben = w.binary(2, "ben");
+    w.apply(&mut ann, Request::ChatAsk("ben".into()));
+    let started = scope_to(&w.apply(&mut ben, Request::ChatAccept("ann".into())), id(1));
+    // Before Ben's ChatStarted reaches her, Ann ends the chat.
+    let out = w.apply(&mut ann, Request::ChatEnd);
+    assert!(
+        matches!(replies(&out)[..], [Frame::ChatEnded { reason, .. }] if reason == "ended by you")
+    );
+    assert!(!ann.admit(started, 0), "a started chat she has seen end");
+    // Her plain lines go to her room, as her screen says.
+    let out = w.apply(
+        &mut ann,
+        Request::Say {
+            room: None,
+            text: "to the lobby".into(),
+        },
+    );
+    assert!(sent_to(&out, id(2)).is_empty(), "{out:?}");
+}
+
+#[test]
+fn an_old_chat_end_does_not_end_a_new_chat_with_the_same_partner() {
+    let w = World::new();
+    let mut ann = w.binary(1, "ann");
+    let mut ben = w.binary(2, "ben");
+    w.apply(&mut ann, Request::ChatAsk("ben".into()));
+    let first = scope_to(&w.apply(&mut ben, Request::ChatAccept("ann".into())), id(1));
+    assert!(ann.admit(first, 0));
+    let old_end = scope_to(&w.apply(&mut ben, Request::ChatEnd), id(1));
+    // Ann asks again; Ben accepts; Ann's own accept of the new chat is immediate ...
+    w.apply(&mut ben, Request::ChatAsk("ann".into()));
+    w.apply(&mut ann, Request::ChatAccept("ben".into()));
+    // ... and the old ChatEnded, arriving only now, is stale.
+    assert!(!ann.admit(old_end, 0));
+    let line = scope_to(
+        &w.apply(&mut ben, Request::ChatSay("hello again".into())),
+        id(1),
+    );
+    assert!(ann.admit(line, 0), "the new chat's lines arrive");
 }
 
 #[test]
@@ -558,7 +622,7 @@ fn departing_tells_rooms_and_the_chat_partner_unless_the_server_is_shutting_down
         matches!(to_bob[0], (Frame::Left { room, nick, members: 1 }, Scope::Room(_)) if room == "den" && nick == "ann")
     );
     assert!(
-        matches!(to_bob[1], (Frame::ChatEnded { reason, .. }, Scope::ChatEnd(_)) if reason == "ann disconnected")
+        matches!(to_bob[1], (Frame::ChatEnded { reason, .. }, Scope::ChatEnd { .. }) if reason == "ann disconnected")
     );
     assert!(!ann.is_registered());
     assert_eq!(w.engine.lookup("ann"), None, "the nick is free");

@@ -1,19 +1,28 @@
 //! Socket I/O of a worker: adopting connections, reading and applying requests,
-//! flushing output, the lingering close, and the once-a-second housekeeping.
+//! flushing output, and the lingering close.
 
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use shared::{ErrorCode, Frame, Incoming, Mode};
+use shared::{ErrorCode, Incoming, Mode};
 
-use super::{FRAME_BUDGET, LINGER, READ_BUDGET, REJECT_GRACE, Worker};
+use super::{FRAME_BUDGET, LINGER, READ_BUDGET, Worker};
 use crate::connection::{ConnState, Connection, ReadOutcome};
 use crate::engine::Refusal;
 use crate::permit::Permit;
 use crate::rate::TokenBucket;
 use crate::session::{Context, Request, Session};
 use crate::stats::{CloseReason, WorkerStats};
+
+/// What a session consults, from the state the threads share.
+fn context(shared: &super::Shared) -> Context<'_> {
+    Context {
+        engine: &*shared.engine,
+        stats: &shared.stats,
+        max_frame: shared.config.limits.max_frame,
+    }
+}
 
 /// What handling the buffered input of a connection stopped at.
 enum Buffered {
@@ -112,7 +121,7 @@ impl Worker {
     }
 
     pub(super) fn retry_parked(&mut self, now: Instant) {
-        if self.parked.is_empty() || self.inbound_full() {
+        if self.parked.is_empty() || self.inbound_room() == 0 {
             return;
         }
         for slot in std::mem::take(&mut self.parked) {
@@ -174,18 +183,21 @@ impl Worker {
                 requeue = Some(Requeue::Backlog);
                 break;
             }
-            let mut want = budget.min(self.scratch.len());
-            if self.inbound_full() {
-                // Over the budget, no connection grows past the small allowance: the
-                // ones already holding it wait until the total falls.
-                let room = super::LARGE_HOLDER.saturating_sub(conn.decoder.buffered());
-                if room == 0 {
-                    WorkerStats::add(&self.stats().parked, 1);
-                    requeue = Some(Requeue::Parked);
-                    break;
-                }
-                want = want.min(room);
+            // What is left undecoded counts against the budget before the next read,
+            // so the total is fresh; a read that ended on a frame boundary changes
+            // nothing and does not touch the shared counter.
+            conn.account_held(&self.shared.stats.inbound);
+            // Every connection may hold the small allowance; beyond it, only what the
+            // budget has room for. Connections with nothing more allowed wait until
+            // the total falls.
+            let allowance = super::LARGE_HOLDER.saturating_sub(conn.decoder.buffered());
+            let room = self.inbound_room().max(allowance);
+            if room == 0 {
+                WorkerStats::add(&self.stats().parked, 1);
+                requeue = Some(Requeue::Parked);
+                break;
             }
+            let want = budget.min(self.scratch.len()).min(room);
             match conn.read_some(&mut self.scratch[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
                     socket_drained = short_read_drains && n < want;
@@ -293,11 +305,7 @@ impl Worker {
             return;
         };
         let mut effects = std::mem::take(&mut self.effects);
-        let ctx = Context {
-            engine: &*self.shared.engine,
-            stats: &self.shared.stats,
-            max_frame: self.shared.config.limits.max_frame,
-        };
+        let ctx = context(&self.shared);
         session.apply(request, &ctx, &mut effects);
         self.carry_out(conn, &mut effects);
         self.effects = effects;
@@ -315,11 +323,7 @@ impl Worker {
         }
         let announce = self.phase == super::Phase::Running && !self.shared.shutting_down();
         let mut effects = std::mem::take(&mut self.effects);
-        let ctx = Context {
-            engine: &*self.shared.engine,
-            stats: &self.shared.stats,
-            max_frame: self.shared.config.limits.max_frame,
-        };
+        let ctx = context(&self.shared);
         session.depart(&ctx, announce, &mut effects);
         self.carry_out(conn, &mut effects);
         self.effects = effects;
@@ -327,7 +331,7 @@ impl Worker {
 
     /// The first bytes fixed the framing: open a session, or refuse if the server is
     /// full.
-    fn on_first_bytes(&mut self, conn: &mut Connection) {
+    pub(super) fn on_first_bytes(&mut self, conn: &mut Connection) {
         let Some(mode) = conn.mode() else {
             return;
         };
@@ -342,18 +346,14 @@ impl Worker {
             && let Some(session) = conn.session.as_mut()
         {
             let mut effects = std::mem::take(&mut self.effects);
-            let ctx = Context {
-                engine: &*self.shared.engine,
-                stats: &self.shared.stats,
-                max_frame: self.shared.config.limits.max_frame,
-            };
+            let ctx = context(&self.shared);
             session.greet(&ctx, &mut effects);
             self.carry_out(conn, &mut effects);
             self.effects = effects;
         }
     }
 
-    fn refuse_full(&mut self, conn: &mut Connection) {
+    pub(super) fn refuse_full(&mut self, conn: &mut Connection) {
         let mode = conn.mode().unwrap_or(Mode::Text);
         let text = format!(
             "server full ({} connections); try again later",
@@ -462,72 +462,6 @@ impl Worker {
         tracing::debug!(peer = %conn.peer, reason = reason.name(), "connection closed");
         self.depart(&mut conn);
         // Dropping the connection releases its permit.
-    }
-
-    pub(super) fn housekeeping(&mut self, now: Instant) {
-        let idle_timeout = self.shared.config.idle_timeout;
-        let greet_after = self.shared.config.greet_after;
-        let frame_timeout = self.shared.config.frame_timeout;
-        for slot in 0..self.conns.slots() {
-            let silent_newcomer = self.conns.get(slot).is_some_and(|c| {
-                c.state() == ConnState::Detecting { reject: false }
-                    && !greet_after.is_zero()
-                    && now.saturating_duration_since(c.accepted_at) >= greet_after
-            });
-            if silent_newcomer && self.phase == super::Phase::Running {
-                self.greet_silent(slot, now);
-            }
-            let Some(mut conn) = self.conns.take(slot) else {
-                continue;
-            };
-            let silent = now.saturating_duration_since(conn.last_input);
-            if conn.deadline_passed(now) {
-                // A closing peer that stopped reading does not hold its slot forever.
-                conn.close_now(CloseReason::Reset);
-            } else if conn.is_rejected() {
-                if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
-                    self.refuse_full(&mut conn);
-                }
-            } else if !conn.is_closing()
-                && !frame_timeout.is_zero()
-                && conn
-                    .partial_since
-                    .is_some_and(|since| now.saturating_duration_since(since) >= frame_timeout)
-            {
-                let text = format!(
-                    "a frame stayed incomplete for {}s; closing",
-                    frame_timeout.as_secs()
-                );
-                let reason = CloseReason::StalledFrame;
-                self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, reason);
-            } else if !conn.is_closing() && !idle_timeout.is_zero() {
-                let registered = conn.session.as_ref().is_some_and(Session::is_registered);
-                if silent >= idle_timeout {
-                    let text = format!("silent for {}s; closing", silent.as_secs());
-                    self.fail(&mut conn, ErrorCode::IDLE_TIMEOUT, &text, CloseReason::Idle);
-                } else if silent >= idle_timeout / 2 && !conn.pinged && registered {
-                    conn.pinged = true;
-                    let token = self.next_ping_token;
-                    self.next_ping_token += 1;
-                    self.reply(&mut conn, &Frame::Ping { token });
-                }
-            }
-            self.put_back(slot, conn);
-        }
-    }
-
-    /// A newcomer that has sent nothing for `--greet-after` is a person waiting to be
-    /// greeted: unless a last read finds its first bytes, it is taken to speak text.
-    fn greet_silent(&mut self, slot: usize, now: Instant) {
-        self.service_read(slot, now, false);
-        let Some(mut conn) = self.conns.take(slot) else {
-            return;
-        };
-        if conn.state() == (ConnState::Detecting { reject: false }) {
-            conn.decoder.assume_text();
-            self.on_first_bytes(&mut conn);
-        }
-        self.put_back(slot, conn);
     }
 
     /// Puts a connection taken out of the table back, closing or flushing it as its

@@ -15,8 +15,10 @@
 //! 6. moves a shutdown along (`shutdown`).
 //!
 //! Layout: `table` (slots and generations), `io` (reading, writing, lingering close),
-//! `routing` (effects, deliveries and their scope), `shutdown`.
+//! `housekeeping` (the once-a-second timers), `routing` (effects, deliveries and their
+//! scope), `shutdown`.
 
+mod housekeeping;
 mod io;
 mod routing;
 mod shutdown;
@@ -58,9 +60,11 @@ const DRAIN_BUDGET: usize = 256;
 /// of the channel growing (see [`WorkerHandle`]).
 pub(crate) const BACKLOG_HIGH_WATER: usize = 64 * 1024;
 
-/// While the inbound budget (`--max-inbound`) is full, no connection is read past
-/// holding this much incomplete input: the large holders wait, small ones go on. So
-/// incomplete input stays under `--max-inbound` plus this much per connection.
+/// Incomplete input every connection may hold whatever the `--max-inbound` budget
+/// says; beyond it a connection reads only what the budget has room for, and waits
+/// (parked) when it has none. Workers read concurrently, so incomplete input stays
+/// under `--max-inbound` plus this much per connection plus one read (64 KiB) per
+/// worker.
 pub(crate) const LARGE_HOLDER: usize = 16 << 10;
 
 /// With `--coalesce`, a worker waits between turns only while events arrive at this
@@ -319,6 +323,9 @@ impl Worker {
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
+                // Recorded before the drop guard records a vaguer cause.
+                self.shared
+                    .fail(format!("worker {} poll failed: {e}", self.index));
                 return Err(e);
             }
             #[cfg(test)]
@@ -372,6 +379,9 @@ impl Worker {
                 self.housekeeping(now);
                 self.next_housekeeping = now + Duration::from_secs(1);
             }
+            // Departures announced by closes and housekeeping go out this turn too, so
+            // a worker that counts itself quiet below has routed everything it made.
+            self.route_outbox();
             if self.advance_shutdown(now) {
                 break;
             }
@@ -431,9 +441,12 @@ impl Worker {
             .any(|(i, w)| i != self.index && w.backlog() >= BACKLOG_HIGH_WATER as u64)
     }
 
-    /// Whether incomplete input across the server has reached `--max-inbound`.
-    fn inbound_full(&self) -> bool {
-        self.shared.stats.inbound.load(Ordering::Relaxed) >= self.shared.config.max_inbound as u64
+    /// How many more bytes of incomplete input the `--max-inbound` budget has room
+    /// for, server-wide.
+    fn inbound_room(&self) -> usize {
+        let held = self.shared.stats.inbound.load(Ordering::Relaxed);
+        let max = self.shared.config.max_inbound as u64;
+        usize::try_from(max.saturating_sub(held)).unwrap_or(usize::MAX)
     }
 
     fn mark_dirty(&mut self, slot: usize) {

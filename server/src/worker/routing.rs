@@ -139,6 +139,14 @@ impl Worker {
         }
     }
 
+    /// Queues `frame` on `conn` even though it is closing (the shutdown notice for a
+    /// client still being sent what it is owed).
+    pub(super) fn reply_final(&self, conn: &mut Connection, frame: &Frame) {
+        if let Some(bytes) = conn.mode().and_then(|mode| Encoded::one(frame, mode)) {
+            conn.enqueue_final(bytes);
+        }
+    }
+
     /// Queues an error answer (not closing).
     pub(super) fn reply_error(&mut self, conn: &mut Connection, refusal: Refusal) {
         let frame = Frame::Error {

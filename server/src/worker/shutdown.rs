@@ -45,7 +45,8 @@ impl Worker {
             Phase::Running => {
                 if self.shared.shutting_down() {
                     // Everything this worker produced is already in other workers'
-                    // channels (route_outbox ran this turn), so counting it quiet is safe.
+                    // channels (route_outbox ran at the end of this turn), so counting
+                    // it quiet is safe.
                     self.phase = Phase::Quiescing;
                     self.shared.quiesced.fetch_add(1, Ordering::AcqRel);
                     // No more input is read, so nothing waits to be read any more.
@@ -79,8 +80,17 @@ impl Worker {
                     let Some(mut conn) = self.conns.take(slot) else {
                         continue;
                     };
+                    // Everyone is told, also a client that said goodbye or closed its
+                    // side and is still being sent what it is owed; not one closed for
+                    // misbehaving, whose stream ends with the reason.
+                    let owed = matches!(
+                        conn.close_reason(),
+                        Some(CloseReason::Goodbye | CloseReason::Eof)
+                    ) && !conn.fin_sent();
                     if conn.session.is_some() && !conn.is_closing() {
                         self.reply(&mut conn, &notice);
+                    } else if conn.session.is_some() && owed {
+                        self.reply_final(&mut conn, &notice);
                     }
                     conn.begin_close(CloseReason::Shutdown, deadline - now, now);
                     self.put_back(slot, conn);
