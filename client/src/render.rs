@@ -90,7 +90,9 @@ pub fn frame_line(frame: &Frame) -> String {
             "* connected as {} (protocol {version}); /help lists commands",
             escape(nick)
         ),
-        Frame::Busy { peer } => format!("* BUSY: {} is in another private chat", escape(peer)),
+        Frame::Busy { peer } => {
+            format!("* BUSY: {} is busy with another private chat", escape(peer))
+        }
         Frame::EchoReply { payload: p, .. } => format!("* echo: {}", payload(p)),
         Frame::Error { code, text } => format!("! error {code}: {}", escape(text)),
         Frame::Goodbye { reason } => format!("* server said goodbye: {}", escape(reason)),

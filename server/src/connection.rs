@@ -53,6 +53,17 @@ pub(crate) struct Closing {
     pub(crate) now: bool,
 }
 
+/// Why the worker is not reading a connection for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitList {
+    /// It had more input than one turn takes, or a congested worker held reading back.
+    Backlog,
+    /// Out of rate-limit tokens.
+    Throttled,
+    /// A large holder of incomplete input while the inbound budget is full.
+    Parked,
+}
+
 /// What [`Connection::enqueue`] did with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Enqueued {
@@ -94,9 +105,9 @@ pub(crate) struct Connection {
     pub(crate) writable_armed: bool,
     /// Whether the connection is on the worker's to-flush list.
     pub(crate) dirty: bool,
-    /// Whether the connection is on one of the worker's waiting lists (backlog,
-    /// throttled, parked): the server is holding its input back.
-    pub(crate) waiting: bool,
+    /// The worker's waiting list the connection is on, if any: the server is holding
+    /// its input back.
+    pub(crate) waiting: Option<WaitList>,
     /// When the connection last sent anything.
     pub(crate) last_input: Instant,
     /// When the connection was accepted.
@@ -139,7 +150,7 @@ impl Connection {
             out: Outbound::default(),
             writable_armed: false,
             dirty: false,
-            waiting: false,
+            waiting: None,
             last_input: now,
             accepted_at: now,
             pinged: false,

@@ -312,7 +312,8 @@ pub enum Frame {
         /// Why it ended.
         reason: String,
     },
-    /// `peer` is in another private chat and cannot take this one.
+    /// `peer` is in another private chat, or has a request pending (made or received),
+    /// and cannot take this one.
     Busy {
         /// The busy user.
         peer: String,

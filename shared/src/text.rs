@@ -247,7 +247,9 @@ pub fn render_line(frame: &Frame, out: &mut BytesMut) -> bool {
             escape(reason)
         )
         .into(),
-        Frame::Busy { peer } => format!("BUSY {} is in another private chat", escape(peer)).into(),
+        Frame::Busy { peer } => {
+            format!("BUSY {} is busy with another private chat", escape(peer)).into()
+        }
         Frame::EchoReply {
             server_time_ns,
             payload,
@@ -540,7 +542,7 @@ mod tests {
             ),
             (
                 Frame::Busy { peer: s("c") },
-                "BUSY c is in another private chat",
+                "BUSY c is busy with another private chat",
             ),
             (
                 Frame::ChatMsg {

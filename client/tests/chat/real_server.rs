@@ -97,7 +97,7 @@ fn private_chat_and_busy() {
     bob.expect("[chat] <alice> just between us");
 
     carol.send("/chat alice");
-    carol.expect("BUSY: alice is in another private chat");
+    carol.expect("BUSY: alice is busy with another private chat");
 
     // Plain lines outside the private chat still go to the room.
     carol.send("anyone here?");

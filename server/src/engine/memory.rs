@@ -521,12 +521,15 @@ impl Engine for MemoryEngine {
                 .filter_map(|id| dir.by_conn.get(id).map(|e| e.nick.clone()))
                 .collect()
         };
+        // Case-folded, like the room list (ties, which unique nicks cannot have, by
+        // bytes).
+        let order = |a: &String, b: &String| fold(a).cmp(&fold(b)).then_with(|| a.cmp(b));
         let total = nicks.len();
         if total > limit && limit > 0 {
-            nicks.select_nth_unstable(limit - 1);
+            nicks.select_nth_unstable_by(limit - 1, order);
         }
         nicks.truncate(limit);
-        nicks.sort();
+        nicks.sort_by(order);
         let hidden = total - nicks.len();
         Ok((
             name,

@@ -313,7 +313,8 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// The first `limit` rooms in name order (case-folded), with member counts.
     fn list_rooms(&self, limit: usize) -> Listing<RoomInfo>;
 
-    /// The room's display name and the first `limit` of its members' nicks, sorted.
+    /// The room's display name and the first `limit` of its members' nicks, in
+    /// case-folded order.
     fn who(&self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal>;
 
     /// Asks `peer` for a private chat on behalf of `id`, or accepts theirs.

@@ -105,18 +105,22 @@ impl Session {
             }));
         }
         for asker in ending.declined {
+            let text = format!("declined {}'s request", asker.nick);
             let frame = Frame::ChatEnded {
                 peer: me.clone(),
                 reason: "request declined".to_owned(),
             };
             out.push(send(&asker, frame, Scope::Anyone));
+            out.push(Effect::Reply(Frame::Notice { text }));
         }
         if let Some(withdrawn) = ending.withdrawn {
+            let text = format!("withdrew your request to {}", withdrawn.nick);
             let frame = Frame::ChatEnded {
                 peer: me,
                 reason: "request withdrawn".to_owned(),
             };
             out.push(send(&withdrawn, frame, Scope::Anyone));
+            out.push(Effect::Reply(Frame::Notice { text }));
         }
     }
 

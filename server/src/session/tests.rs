@@ -776,3 +776,33 @@ fn both_framings_make_the_same_requests() {
         Request::ServerOnly(_)
     ));
 }
+
+#[test]
+fn ending_with_only_requests_pending_tells_both_sides() {
+    let w = World::new();
+    let mut ann = w.binary(1, "ann");
+    let mut bob = w.binary(2, "bob");
+    let _cat = w.binary(3, "cat");
+    w.apply(&mut bob, Request::ChatAsk("ann".into()));
+    let out = w.apply(&mut ann, Request::ChatEnd);
+    assert!(
+        matches!(sent_to(&out, id(2))[..], [(Frame::ChatEnded { reason, .. }, _)] if reason == "request declined")
+    );
+    assert_eq!(
+        replies(&out),
+        [&Frame::Notice {
+            text: "declined bob's request".into()
+        }]
+    );
+    w.apply(&mut ann, Request::ChatAsk("cat".into()));
+    let out = w.apply(&mut ann, Request::ChatEnd);
+    assert!(
+        matches!(sent_to(&out, id(3))[..], [(Frame::ChatEnded { reason, .. }, _)] if reason == "request withdrawn")
+    );
+    assert_eq!(
+        replies(&out),
+        [&Frame::Notice {
+            text: "withdrew your request to cat".into()
+        }]
+    );
+}

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use shared::{ErrorCode, Frame};
 
-use super::{LARGE_HOLDER, REJECT_GRACE, Worker};
-use crate::connection::ConnState;
+use super::{REJECT_GRACE, Worker};
+use crate::connection::{ConnState, WaitList};
 use crate::session::Session;
 use crate::stats::CloseReason;
 
@@ -29,7 +29,8 @@ impl Worker {
                 continue;
             };
             let silent = now.saturating_duration_since(conn.last_input);
-            if conn.waiting && conn.partial_since.is_some() && conn.held < LARGE_HOLDER {
+            let held_back = matches!(conn.waiting, Some(WaitList::Backlog | WaitList::Throttled));
+            if held_back && conn.partial_since.is_some() {
                 // The server holds it back (rate limit, a congested worker): that time
                 // does not count against its frame. The large holders parked by a full
                 // inbound budget are the exception: their clock runs, or a budget full

@@ -8,7 +8,7 @@ use mio::{Interest, Token};
 use shared::{ErrorCode, Incoming, Mode};
 
 use super::{FRAME_BUDGET, LINGER, READ_BUDGET, Worker};
-use crate::connection::{ConnState, Connection, ReadOutcome};
+use crate::connection::{ConnState, Connection, ReadOutcome, WaitList};
 use crate::engine::Refusal;
 use crate::permit::Permit;
 use crate::rate::TokenBucket;
@@ -34,12 +34,6 @@ enum Buffered {
     Throttled,
     /// Handled enough for this turn.
     OutOfBudget,
-}
-
-enum Requeue {
-    Backlog,
-    Throttled,
-    Parked,
 }
 
 impl Worker {
@@ -83,7 +77,7 @@ impl Worker {
                 break;
             };
             if let Some(conn) = self.conns.get_mut(slot) {
-                conn.waiting = false;
+                conn.waiting = None;
             }
             self.service_read(slot, now, false);
         }
@@ -92,9 +86,9 @@ impl Worker {
     /// Puts a ready connection on the backlog without reading it.
     pub(super) fn defer_read(&mut self, slot: usize) {
         if let Some(conn) = self.conns.get_mut(slot)
-            && !conn.waiting
+            && conn.waiting.is_none()
         {
-            conn.waiting = true;
+            conn.waiting = Some(WaitList::Backlog);
             self.backlog.push_back(slot);
         }
     }
@@ -111,7 +105,7 @@ impl Worker {
                 .is_some_and(|c| c.bucket.wait(now) == Duration::ZERO);
             if ready {
                 if let Some(conn) = self.conns.get_mut(slot) {
-                    conn.waiting = false;
+                    conn.waiting = None;
                 }
                 self.service_read(slot, now, false);
             } else {
@@ -126,7 +120,7 @@ impl Worker {
         }
         for slot in std::mem::take(&mut self.parked) {
             if let Some(conn) = self.conns.get_mut(slot) {
-                conn.waiting = false;
+                conn.waiting = None;
             }
             self.service_read(slot, now, false);
         }
@@ -167,11 +161,11 @@ impl Worker {
                         self.fail(&mut conn, ErrorCode::FLOOD, &text, CloseReason::Flood);
                         break;
                     }
-                    requeue = Some(Requeue::Throttled);
+                    requeue = Some(WaitList::Throttled);
                     break;
                 }
                 Buffered::OutOfBudget => {
-                    requeue = Some(Requeue::Backlog);
+                    requeue = Some(WaitList::Backlog);
                     break;
                 }
             }
@@ -180,7 +174,7 @@ impl Worker {
                 break;
             }
             if budget == 0 {
-                requeue = Some(Requeue::Backlog);
+                requeue = Some(WaitList::Backlog);
                 break;
             }
             // What is left undecoded counts against the budget before the next read,
@@ -194,7 +188,7 @@ impl Worker {
             let room = self.inbound_room().max(allowance);
             if room == 0 {
                 WorkerStats::add(&self.stats().parked, 1);
-                requeue = Some(Requeue::Parked);
+                requeue = Some(WaitList::Parked);
                 break;
             }
             let want = budget.min(self.scratch.len()).min(room);
@@ -236,16 +230,18 @@ impl Worker {
         let closing_now = conn.closes_now();
         // A connection already waiting on a list is served from there; new readiness
         // edges must not queue it twice.
-        let requeue = requeue.filter(|_| !closing_now && !conn.waiting);
-        conn.waiting |= requeue.is_some();
+        let requeue = requeue.filter(|_| !closing_now && conn.waiting.is_none());
+        if requeue.is_some() {
+            conn.waiting = requeue;
+        }
         self.conns.put(slot, conn);
         if closing_now {
             self.mark_close(slot);
         }
         match requeue {
-            Some(Requeue::Backlog) => self.backlog.push_back(slot),
-            Some(Requeue::Throttled) => self.throttled.push(slot),
-            Some(Requeue::Parked) => self.parked.push(slot),
+            Some(WaitList::Backlog) => self.backlog.push_back(slot),
+            Some(WaitList::Throttled) => self.throttled.push(slot),
+            Some(WaitList::Parked) => self.parked.push(slot),
             None => {}
         }
         self.mark_dirty(slot);

@@ -53,7 +53,7 @@ impl Worker {
                     let waiting = self.backlog.drain(..).chain(self.throttled.drain(..));
                     for slot in waiting.chain(self.parked.drain(..)).collect::<Vec<_>>() {
                         if let Some(conn) = self.conns.get_mut(slot) {
-                            conn.waiting = false;
+                            conn.waiting = None;
                         }
                     }
                 }
