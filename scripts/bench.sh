@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,idle]
+#        [--only echo,coalesce,baseline,search,fanout,idle] [--previous SERVER_BIN]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
@@ -15,6 +15,9 @@
 #   echo.svg, fanout.svg                  `loadgen plot` percentile spectra
 # Every point is repeated --reps times (default 3) and medians are reported: this
 # machine's 2 cores are shared by the server and the load generator.
+# --previous SERVER_BIN adds an A/B of another build of the server (say, the last
+# release) against this one: echo with 1 and 2 workers and fan-out to a room, the two
+# builds in turn at every rep (labels this-* and previous-*), compared in summary.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,7 @@ warmup=3
 quick=0
 only="echo,coalesce,baseline,search,fanout,idle"
 out=""
+previous=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; reps=1; duration=3; warmup=1 ;;
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
         --duration) duration=$2; shift ;;
         --out) out=$2; shift ;;
         --only) only=$2; shift ;;
+        --previous) previous=$2; shift ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -241,6 +246,27 @@ if want fanout; then
     run_point "fanout-1m-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 -- \
         --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
         --scenario room --room-size "$clients" --threads 1
+fi
+
+if [ -n "$previous" ]; then
+    [ -x "$previous" ] || { echo "bench.sh: --previous $previous is not an executable" >&2; exit 2; }
+    echo "==> previous build ($previous) and this one in turn: echo and fan-out"
+    all_reps=$reps
+    reps=1
+    fanout_rate=$(python3 -c "print(50/$clients)")
+    for rep in $(seq "$all_reps"); do
+        for build in this previous; do
+            bin=$server_bin
+            [ "$build" = previous ] && bin=$previous
+            for w in 1 2; do
+                run_point "$build-echo-w$w" "$bin" --bind 127.0.0.1:0 --workers "$w" -q -- \
+                    --clients "$clients" --rate "$rate" --scenario echo --protocol binary
+            done
+            run_point "$build-fanout-50k" "$bin" --bind 127.0.0.1:0 --workers 2 -q -- \
+                --clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients"
+        done
+    done
+    reps=$all_reps
 fi
 
 if want idle; then

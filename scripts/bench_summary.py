@@ -96,6 +96,21 @@ def main():
             print(f"| {label} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
                   f"| {ratio('max')} | {ratio('srv_cpu')} |")
 
+    pairs = [label[len("this-"):] for label in points if label.startswith("this-")]
+    pairs = [name for name in pairs if "previous-" + name in points]
+    if pairs:
+        print("\n## This build against the previous one (ratio = this / previous; lower is better)\n")
+        print("| point | p50 | p99 | p99.9 | server CPU per message | lost (this, previous) |")
+        print("|---|---|---|---|---|---|")
+        for name in pairs:
+            new, old = points["this-" + name], points["previous-" + name]
+
+            def ratio(key):
+                return "-" if not old[key] or old[key] != old[key] else f"{new[key] / old[key]:.2f}x"
+
+            print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
+                  f"| {ratio('srv_cpu')} | {new['lost']}, {old['lost']} |")
+
     if (out / "ladder.csv").exists():
         ladder = {}
         for r in rows(out / "ladder.csv"):
