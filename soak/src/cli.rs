@@ -1,6 +1,7 @@
 //! The command line of `hostile`: run hostile clients (no subcommand), `stats` (print the
-//! server's counters as `key=value` lines), `drain` (the shutdown drain checker) and
-//! `rtt` (timed round trips of one request).
+//! server's counters as `key=value` lines), `drain` (the shutdown drain checker), `rtt`
+//! (timed round trips of one request) and `fanout` (a flooded room, every delivery
+//! checked).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::drain::DrainConfig;
+use crate::fanout::FanoutConfig;
 use crate::hostile::HostileConfig;
 use crate::kind::{Kind, parse_kinds};
 use crate::rtt::RttConfig;
@@ -34,7 +36,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the server's statistics as key=value lines.
+    /// Print the server's statistics as key=value lines; with --watch, one line of them
+    /// every interval (starting `t_ms=`), on one connection, for --duration.
     Stats {
         /// Server address.
         #[arg(long, default_value_t = default_addr())]
@@ -42,6 +45,12 @@ pub enum Command {
         /// Time allowed for connecting and answering.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
+        /// Sample every this long instead of once.
+        #[arg(long, value_parser = parse_duration)]
+        watch: Option<Duration>,
+        /// With --watch: how long to keep sampling.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
     },
     /// Send numbered echoes until the server shuts down; check that every reply came in
     /// order before the Shutdown notice and that the server then closed.
@@ -58,6 +67,35 @@ pub enum Command {
         /// Fail if the server has not shut down within this time.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         max_duration: Duration,
+    },
+    /// Flood one room: --senders of its --members write Say frames as fast as the server
+    /// reads them, every member reads everything. Then check that each member got every
+    /// message once and in order. Exit 1 if not.
+    Fanout {
+        /// Server address.
+        #[arg(long, default_value_t = default_addr())]
+        addr: String,
+        /// Connections in the room, senders included.
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Members that flood the room.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// The room.
+        #[arg(long, default_value = "soak-fanout")]
+        room: String,
+        /// Text bytes per message.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// How long the senders flood.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// After the flood: how long deliveries may take to arrive.
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// Time for every member to connect and join.
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        join_timeout: Duration,
     },
     /// Time round trips of one request on one well-behaved connection, one at a time;
     /// print min/p50/p90/max. Exit 1 unless every one was answered.
@@ -197,6 +235,9 @@ pub enum CliError {
     /// `rtt --request` names no request.
     #[error(transparent)]
     Request(#[from] crate::rtt::UnknownRequest),
+    /// `fanout` without a member or a sender, or with more senders than members.
+    #[error("give --members and --senders above 0, --senders at most --members")]
+    FanoutShape,
     /// `rtt --count 0`: nothing would be timed.
     #[error("--count must be at least 1")]
     NoRoundTrips,
@@ -273,6 +314,15 @@ pub fn drain_config(
         rate: rate("rate", rate_value)?,
         max_duration,
     })
+}
+
+/// Checks the fan-out flood's flags; `config.addr` is replaced by `addr` resolved.
+pub fn fanout_config(addr: &str, mut config: FanoutConfig) -> Result<FanoutConfig, CliError> {
+    if config.members == 0 || config.senders == 0 || config.senders > config.members {
+        return Err(CliError::FanoutShape);
+    }
+    config.addr = resolve(addr)?;
+    Ok(config)
 }
 
 /// Builds the round-trip timer's config from its flags.
@@ -407,6 +457,23 @@ mod tests {
             drain_config("127.0.0.1:9", 2, f64::NAN, Duration::from_secs(1)),
             Err(CliError::BadRate { flag: "rate", .. })
         ));
+    }
+
+    #[test]
+    fn fanout_flags_are_checked() {
+        let shape = |members, senders| FanoutConfig {
+            members,
+            senders,
+            ..FanoutConfig::default()
+        };
+        let config = fanout_config("127.0.0.1:9", shape(10, 10)).unwrap();
+        assert_eq!(config.addr.port(), 9);
+        for (members, senders) in [(0, 0), (10, 0), (3, 4)] {
+            assert!(matches!(
+                fanout_config("127.0.0.1:9", shape(members, senders)),
+                Err(CliError::FanoutShape)
+            ));
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! `hostile`: hostile clients, a stats probe, a shutdown drain checker and a round-trip
-//! timer for the chat server's reliability suite. All logic lives in the `soak` library.
+//! `hostile`: hostile clients, a stats probe, a shutdown drain checker, a room flood and
+//! a round-trip timer for the chat server's reliability suite. All logic lives in the `soak` library.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use soak::HostileError;
-use soak::cli::{Cli, CliError, Command, drain_config, resolve, rtt_config};
+use soak::cli::{Cli, CliError, Command, drain_config, fanout_config, resolve, rtt_config};
+use soak::fanout::FanoutConfig;
 
 /// Exit code of a command line that cannot run (clap's own code).
 const EXIT_USAGE: u8 = 2;
@@ -38,13 +39,35 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Stats { addr, timeout }) => {
+        Some(Command::Stats {
+            addr,
+            timeout,
+            watch: None,
+            ..
+        }) => {
             let addr = resolve(&addr)?;
             let stats = soak::fetch_stats(addr, timeout)
                 .with_context(|| format!("cannot read stats from {addr}"))?;
             for (name, value) in stats {
                 println!("{name}={value}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Stats {
+            addr,
+            timeout,
+            watch: Some(interval),
+            duration,
+        }) => {
+            let addr = resolve(&addr)?;
+            soak::watch_stats(addr, timeout, interval, duration, |at, stats| {
+                let mut line = format!("t_ms={}", at.as_millis());
+                for (name, value) in stats {
+                    line.push_str(&format!(" {name}={value}"));
+                }
+                println!("{line}");
+            })
+            .with_context(|| format!("cannot read stats from {addr}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Drain {
@@ -57,6 +80,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = soak::drain::run(&config);
             print!("{report}");
             Ok(if report.problems().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Fanout {
+            addr,
+            members,
+            senders,
+            room,
+            size,
+            duration,
+            drain_timeout,
+            join_timeout,
+        }) => {
+            let config = FanoutConfig {
+                members,
+                senders,
+                room,
+                size,
+                duration,
+                drain_timeout,
+                join_timeout,
+                ..FanoutConfig::default()
+            };
+            let config = fanout_config(&addr, config)?;
+            let report = soak::fanout::run(&config);
+            print!("{report}");
+            Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -1,5 +1,5 @@
 //! A blocking binary client with timeouts, for asking the server for its `Stats` from a
-//! script (`hostile stats`) and for the drain checker.
+//! script (`hostile stats`, once or every so often) and for the round-trip timer.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -139,4 +139,29 @@ pub fn fetch_stats(addr: SocketAddr, timeout: Duration) -> Result<Vec<(String, u
     let stats = probe.stats()?;
     probe.goodbye();
     Ok(stats)
+}
+
+/// Connects once and fetches the server's `Stats` every `interval` for `duration`,
+/// handing each snapshot to `sink` with the time since the first request. One
+/// connection throughout, so sampling often costs no connection churn.
+pub fn watch_stats(
+    addr: SocketAddr,
+    timeout: Duration,
+    interval: Duration,
+    duration: Duration,
+    mut sink: impl FnMut(Duration, &[(String, u64)]),
+) -> Result<(), ProbeError> {
+    let mut probe = Probe::connect(addr, timeout)?;
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < duration {
+        let stats = probe.stats()?;
+        sink(start.elapsed(), &stats);
+        next += interval;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    probe.goodbye();
+    Ok(())
 }

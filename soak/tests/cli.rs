@@ -57,6 +57,14 @@ fn usage_errors_exit_2_with_one_line() {
             "--rate must be positive",
         ),
         (
+            &["fanout", "--addr", addr, "--members", "3", "--senders", "4"],
+            "--senders at most --members",
+        ),
+        (
+            &["stats", "--addr", addr, "--watch", "often"],
+            "invalid value 'often' for '--watch",
+        ),
+        (
             &["rtt", "--addr", addr, "--count", "0"],
             "--count must be at least 1",
         ),
