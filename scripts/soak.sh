@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Reliability suite (issue 7): starts the release server on 127.0.0.1, attacks it in the
-# ways a public chat server gets attacked, and prints for every case what it tried and
-# what survived. Exits non-zero if any case fails.
+# Reliability suite: starts the release server on 127.0.0.1, attacks it in the ways a
+# public chat server gets attacked (and its defences: the inbound budget, the frame
+# timeout, the bound on a worker's backlog, the cost of listings), and prints for every
+# case what it tried and what survived. Exits non-zero if any case fails.
 #
-#   bash scripts/soak.sh            full cases (about 5 minutes on 2 cores)
+#   bash scripts/soak.sh            full cases (about 6 minutes on 2 cores)
 #   bash scripts/soak.sh --quick    scaled-down cases for CI (well under 3 minutes once
 #                                   built); the p99 comparison only warns in this mode
 #
@@ -18,7 +19,7 @@ case "${1:-}" in
     --quick) QUICK=1 ;;
     "") ;;
     -h | --help)
-        sed -n '2,12p' "$0"
+        sed -n '2,13p' "$0"
         exit 0
         ;;
     *)
@@ -160,6 +161,23 @@ sample_rss() {
         done
     ) &
     PIDS+=($!)
+}
+
+# watch_stats FILE SECONDS: samples every counter of the server every 20 ms for at most
+# SECONDS, one line per sample (`t_ms=... name=value ...`), from two connections opened
+# one after the other on a server with no other connection, so one per worker: a worker
+# that is not reading answers late, the other does not. Sets WATCH_PIDS so the caller
+# can stop them early.
+watch_stats() {
+    local i
+    WATCH_PIDS=()
+    for i in 1 2; do
+        "$BIN/hostile" stats --addr "$ADDR" --timeout 10s --watch 20ms --duration "${2}s" \
+            >"$1.$i" 2>&1 &
+        WATCH_PIDS+=($!)
+        PIDS+=($!)
+        sleep 0.1
+    done
 }
 
 # csv_get FILE COLUMN: the column of the last row of a loadgen summary CSV.
@@ -512,12 +530,178 @@ case_sigint() {
     fi
 }
 
+# ---- case 7: incomplete frames past the inbound budget ---------------------------------
+
+case_inbound_budget() {
+    local name=inbound-budget n budget_mib=32 timeout_s=5
+    n=$(pick 1000 200)
+    section "$name: $n clients each send Hello and 900 KiB of a 1 MiB frame, then stop (server --max-inbound ${budget_mib}MiB --frame-timeout ${timeout_s}s)"
+    start_server "$name" --max-connections $((n + 50)) --max-inbound "${budget_mib}MiB" \
+        --frame-timeout "${timeout_s}s" || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.3
+    local out="$WORK/$name.hostile.out" rss="$WORK/$name.rss" rtt="$WORK/$name.rtt.out" rss0
+    rss0=$(rss_kb "$SERVER_PID")
+    sample_rss "$SERVER_PID" "$rss"
+    "$BIN/hostile" --addr "$ADDR" --kinds stalled --connections "$n" --once \
+        --duration "$((timeout_s + 15))s" --partial-frame 1MiB --partial-sent 900KiB \
+        --connect-rate 5000 >"$out" 2>&1 &
+    local hpid=$!
+    PIDS+=("$hpid")
+    # Every holder connected, then a moment for their bytes to arrive; all well inside
+    # the frame timeout, which only then starts closing them.
+    wait_stat connections -ge $((n + 1)) 20 >/dev/null || true
+    sleep 1
+    local held parked
+    held=$(stat inbound_bytes)
+    parked=$(stat inbound_parked)
+    # A well-behaved client while the budget is full: 10 echo round trips.
+    "$BIN/hostile" rtt --addr "$ADDR" --request echo --count 10 --interval 50ms --timeout 5s \
+        >"$rtt" 2>&1
+    local held_after_rtt
+    held_after_rtt=$(stat inbound_bytes)
+    wait "$hpid"
+    touch "$rss.stop"
+    local back stalled
+    back=$(wait_stat inbound_bytes -le 0 10) || true
+    stalled=$(stat closed_stalled_frame)
+    stop_server 10
+    check_server_log "$name"
+    local line rline peak
+    line="$(hostile_line "$out" stalled)"
+    rline="$(grep -m1 '^rtt ' "$rtt")"
+    peak=$(sort -n "$rss" | tail -1)
+    # Held input: the budget, plus at most 16 KiB per connection once it is full, plus
+    # one read (64 KiB) per worker in flight when it filled. RSS may add 16 MiB for
+    # everything else: ~1 KiB of state per connection, buffers, allocator slack.
+    local budget_kb=$((budget_mib * 1024)) hold_bound_kb rss_bound_kb growth_kb
+    hold_bound_kb=$((budget_kb + n * 16 + 2 * 64))
+    rss_bound_kb=$((hold_bound_kb + 16 * 1024))
+    growth_kb=$((peak - rss0))
+    say "holders: $(kv "$line" conns) connections, wrote $(kv "$line" bytes_sent) bytes (the kernel holds what the server leaves unread), codes $(kv "$line" codes), closed by the server $(kv "$line" server_closed), hits $(kv "$line" hits)"
+    say "while held: inbound_bytes=$held ($((held / 1024)) KiB; bound $hold_bound_kb KiB) inbound_parked=$parked; after the echo round trips inbound_bytes=$held_after_rtt"
+    say "echo while the budget was full: $rline"
+    say "RSS before=${rss0}KiB peak=${peak}KiB growth=$((growth_kb / 1024)) MiB (bound $((rss_bound_kb / 1024)) MiB; without a budget $((n * 900 / 1024)) MiB would be held); after the timeout: inbound_bytes=$back closed_stalled_frame=$stalled; server exit=$SERVER_RC"
+    if [[ "${held:-0}" -ge $((budget_kb * 1024)) && "${held:-0}" -le $((hold_bound_kb * 1024)) &&
+        "${parked:-0}" -ge 1 && "$growth_kb" -le "$rss_bound_kb" &&
+        "$(kv "$rline" verdict)" == ok && "$(kv "$line" hits)" == "$n" &&
+        "$(kv "$line" codes)" == "302x$n" && "${back:-1}" == 0 &&
+        "${stalled:-0}" -ge "$n" && "$SERVER_RC" == 0 ]]; then
+        record "$name" PASS "held $((held / 1024)) KiB of input (bound $hold_bound_kb), RSS +$((growth_kb / 1024)) MiB (bound $((rss_bound_kb / 1024))); echo p50 $(kv "$rline" p50_us) us meanwhile; all $n closed with 302 after ${timeout_s}s, inbound back to 0"
+    else
+        record "$name" FAIL "held=$held parked=$parked RSS +$((growth_kb / 1024)) MiB echo=$(kv "$rline" verdict) hits=$(kv "$line" hits)/$n codes=$(kv "$line" codes) inbound_after=$back stalled=$stalled exit=$SERVER_RC"
+    fi
+}
+
+# ---- case 8: a room flooded across workers ---------------------------------------------
+
+case_fan_out() {
+    local name=fan-out members senders dur
+    members=$(pick 200 50)
+    senders=$(pick 4 2)
+    dur=$(pick 10 3)
+    section "$name: $senders senders flood a room of $members members (every one reads) for ${dur}s, rate limit off, 2 workers"
+    start_server "$name" --rate-limit 0 || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.3
+    local out="$WORK/$name.hostile.out" rss="$WORK/$name.rss" samples="$WORK/$name.stats" rss0
+    rss0=$(rss_kb "$SERVER_PID")
+    sample_rss "$SERVER_PID" "$rss"
+    watch_stats "$samples" $((dur + 40))
+    "$BIN/hostile" fanout --addr "$ADDR" --members "$members" --senders "$senders" \
+        --duration "${dur}s" --drain-timeout 15s --join-timeout 15s >"$out" 2>&1
+    touch "$rss.stop"
+    kill "${WATCH_PIDS[@]}" 2>/dev/null
+    wait "${WATCH_PIDS[@]}" 2>/dev/null
+    local slow
+    slow=$(stat closed_slow_consumer)
+    stop_server 10
+    check_server_log "$name"
+    local line peak backlog nsamples
+    line="$(grep -m1 '^fanout ' "$out")"
+    peak=$(sort -n "$rss" | tail -1)
+    backlog=$(cat "$samples".[12] | grep -o 'worker[0-9]*_backlog=[0-9]*' | cut -d= -f2 | sort -n | tail -1)
+    nsamples=$(cat "$samples".[12] | grep -c '^t_ms=')
+    # The backlog stops growing at 65,536 deliveries, plus what the other worker adds in
+    # the turn it is in: at most 2 x 256 frames per sender (one event read and one
+    # backlog retry per turn). RSS: every member's queue at --max-pending (1 MiB) before
+    # it is closed, that backlog at ~256 bytes a delivery, 16 MiB for the rest.
+    local backlog_bound=$((65536 + 512 * senders)) rss_bound_kb growth_kb
+    rss_bound_kb=$((members * 1024 + backlog_bound / 4 + 16 * 1024))
+    growth_kb=$((peak - rss0))
+    say "flood: sent=$(kv "$line" sent) ($(kv "$line" send_rate_per_s)/s) accepted=$(kv "$line" accepted) deliveries/s=$(kv "$line" deliveries_per_s) latency p50/p99/max=$(kv "$line" latency_p50_ms)/$(kv "$line" latency_p99_ms)/$(kv "$line" latency_max_ms) ms drain=$(kv "$line" drain_ms) ms"
+    say "members: closed by the server $(kv "$line" closed_by_server) of $members (codes $(kv "$line" codes); closed_slow_consumer=$slow); kept members missing $(kv "$line" lost_open) deliveries; gaps=$(kv "$line" gaps) late_or_repeated=$(kv "$line" late_or_repeated)"
+    say "worker backlog: max $backlog over $nsamples samples (bound $backlog_bound); RSS before=${rss0}KiB peak=${peak}KiB growth=$((growth_kb / 1024)) MiB (bound $((rss_bound_kb / 1024)) MiB); server exit=$SERVER_RC"
+    if [[ -n "$backlog" && "$backlog" -le "$backlog_bound" && "$growth_kb" -le "$rss_bound_kb" &&
+        "$(kv "$line" intact)" == yes && "$SERVER_RC" == 0 ]]; then
+        record "$name" PASS "backlog max $backlog (bound $backlog_bound), RSS +$((growth_kb / 1024)) MiB (bound $((rss_bound_kb / 1024))); every kept member got all $(kv "$line" accepted) messages once, in order"
+    else
+        record "$name" FAIL "backlog max ${backlog:-?} (bound $backlog_bound) RSS +$((growth_kb / 1024)) MiB (bound $((rss_bound_kb / 1024))) intact=$(kv "$line" intact) lost_open=$(kv "$line" lost_open) gaps=$(kv "$line" gaps) exit=$SERVER_RC"
+    fi
+    local closed
+    closed=$(kv "$line" closed_by_server)
+    if [[ "${closed:-0}" != 0 ]]; then
+        record "$name-readers" WARN "$closed of $members members that read everything were closed as slow consumers (301); the server queued more than --max-pending to each while draining its backlog (docs/RELIABILITY.md, server bugs, 4)"
+    fi
+}
+
+# ---- case 9: listing 640,000 rooms -----------------------------------------------------
+
+case_list_cost() {
+    local name=list-cost conns per=64 rooms
+    conns=$(pick 10000 320)
+    rooms=$((conns * per))
+    section "$name: $conns connections x $per rooms = $rooms rooms, then 30 /rooms round trips (10 a second, inside the default rate limit)"
+    start_server "$name" --max-connections $((conns + 50)) || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    sleep 0.3
+    local out="$WORK/$name.hostile.out" rtt="$WORK/$name.rtt.out" t0 built
+    t0=$(date +%s%N)
+    "$BIN/hostile" --addr "$ADDR" --kinds room-holder --connections "$conns" --once \
+        --rooms-per-conn "$per" --room lc --duration 120s --connect-rate 5000 >"$out" 2>&1 &
+    local hpid=$!
+    PIDS+=("$hpid")
+    built=$(wait_stat rooms -ge "$rooms" 90) || true
+    local build_ms=$((($(date +%s%N) - t0) / 1000000)) rss
+    rss=$(rss_kb "$SERVER_PID")
+    # A listing costs 100 rate-limit tokens: the default 1000/s with a burst of 2000
+    # allows 20 at once, then 10 a second, so 10 a second is never held back.
+    "$BIN/hostile" rtt --addr "$ADDR" --request rooms --count 30 --interval 100ms \
+        --timeout 10s >"$rtt" 2>&1
+    # The holders have done their part; stop them rather than wait out their duration.
+    kill -TERM "$hpid" 2>/dev/null
+    wait "$hpid" 2>/dev/null
+    stop_server 20
+    check_server_log "$name"
+    local rline p50
+    rline="$(grep -m1 '^rtt ' "$rtt")"
+    p50=$(kv "$rline" p50_us)
+    say "rooms built: $built in ${build_ms} ms (server RSS ${rss} KiB with them)"
+    say "/rooms: $rline"
+    local bound_us=5000
+    if [[ "${built:-0}" -ge "$rooms" && "$(kv "$rline" verdict)" == ok && "$(kv "$rline" items)" == 1000 &&
+        "${p50:-999999}" -le "$bound_us" && "$SERVER_RC" == 0 ]]; then
+        record "$name" PASS "$built rooms; /rooms round trip p50 $p50 us, p90 $(kv "$rline" p90_us) us, max $(kv "$rline" max_us) us (bound: p50 $bound_us us); 1000 listed"
+    else
+        record "$name" FAIL "rooms=$built /rooms verdict=$(kv "$rline" verdict) p50=${p50}us (bound $bound_us) items=$(kv "$rline" items) exit=$SERVER_RC"
+    fi
+}
+
 case_connections
 case_hostile_mix
 case_non_reader
 case_flooder
 case_sigkill
 case_sigint
+case_inbound_budget
+case_fan_out
+case_list_cost
 
 section "summary ($( ((QUICK)) && echo quick || echo full ) mode, $(($(date +%s) - SUITE_START)) s without the build)"
 printf '%s\n' "${SUMMARY[@]}"
