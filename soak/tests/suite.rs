@@ -370,7 +370,7 @@ fn held_connections_speak_first_and_are_not_greeted_as_text() {
     assert_healthy(&server);
 }
 
-/// Issue 7, "Ctrl+C during a load run": every message the server accepted is answered
+/// The soak case "Ctrl+C during a load run": every message the server accepted is answered
 /// before the Shutdown notice. The clients check order and the notice; the server's own
 /// counters, read after it stopped, check that nothing it read went unanswered.
 #[test]
