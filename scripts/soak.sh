@@ -645,7 +645,7 @@ case_fan_out() {
     local closed
     closed=$(kv "$line" closed_by_server)
     if [[ "${closed:-0}" != 0 ]]; then
-        record "$name-readers" WARN "$closed of $members members that read everything were closed as slow consumers (301); the server queued more than --max-pending to each while draining its backlog (docs/RELIABILITY.md, server bugs, 4)"
+        record "$name-readers" FAIL "$closed of $members members that read everything were closed as slow consumers (301) (docs/RELIABILITY.md, server bugs, 4)"
     fi
 }
 

@@ -15,7 +15,7 @@ use super::{LINGER, Worker, WorkerMsg};
 use crate::connection::{Connection, Enqueued};
 use crate::engine::{ConnId, Fanout, Member, Refusal};
 use crate::session::{Effect, Scope};
-use crate::stats::WorkerStats;
+use crate::stats::{CloseReason, WorkerStats};
 
 /// One frame encoded once per framing that its recipients need; shared by all of them.
 #[derive(Debug, Default)]
@@ -170,7 +170,22 @@ impl Worker {
     fn enqueue(&self, conn: &mut Connection, bytes: Bytes) {
         let max_pending = self.shared.config.max_pending;
         match conn.enqueue(bytes, max_pending, LINGER) {
-            Enqueued::Queued => WorkerStats::add(&self.stats().messages_out, 1),
+            Enqueued::Queued => {
+                WorkerStats::add(&self.stats().messages_out, 1);
+                // Output is written once a turn, but one turn can bring a member more
+                // than its limit (a drained channel full of a flooded room): past half
+                // of it, write now, so a member that reads promptly is never taken
+                // for a slow consumer.
+                if conn.pending() >= max_pending / 2 {
+                    match conn.flush() {
+                        Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
+                        Err(e) => {
+                            tracing::debug!(peer = %conn.peer, "write error: {e}");
+                            conn.close_now(CloseReason::Reset);
+                        }
+                    }
+                }
+            }
             Enqueued::BecameSlow => {
                 tracing::debug!(peer = %conn.peer, "slow consumer");
                 if let Some(mode) = conn.mode() {
