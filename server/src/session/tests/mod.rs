@@ -1,0 +1,131 @@
+//! Session rules, without sockets: every request, refusal and private-chat transition
+//! applied to a real [`MemoryEngine`], checked by the effects it lists.
+//!
+//! Layout: the helpers here; `requests` (handshake, echo, nicks, stats, goodbye, both
+//! framings), `rooms`, `chat` (direct messages, private chats, departures).
+
+mod chat;
+mod requests;
+mod rooms;
+
+use bytes::Bytes;
+use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
+
+use super::*;
+use crate::engine::{ConnId, MemoryEngine};
+
+struct World {
+    engine: MemoryEngine,
+    stats: Stats,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            engine: MemoryEngine::new(2),
+            stats: Stats::new(2),
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            engine: &self.engine,
+            stats: &self.stats,
+            max_frame: 1 << 20,
+        }
+    }
+
+    /// A binary session past its Hello, named `nick`.
+    fn binary(&self, slot: u32, nick: &str) -> Session {
+        let mut s = Session::new(id(slot), Mode::Binary);
+        self.apply(
+            &mut s,
+            Request::Hello {
+                version: PROTOCOL_VERSION,
+            },
+        );
+        self.apply(&mut s, Request::SetNick(nick.to_owned()));
+        s
+    }
+
+    /// A greeted text session (in the lobby), named `nick`.
+    fn text(&self, slot: u32, nick: &str) -> Session {
+        let mut s = Session::new(id(slot), Mode::Text);
+        s.greet(&self.ctx(), &mut Vec::new());
+        self.apply(&mut s, Request::SetNick(nick.to_owned()));
+        s
+    }
+
+    fn apply(&self, session: &mut Session, request: Request) -> Vec<Effect> {
+        let mut out = Vec::new();
+        session.apply(request, &self.ctx(), &mut out);
+        out
+    }
+}
+
+fn id(slot: u32) -> ConnId {
+    ConnId {
+        worker: slot % 2,
+        slot,
+        generation: 0,
+    }
+}
+
+/// The frames replied to the requester.
+fn replies(effects: &[Effect]) -> Vec<&Frame> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply(frame) => Some(frame),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one reply (besides a charge), which must be an error with `code`.
+fn assert_refused(effects: &[Effect], code: ErrorCode) -> String {
+    let effects: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| !matches!(e, Effect::Charge(_)))
+        .collect();
+    match effects.as_slice() {
+        [Effect::Reply(Frame::Error { code: c, text })] if *c == code => text.clone(),
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}
+
+/// The frames sent to `to`, with their scope.
+fn sent_to(effects: &[Effect], to: ConnId) -> Vec<(&Frame, Scope)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to: t,
+                frame,
+                scope,
+                ..
+            } if *t == to => Some((frame, *scope)),
+            Effect::Fanout {
+                fanout,
+                frame,
+                scope,
+            } if fanout.contains(to) => Some((frame, *scope)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fanouts(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Fanout { .. }))
+        .count()
+}
+
+/// The scope of the one frame `effects` send to `to`.
+fn scope_to(effects: &[Effect], to: ConnId) -> Scope {
+    match sent_to(effects, to)[..] {
+        [(_, scope)] => scope,
+        ref other => panic!("{other:?}"),
+    }
+}
