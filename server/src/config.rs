@@ -15,6 +15,8 @@ pub struct Config {
     /// nodes on one host, or a hand-over restart) instead of refusing to start when it
     /// is taken.
     pub share_port: bool,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
     /// Worker threads; each owns a `mio::Poll` and its connections.
     pub workers: usize,
     /// Listen backlog.
@@ -60,6 +62,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
             share_port: false,
+            metrics: None,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             backlog: 1024,
             max_connections: 10_000,

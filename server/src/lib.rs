@@ -20,12 +20,14 @@
 //!   without sockets.
 //! - `engine`: the engine seam and `MemoryEngine`.
 //! - `stats`: counters and close reasons.
+//! - `metrics`: the Prometheus endpoint (`--metrics`), on a thread of its own.
 #![forbid(unsafe_code)]
 
 mod acceptor;
 mod config;
 mod connection;
 mod engine;
+mod metrics;
 mod outbound;
 mod permit;
 mod rate;

@@ -91,12 +91,28 @@ struct Cli {
     /// Interval between summary log lines; 0 disables them.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     log_interval: Duration,
+    /// Serve Prometheus metrics on GET /metrics at this address (IP:PORT or
+    /// HOST:PORT; port 0 picks a free one); prints `metrics on ADDR`.
+    #[arg(long, value_parser = parse_bind)]
+    metrics: Option<SocketAddr>,
+    /// Log line format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Less log output (-q: warnings and errors only).
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 impl Cli {
@@ -125,6 +141,7 @@ impl Cli {
         Ok(Config {
             bind: self.bind,
             share_port: self.share_port,
+            metrics: self.metrics,
             workers,
             backlog: self.backlog,
             max_connections: self.max_connections,
@@ -147,7 +164,7 @@ impl Cli {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -156,11 +173,13 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 /// `IP:PORT` or `HOST:PORT`, resolved to its first address.
@@ -178,7 +197,7 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.log_format);
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -215,6 +234,9 @@ fn run(config: Config) -> anyhow::Result<()> {
     .context("cannot install the signal handler")?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.local_addr())?;
+    if let Some(addr) = server.metrics_addr() {
+        writeln!(stdout, "metrics on {addr}")?;
+    }
     stdout.flush()?;
     drop(stdout);
     server.run().context("server failed")

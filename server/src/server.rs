@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::acceptor::{ACCEPTOR_WAKER, Acceptor, LISTENER};
 use crate::config::Config;
+use crate::metrics::MetricsEndpoint;
 use crate::stats::CloseReason;
 use crate::worker::{Shared, Worker, WorkerParts};
 
@@ -44,6 +45,7 @@ pub struct Server {
     shared: Arc<Shared>,
     acceptor_poll: Poll,
     worker_parts: Vec<WorkerParts>,
+    metrics: Option<MetricsEndpoint>,
 }
 
 /// A server running on its own thread (see [`Server::spawn`]). Dropping it shuts the
@@ -51,6 +53,7 @@ pub struct Server {
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -59,6 +62,11 @@ impl Running {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of its metrics endpoint, with `--metrics`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Its shutdown handle, which also reads its counters.
@@ -150,19 +158,32 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), ACCEPTOR_WAKER)?);
 
-        let (shared, worker_parts) = Shared::new(config, acceptor_waker)?;
+        let (metrics, metrics_waker) = match config.metrics {
+            Some(addr) => {
+                let (endpoint, waker) = MetricsEndpoint::bind(addr)?;
+                (Some(endpoint), Some(waker))
+            }
+            None => (None, None),
+        };
+        let (shared, worker_parts) = Shared::new(config, acceptor_waker, metrics_waker)?;
         Ok(Server {
             listener,
             local_addr,
             shared,
             acceptor_poll,
             worker_parts,
+            metrics,
         })
     }
 
     /// The address actually bound (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint (with the real port when bound to port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsEndpoint::local_addr)
     }
 
     /// A handle that shuts this server down from any thread.
@@ -175,10 +196,12 @@ impl Server {
     /// Runs the server on a thread of its own, as tests and tools embed it.
     pub fn spawn(self) -> Running {
         let addr = self.local_addr;
+        let metrics_addr = self.metrics_addr();
         let handle = self.shutdown_handle();
         let thread = std::thread::spawn(move || self.run());
         Running {
             addr,
+            metrics_addr,
             handle,
             thread: Some(thread),
         }
@@ -226,6 +249,24 @@ impl Server {
                 }
             }
         }
+        // The metrics thread only reads counters; it stops when the shutdown wakes it.
+        let metrics = match self.metrics {
+            Some(endpoint) => {
+                let shared = Arc::clone(&self.shared);
+                let spawned = std::thread::Builder::new()
+                    .name("metrics".to_owned())
+                    .spawn(move || endpoint.run(shared));
+                match spawned {
+                    Ok(thread) => Some(thread),
+                    Err(e) => {
+                        self.shared
+                            .fail(format!("cannot start the metrics thread: {e}"));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let acceptor = Acceptor {
             listener: self.listener,
             poll: self.acceptor_poll,
@@ -238,6 +279,9 @@ impl Server {
             Err(_) => self.shared.fail("acceptor panicked".to_owned()),
         }
         Self::join(&self.shared, threads);
+        if let Some(thread) = metrics {
+            let _ = thread.join();
+        }
         tracing::info!(
             closed_shutdown = self.shared.stats.closes(CloseReason::Shutdown),
             "server stopped"

@@ -2,9 +2,9 @@
 //! shared cache line on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use std::time::Instant;
 
 /// Why a connection was closed. Every close has one; each is logged and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,36 @@ pub(crate) struct WorkerStats {
     /// Deliveries sent to this worker and not yet handled: added by the sender before
     /// it sends, taken off by this worker as it drains its channel.
     backlog: CachePadded<AtomicU64>,
+    /// Fan-out times of room messages whose last member this worker served.
+    pub(crate) fanout: LatencyHistogram,
+}
+
+/// Upper bounds (seconds) of the fan-out time histogram's buckets; a last bucket takes
+/// the rest.
+pub(crate) const FANOUT_BUCKETS: [f64; 13] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// A histogram of durations in fixed buckets ([`FANOUT_BUCKETS`] and the rest), as
+/// relaxed atomics: written by one worker, read by the metrics thread.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyHistogram {
+    buckets: [AtomicU64; FANOUT_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Counts one duration.
+    pub(crate) fn record(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = FANOUT_BUCKETS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(FANOUT_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
 }
 
 impl WorkerStats {
@@ -152,13 +182,29 @@ impl Stats {
         }
     }
 
-    fn sum(&self, field: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+    /// The sum of one counter over the workers.
+    pub(crate) fn sum(&self, field: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
         self.workers.iter().map(|w| field(w).load(Relaxed)).sum()
     }
 
     /// Connections open right now.
     pub(crate) fn connections(&self) -> u64 {
         self.sum(|w| &w.connections)
+    }
+
+    /// The fan-out histogram over all workers: sum in seconds, count, and the count in
+    /// each bucket (not cumulative), the last one for the rest.
+    pub(crate) fn fanout_histogram(&self) -> (f64, u64, Vec<u64>) {
+        let mut buckets = vec![0u64; FANOUT_BUCKETS.len() + 1];
+        let mut sum_ns = 0u64;
+        for w in &self.workers {
+            for (total, b) in buckets.iter_mut().zip(&w.fanout.buckets) {
+                *total += b.load(Relaxed);
+            }
+            sum_ns = sum_ns.saturating_add(w.fanout.sum_ns.load(Relaxed));
+        }
+        let count = buckets.iter().sum();
+        (sum_ns as f64 / 1e9, count, buckets)
     }
 
     /// Times connections began to be held back by the rate limit.

@@ -31,6 +31,8 @@ fn help_documents_every_flag_with_its_default() {
         "--idle-timeout",
         "--shutdown-timeout",
         "--log-interval",
+        "--metrics",
+        "--log-format",
         "--verbose",
         "--quiet",
     ] {
@@ -280,4 +282,75 @@ fn turning_connections_away_is_logged_with_a_count() {
         assert!(start.elapsed() < TIMEOUT, "no notice");
     }
     stop(child);
+}
+
+#[test]
+fn metrics_and_json_logs_when_asked_for() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut listening = String::new();
+    stdout.read_line(&mut listening).expect("first line");
+    assert!(
+        listening.starts_with("listening on 127.0.0.1:"),
+        "{listening:?}"
+    );
+    let mut metrics = String::new();
+    stdout.read_line(&mut metrics).expect("second line");
+    let addr = metrics
+        .trim()
+        .strip_prefix("metrics on ")
+        .unwrap_or_else(|| panic!("unexpected line {metrics:?}"))
+        .to_owned();
+    let mut scrape = TcpStream::connect(&addr).expect("connect to metrics");
+    scrape.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+        .expect("request");
+    let mut response = String::new();
+    scrape.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(
+        response.contains("chat_connections{worker=\"0\"}"),
+        "{response}"
+    );
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a log line");
+    assert!(
+        line.starts_with('{')
+            && line.trim_end().ends_with('}')
+            && line.contains("\"level\":\"INFO\""),
+        "not a JSON log line: {line:?}"
+    );
+    stop(child);
+}
+
+#[test]
+fn a_taken_metrics_address_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--bind", "127.0.0.1:0", "--metrics", &addr, "-q"])
+        .output()
+        .expect("run server");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metrics address") && stderr.contains(&addr),
+        "{stderr}"
+    );
 }

@@ -157,6 +157,8 @@ pub(crate) struct Shared {
     pub(crate) workers: Vec<WorkerHandle>,
     /// Wakes the acceptor (to stop it).
     acceptor_waker: Arc<Waker>,
+    /// Wakes the metrics thread (to stop it), with `--metrics`.
+    metrics_waker: Option<Arc<Waker>>,
     /// Set once to start a graceful shutdown.
     shutdown: AtomicBool,
     /// Workers that have stopped reading input during a shutdown.
@@ -181,6 +183,7 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         acceptor_waker: Arc<Waker>,
+        metrics_waker: Option<Arc<Waker>>,
     ) -> std::io::Result<(Arc<Self>, Vec<WorkerParts>)> {
         let workers = config.workers;
         let mut handles = Vec::with_capacity(workers);
@@ -202,6 +205,7 @@ impl Shared {
             stats: Stats::new(workers),
             workers: handles,
             acceptor_waker,
+            metrics_waker,
             shutdown: AtomicBool::new(false),
             quiesced: AtomicUsize::new(0),
             admission: Arc::new(Admission::default()),
@@ -224,6 +228,9 @@ impl Shared {
             return;
         }
         let _ = self.acceptor_waker.wake();
+        if let Some(waker) = &self.metrics_waker {
+            let _ = waker.wake();
+        }
         for worker in &self.workers {
             worker.wake_pending.store(true, Ordering::Release);
             let _ = worker.waker.wake();
@@ -270,6 +277,8 @@ pub(crate) struct Worker {
     /// Reused buffer for the effects of one request.
     effects: Vec<Effect>,
     phase: Phase,
+    /// When this turn's `poll` returned: the read time of what the turn reads.
+    turn_at: Instant,
     next_housekeeping: Instant,
     next_ping_token: u64,
 }
@@ -301,6 +310,7 @@ impl Worker {
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             effects: Vec::new(),
             phase: Phase::Running,
+            turn_at: Instant::now(),
             next_housekeeping: Instant::now() + Duration::from_secs(1),
             next_ping_token: 1,
         }
@@ -336,6 +346,7 @@ impl Worker {
                 self.index
             );
             let now = Instant::now();
+            self.turn_at = now;
             let ready = events.iter().count();
             if !coalesce.is_zero() {
                 let span = now.saturating_duration_since(last_turn).as_secs_f64();

@@ -7,6 +7,8 @@
 //! FIFO channel, so every recipient sees each sender's frames once and in order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode};
@@ -22,6 +24,9 @@ use crate::stats::{CloseReason, WorkerStats};
 pub(crate) struct Encoded {
     binary: Option<Bytes>,
     text: Option<Bytes>,
+    /// For a room message: when its turn began and how many recipients are still to
+    /// be served; the worker that serves the last one records the fan-out time.
+    clock: Option<(Instant, AtomicUsize)>,
 }
 
 impl Encoded {
@@ -44,7 +49,11 @@ impl Encoded {
         } else {
             None
         };
-        Self { binary, text }
+        Self {
+            binary,
+            text,
+            clock: None,
+        }
     }
 
     /// The bytes of `frame` in `mode`, if it can be encoded.
@@ -231,7 +240,11 @@ impl Worker {
         if fanout.is_empty() {
             return;
         }
-        let payload = Arc::new(Encoded::new(frame, fanout.binary > 0, fanout.text > 0));
+        let mut encoded = Encoded::new(frame, fanout.binary > 0, fanout.text > 0);
+        if matches!(frame, Frame::RoomMsg { .. }) {
+            encoded.clock = Some((self.turn_at, AtomicUsize::new(fanout.len())));
+        }
+        let payload = Arc::new(encoded);
         for worker in 0..fanout.per_worker.len() {
             if fanout.per_worker[worker].is_empty() {
                 continue;
@@ -247,6 +260,7 @@ impl Worker {
                         self.deliver_to_member(member, &payload, scope);
                     }
                 }
+                self.served(&payload, fanout.per_worker[worker].len());
             } else if let Some(out) = self.outbox.get_mut(worker) {
                 out.push(Delivery::Many {
                     fanout: Arc::clone(&fanout),
@@ -278,8 +292,19 @@ impl Worker {
                     for &member in list {
                         self.deliver_to_member(member, &payload, scope);
                     }
+                    self.served(&payload, list.len());
                 }
             }
+        }
+    }
+
+    /// Counts `n` recipients of a room message served; the last records its fan-out
+    /// time (one atomic operation per worker and message, not per member).
+    fn served(&self, payload: &Encoded, n: usize) {
+        if let Some((read_at, remaining)) = &payload.clock
+            && remaining.fetch_sub(n, Ordering::AcqRel) == n
+        {
+            self.stats().fanout.record(read_at.elapsed());
         }
     }
 

@@ -54,6 +54,11 @@ impl TestServer {
         }
     }
 
+    /// The metrics endpoint's address, when the config asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(Running::metrics_addr)
+    }
+
     pub fn stat(&self, name: &str) -> u64 {
         self.handle
             .stats()
