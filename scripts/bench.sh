@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,idle] [--previous SERVER_BIN]
+#        [--only echo,coalesce,baseline,search,fanout,metrics,idle] [--previous SERVER_BIN]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
@@ -27,7 +27,7 @@ reps=3
 duration=10
 warmup=3
 quick=0
-only="echo,coalesce,baseline,search,fanout,idle"
+only="echo,coalesce,baseline,search,fanout,metrics,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -61,6 +61,7 @@ addr=""
 idle_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+    [ -n "${scraper_pid:-}" ] && kill -9 "$scraper_pid" 2>/dev/null || true
     [ -n "$idle_pid" ] && kill -9 "$idle_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -246,6 +247,58 @@ if want fanout; then
     run_point "fanout-1m-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 -- \
         --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
         --scenario room --room-size "$clients" --threads 1
+fi
+
+# The metrics endpoint's cost: echo and fan-out with --metrics on and scraped once a
+# second, and off, in turn at every rep (labels metrics-on-* and metrics-off-*).
+scraper_pid=""
+if want metrics; then
+    echo "==> metrics: echo and fan-out with --metrics scraped once a second, and without"
+    all_reps=$reps
+    reps=1
+    fanout_rate=$(python3 -c "print(50/$clients)")
+    for rep in $(seq "$all_reps"); do
+        for mode in on off; do
+            flags=()
+            [ "$mode" = on ] && flags=(--metrics 127.0.0.1:0)
+            for point in echo fanout; do
+                args=(--clients "$clients" --rate "$rate" --scenario echo --protocol binary)
+                [ "$point" = fanout ] &&
+                    args=(--clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients")
+                if [ "$mode" = on ]; then
+                    # The scraper finds the endpoint in the log of the server about to start.
+                    : >"$out/server.log"
+                    python3 - "$out/server.log" "$((warmup + duration + 5))" \
+                        >>"$out/metrics-on-$point.scrapes" <<'EOF' &
+import re, sys, time, urllib.request
+log, seconds = sys.argv[1], float(sys.argv[2])
+end = time.time() + seconds
+addr = None
+while addr is None and time.time() < end:
+    time.sleep(0.05)
+    found = re.search(r"^metrics on (\S+)$", open(log).read(), re.M)
+    addr = found.group(1) if found else None
+while addr and time.time() < end:
+    try:
+        urllib.request.urlopen(f"http://{addr}/metrics", timeout=2).read()
+        print("scraped", flush=True)
+    except OSError:
+        pass
+    time.sleep(1)
+EOF
+                    scraper_pid=$!
+                fi
+                run_point "metrics-$mode-$point" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                    "${flags[@]}" -- "${args[@]}"
+                if [ -n "$scraper_pid" ]; then
+                    kill "$scraper_pid" 2>/dev/null || true
+                    wait "$scraper_pid" 2>/dev/null || true
+                    scraper_pid=""
+                fi
+            done
+        done
+    done
+    reps=$all_reps
 fi
 
 if [ -n "$previous" ]; then

@@ -96,6 +96,21 @@ def main():
             print(f"| {label} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
                   f"| {ratio('max')} | {ratio('srv_cpu')} |")
 
+    metrics = [label[len("metrics-on-"):] for label in points if label.startswith("metrics-on-")]
+    metrics = [name for name in metrics if "metrics-off-" + name in points]
+    if metrics:
+        print("\n## --metrics scraped once a second against no metrics (ratio = on / off)\n")
+        print("| point | p50 | p99 | p99.9 | server CPU per message | lost (on, off) |")
+        print("|---|---|---|---|---|---|")
+        for name in metrics:
+            on, off = points["metrics-on-" + name], points["metrics-off-" + name]
+
+            def ratio(key):
+                return "-" if not off[key] or off[key] != off[key] else f"{on[key] / off[key]:.2f}x"
+
+            print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
+                  f"| {ratio('srv_cpu')} | {on['lost']}, {off['lost']} |")
+
     pairs = [label[len("this-"):] for label in points if label.startswith("this-")]
     pairs = [name for name in pairs if "previous-" + name in points]
     if pairs:
