@@ -178,3 +178,37 @@ fn metrics_are_off_unless_asked_for() {
     let server = TestServer::start();
     assert_eq!(server.metrics_addr(), None);
 }
+
+#[test]
+fn the_operations_guide_lists_exactly_the_metrics_served() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/OPERATIONS.md"
+    ))
+    .expect("docs/OPERATIONS.md");
+    let mut documented: Vec<String> = guide
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `chat_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| format!("chat_{name}"))
+        .collect();
+    documented.sort();
+    let server = metrics_server(1);
+    let addr = server.metrics_addr().expect("metrics are on");
+    let response = http(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    let mut served: Vec<String> = split(&response)
+        .1
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| {
+            let (name, kind) = rest.split_once(' ')?;
+            Some(if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            })
+        })
+        .collect();
+    served.sort();
+    assert_eq!(documented, served);
+}
