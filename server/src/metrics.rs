@@ -330,7 +330,7 @@ impl Collector for ServerMetrics {
             .collect();
         let mut metric = e.encode_descriptor(
             "chat_fanout_seconds",
-            "Time from reading a room message to queuing it for the room's last member.",
+            "Time from reading a room message to writing it to the room's last member.",
             None,
             MetricType::Histogram,
         )?;

@@ -276,6 +276,9 @@ pub(crate) struct Worker {
     outbox: Vec<Vec<Delivery>>,
     /// Reused buffer for the effects of one request.
     effects: Vec<Effect>,
+    /// Read times of room messages whose last member this turn served; timed after
+    /// the turn's writes.
+    fanouts_done: Vec<Instant>,
     phase: Phase,
     /// When this turn's `poll` returned: the read time of what the turn reads.
     turn_at: Instant,
@@ -309,6 +312,7 @@ impl Worker {
             to_close: Vec::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             effects: Vec::new(),
+            fanouts_done: Vec::new(),
             phase: Phase::Running,
             turn_at: Instant::now(),
             next_housekeeping: Instant::now() + Duration::from_secs(1),
@@ -385,6 +389,7 @@ impl Worker {
             }
             self.route_outbox();
             self.flush_dirty(now);
+            self.record_fanouts();
             self.close_marked();
             if now >= self.next_housekeeping {
                 self.housekeeping(now);

@@ -298,13 +298,28 @@ impl Worker {
         }
     }
 
-    /// Counts `n` recipients of a room message served; the last records its fan-out
-    /// time (one atomic operation per worker and message, not per member).
-    fn served(&self, payload: &Encoded, n: usize) {
+    /// Counts `n` recipients of a room message served (one atomic operation per worker
+    /// and message, not per member). The worker that serves the last one times the
+    /// message once this turn's writes are done.
+    fn served(&mut self, payload: &Encoded, n: usize) {
         if let Some((read_at, remaining)) = &payload.clock
             && remaining.fetch_sub(n, Ordering::AcqRel) == n
         {
-            self.stats().fanout.record(read_at.elapsed());
+            self.fanouts_done.push(*read_at);
+        }
+    }
+
+    /// Records the fan-out time of the room messages whose last member this turn
+    /// served, now that this turn's output has been written.
+    pub(super) fn record_fanouts(&mut self) {
+        if self.fanouts_done.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for read_at in self.fanouts_done.drain(..) {
+            self.shared.stats.workers[self.index]
+                .fanout
+                .record(now.saturating_duration_since(read_at));
         }
     }
 
