@@ -15,7 +15,8 @@ use crate::config::{Config, ConfigError, Protocol, Scenario, Thresholds, default
 /// Without a subcommand it runs a load test and appends its results under --out.
 /// Durations take a unit: 500ms, 30s, 2m, 1h (a bare number is seconds).
 /// Exit codes: 0 ok, 1 error, 2 bad usage, 3 --max-p99 missed, 4 --max-loss missed,
-/// 5 both missed, 130 interrupted by Ctrl+C (results still written).
+/// 5 both missed, 130 interrupted by Ctrl+C (results still written). Each threshold given
+/// is printed after the run with its measured value and PASS or FAIL.
 /// docs/LOADGEN.md is the guide.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]

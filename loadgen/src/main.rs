@@ -51,6 +51,10 @@ fn load(args: RunArgs) -> anyhow::Result<i32> {
         "{}",
         loadgen::report::render(&report.summary, &report.files)
     );
+    print!(
+        "{}",
+        loadgen::report::render_thresholds(&report.summary, &config.thresholds)
+    );
     Ok(report.verdict.exit_code())
 }
 

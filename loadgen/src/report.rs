@@ -217,6 +217,32 @@ impl Verdict {
     }
 }
 
+/// One line per threshold that was set, as k6 prints them: the limit, the measured value
+/// and `PASS` or `FAIL`, so a non-zero exit code comes with its reason.
+pub fn render_thresholds(s: &Summary, thresholds: &crate::config::Thresholds) -> String {
+    let ms = |us: u128| format!("{:.3} ms", us as f64 / 1000.0);
+    let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
+    let mut out = String::new();
+    if let Some(max) = thresholds.max_p99 {
+        let pass = u128::from(s.p99_us) <= max.as_micros();
+        out += &format!(
+            "  threshold p99 <= {}: measured {}  {}\n",
+            ms(max.as_micros()),
+            ms(u128::from(s.p99_us)),
+            verdict(pass)
+        );
+    }
+    if let Some(max) = thresholds.max_loss {
+        let pass = s.lost <= max;
+        out += &format!(
+            "  threshold lost <= {max}: measured {}  {}\n",
+            s.lost,
+            verdict(pass)
+        );
+    }
+    out
+}
+
 /// The human-readable account of a run that `loadgen` prints when it ends.
 pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
     let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use loadgen::{exit, results};
 
-use crate::common::{Fault, TestServer, loadgen_bin, out_dir, run_loadgen};
+use crate::common::{Fault, TestServer, loadgen_bin, out_dir, real_server, run_loadgen};
 
 fn quick_args(addr: std::net::SocketAddr, out: &std::path::Path) -> Vec<String> {
     [
@@ -199,6 +199,35 @@ fn missed_thresholds_have_their_own_exit_codes() {
     assert_eq!(
         run(&["--max-p99", "60s", "--max-loss", "1000000"]),
         Some(exit::OK)
+    );
+}
+
+#[test]
+fn thresholds_are_printed_with_their_measured_value() {
+    let server = real_server();
+    let out = out_dir("cli-threshold-lines");
+    let output = Command::new(loadgen_bin())
+        .args(quick_args(server.local_addr(), &out))
+        // No reply takes under a microsecond; a clean server loses nothing.
+        .args(["--max-p99", "1us", "--max-loss", "1000000"])
+        .output()
+        .expect("run loadgen");
+    assert_eq!(output.status.code(), Some(exit::P99_EXCEEDED));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("threshold "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("threshold p99 <= 0.001 ms: measured ")
+            && lines[0].ends_with("  FAIL"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1], "threshold lost <= 1000000: measured 0  PASS",
+        "{stdout}"
     );
 }
 

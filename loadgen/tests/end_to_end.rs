@@ -3,17 +3,7 @@
 
 use loadgen::{Config, Protocol, Scenario};
 
-use crate::common::{assert_rate_near, out_dir, quick_config, run};
-
-/// The real server on 127.0.0.1, two workers; shut down and joined on drop.
-fn real_server() -> server::Running {
-    let config = server::Config {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        workers: 2,
-        ..server::Config::default()
-    };
-    server::Server::bind(config).expect("bind server").spawn()
-}
+use crate::common::{assert_rate_near, out_dir, quick_config, real_server, run};
 
 fn check(scenario: Scenario, protocol: Protocol, clients: u32) {
     let server = real_server();

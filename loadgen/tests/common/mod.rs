@@ -361,6 +361,16 @@ pub fn run_loadgen(args: &[&str]) -> Finished {
     }
 }
 
+/// The real chat server on 127.0.0.1, two workers; shut down and joined on drop.
+pub fn real_server() -> server::Running {
+    let config = server::Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        workers: 2,
+        ..server::Config::default()
+    };
+    server::Server::bind(config).expect("bind server").spawn()
+}
+
 /// Shuts a TCP stream both ways, ignoring errors.
 pub fn close(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
