@@ -228,11 +228,30 @@ pub fn append_summary(path: &Path, row: &Summary, stamp: &str) -> Result<PathBuf
     Ok(target)
 }
 
-/// Reads every row of a summary CSV, by column name (extra columns are ignored).
+/// Reads every row of a summary CSV, by column name (extra columns are ignored). A file
+/// that lacks a summary column, or whose rows do not parse as summaries, is reported as
+/// [`ResultsError::Format`] "not a loadgen summary CSV" rather than with the CSV layer's
+/// account of which field failed.
 pub fn read_summaries(path: &Path) -> Result<Vec<Summary>, ResultsError> {
+    let not_summary = || ResultsError::Format {
+        path: path.to_path_buf(),
+        reason: "not a loadgen summary CSV".into(),
+    };
     let mut r = csv::Reader::from_reader(open(path)?);
+    let headers = r.headers().map_err(|_| not_summary())?.clone();
+    if !summary_header()
+        .iter()
+        .all(|column| headers.iter().any(|h| h == column))
+    {
+        return Err(not_summary());
+    }
     r.deserialize()
-        .map(|row| row.map_err(csv_err(path)))
+        .map(|row| {
+            row.map_err(|e| match e.kind() {
+                csv::ErrorKind::Io(_) => csv_err(path)(e),
+                _ => not_summary(),
+            })
+        })
         .collect()
 }
 
@@ -338,14 +357,27 @@ pub struct HgrmPoint {
 
 /// Reads the points of an `.hgrm` file (header and `#` lines skipped).
 pub fn read_hgrm(path: &Path) -> Result<Vec<HgrmPoint>, ResultsError> {
-    let text = fs::read_to_string(path).map_err(|source| ResultsError::Read {
+    let not_hgrm = || ResultsError::Format {
         path: path.to_path_buf(),
-        source,
+        reason: "not a .hgrm file".into(),
+    };
+    let text = fs::read_to_string(path).map_err(|source| match source.kind() {
+        // Binary data: an image, a compressed log.
+        io::ErrorKind::InvalidData => not_hgrm(),
+        _ => ResultsError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     let mut points = Vec::new();
+    let mut has_header = false;
     for line in text.lines() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with("Value") {
+        if line.starts_with("Value") {
+            has_header = true;
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -358,18 +390,17 @@ pub fn read_hgrm(path: &Path) -> Result<Vec<HgrmPoint>, ResultsError> {
         })();
         match parsed {
             Some(p) if (0.0..=1.0).contains(&p.percentile) => points.push(p),
-            _ => {
-                return Err(ResultsError::Format {
-                    path: path.to_path_buf(),
-                    reason: format!("not an .hgrm line: {line:?}"),
-                });
-            }
+            _ => return Err(not_hgrm()),
         }
     }
     if points.is_empty() {
-        return Err(ResultsError::Format {
-            path: path.to_path_buf(),
-            reason: "no percentile lines (empty histogram or not an .hgrm file)".into(),
+        return Err(if has_header {
+            ResultsError::Format {
+                path: path.to_path_buf(),
+                reason: "no percentile lines (the run recorded no latency)".into(),
+            }
+        } else {
+            not_hgrm()
         });
     }
     Ok(points)

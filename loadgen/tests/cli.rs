@@ -153,6 +153,39 @@ fn unreadable_inputs_exit_1_with_one_line() {
 }
 
 #[test]
+fn inputs_of_the_wrong_kind_are_named_in_one_line() {
+    let out = out_dir("cli-wrong-kind");
+    let hgrm = out.join("run.hgrm");
+    std::fs::write(
+        &hgrm,
+        "       Value     Percentile TotalCount 1/(1-Percentile)\n\n       0.100 0.000000000000          1           1.00\n",
+    )
+    .expect("write");
+    let other_csv = out.join("other.csv");
+    std::fs::write(&other_csv, "name,age\nann,3\n").expect("write");
+    let svg = out.join("x.svg").display().to_string();
+    let (hgrm, other_csv) = (hgrm.display().to_string(), other_csv.display().to_string());
+    for (args, expected) in [
+        (
+            vec!["compare", hgrm.as_str()],
+            format!("loadgen: error: {hgrm}: not a loadgen summary CSV"),
+        ),
+        (
+            vec!["compare", other_csv.as_str()],
+            format!("loadgen: error: {other_csv}: not a loadgen summary CSV"),
+        ),
+        (
+            vec!["plot", other_csv.as_str(), "-o", svg.as_str()],
+            format!("loadgen: error: {other_csv}: not a .hgrm file"),
+        ),
+    ] {
+        let run = run_loadgen(&args);
+        assert_eq!(run.code, Some(exit::ERROR), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr_line(), expected, "{args:?}");
+    }
+}
+
+#[test]
 fn no_server_exits_1_with_a_reason() {
     // Bind then drop a listener: nobody listens on that port afterwards.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
