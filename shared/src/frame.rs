@@ -64,6 +64,10 @@ impl ErrorCode {
     pub const NOT_IN_CHAT: Self = Self(207);
     /// The request makes no sense in the current state (e.g. chatting with yourself).
     pub const INVALID_REQUEST: Self = Self(208);
+    /// The client sends faster than the rate limit: from now on the server reads its
+    /// messages only at that rate. Sent once each time the client starts to be held
+    /// back; nothing is refused or lost.
+    pub const RATE_LIMITED: Self = Self(209);
     /// The server is at `--max-connections`; the connection is closed.
     pub const SERVER_FULL: Self = Self(300);
     /// The client did not read and its outbound queue passed `--max-pending`.
@@ -74,7 +78,7 @@ impl ErrorCode {
     pub const FLOOD: Self = Self(303);
 
     /// Every code defined by this protocol version, for documentation and tests.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::MALFORMED,
         Self::FRAME_TOO_LARGE,
         Self::LINE_TOO_LONG,
@@ -92,6 +96,7 @@ impl ErrorCode {
         Self::NOT_IN_ROOM,
         Self::NOT_IN_CHAT,
         Self::INVALID_REQUEST,
+        Self::RATE_LIMITED,
         Self::SERVER_FULL,
         Self::SLOW_CONSUMER,
         Self::IDLE_TIMEOUT,
@@ -118,6 +123,7 @@ impl ErrorCode {
             206 => "not-in-room",
             207 => "not-in-chat",
             208 => "invalid-request",
+            209 => "rate-limited",
             300 => "server-full",
             301 => "slow-consumer",
             302 => "idle-timeout",

@@ -1038,8 +1038,12 @@ fn judge(conn: &Conn, end: End) -> Option<bool> {
                 && conn.codes.first().copied() == conn.kind.expected_code().map(|c| c.0),
         ),
         Kind::Slowloris | Kind::Flooder | Kind::Talker | Kind::Partial => match end {
+            // A flooder is told (error 209, the connection stays open) when the rate limit
+            // starts holding it back; nothing else may come.
             End::Deadline => Some(
-                conn.codes.is_empty()
+                conn.codes
+                    .iter()
+                    .all(|&c| conn.kind == Kind::Flooder && c == ErrorCode::RATE_LIMITED.0)
                     && (conn.kind != Kind::Slowloris || conn.requests <= conn.replies + 1),
             ),
             _ => Some(false),

@@ -28,7 +28,8 @@ pub enum Kind {
     /// answered once its last byte arrives.
     Slowloris,
     /// `Echo` frames as fast as the socket takes them, reading the replies. Expected:
-    /// replies at about the server's `--rate-limit`, no close (within 30 s).
+    /// replies at about the server's `--rate-limit`, error 209 (rate-limited) when the
+    /// limit starts holding it back and no other, no close (within 30 s).
     Flooder,
     /// Joins a busy room with a tiny receive buffer and never reads. Expected: closed
     /// as a slow consumer (error 301 if the server could still write it).

@@ -152,7 +152,15 @@ impl Worker {
                 Buffered::Stop => break,
                 Buffered::Throttled => {
                     if conn.throttled_since.is_none() {
+                        // Once per episode: the client is told why its answers slow
+                        // down, so a load generator does not mistake it for loss.
                         WorkerStats::add(&self.stats().rate_limited, 1);
+                        let config = &self.shared.config;
+                        let text = format!(
+                            "sending faster than {} messages/s (burst {}); the server now reads your messages at that rate",
+                            config.rate_limit, config.rate_burst
+                        );
+                        self.reply_error(&mut conn, Refusal::new(ErrorCode::RATE_LIMITED, text));
                     }
                     let since = *conn.throttled_since.get_or_insert(now);
                     let limit = self.shared.config.flood_close_after;
