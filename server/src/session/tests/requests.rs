@@ -177,3 +177,19 @@ fn both_framings_make_the_same_requests() {
         Request::ServerOnly(_)
     ));
 }
+
+#[test]
+fn help_lists_every_command_as_notices() {
+    let w = World::new();
+    let mut s = w.text(1, "ann");
+    let out = w.apply(&mut s, Request::Help);
+    let lines: Vec<&str> = replies(&out)
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Notice { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, shared::text::HELP);
+    assert!(lines.iter().any(|l| l.starts_with("/chat NICK")));
+}
