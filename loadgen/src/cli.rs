@@ -60,13 +60,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
     /// Client connections.
-    #[arg(long, default_value_t = 100)]
+    #[arg(short, long, visible_alias = "connections", default_value_t = 100)]
     pub clients: u32,
     /// Messages per second per client.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(short, long, default_value_t = 10.0)]
     pub rate: f64,
+    /// Messages per second over all clients, instead of --rate (each client sends
+    /// TOTAL / --clients per second).
+    #[arg(short = 'R', long, conflicts_with = "rate")]
+    pub total_rate: Option<f64>,
     /// Measured duration.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(short, long, default_value = "30s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Sending before the measured part, excluded from results.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -84,7 +88,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::stamp::MIN_PAYLOAD)]
     pub payload: usize,
     /// Load threads (the default is one per core).
-    #[arg(long, default_value_t = default_threads())]
+    #[arg(short, long, default_value_t = default_threads())]
     pub threads: usize,
     /// What the clients do.
     #[arg(long, value_enum, default_value_t = Scenario::Echo)]
@@ -145,7 +149,10 @@ impl RunArgs {
         let config = Config {
             addr,
             clients: self.clients,
-            rate: self.rate,
+            rate: match self.total_rate {
+                Some(total) => total / f64::from(self.clients.max(1)),
+                None => self.rate,
+            },
             duration: self.duration,
             warmup: self.warmup,
             grace: self.grace,
@@ -318,6 +325,38 @@ mod tests {
             "{unknown}"
         );
         assert!(!unknown.contains("Usage"), "{unknown}");
+    }
+
+    #[test]
+    fn short_flags_and_aliases_reach_the_config() {
+        let cli = Cli::try_parse_from(["loadgen", "-c", "40", "-r", "2.5", "-d", "5s", "-t", "3"])
+            .expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        assert_eq!(config.clients, 40);
+        assert_eq!(config.rate, 2.5);
+        assert_eq!(config.duration, Duration::from_secs(5));
+        assert_eq!(config.threads, 3);
+        let cli = Cli::try_parse_from(["loadgen", "--connections", "7"]).expect("parses");
+        assert_eq!(cli.run.clients, 7);
+    }
+
+    #[test]
+    fn total_rate_is_shared_among_the_clients() {
+        for args in [
+            ["loadgen", "-c", "10", "-R", "1000"],
+            ["loadgen", "-c", "10", "--total-rate", "1000"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let config = cli.run.into_config().expect("valid");
+            assert_eq!(config.rate, 100.0, "{args:?}");
+            assert_eq!(config.target_rate(), 1000.0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn rate_and_total_rate_exclude_each_other() {
+        let err = Cli::try_parse_from(["loadgen", "-r", "5", "-R", "1000"]).expect_err("refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

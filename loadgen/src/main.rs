@@ -40,6 +40,9 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 fn load(args: RunArgs) -> anyhow::Result<i32> {
     let config = args.into_config()?;
+    for warning in loadgen::runner::preflight(&config) {
+        eprintln!("loadgen: warning: {warning}");
+    }
     let stop = StopSignal::new();
     let handler = stop.clone();
     ctrlc::set_handler(move || handler.stop()).context("installing the Ctrl+C handler")?;

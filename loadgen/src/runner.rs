@@ -80,11 +80,9 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         path: config.out.clone(),
         source,
     })?;
-    // One descriptor per client, plus a poll, a timer and a waker per thread and the
-    // files: raise the soft limit as far as the hard one allows. If that is not enough,
-    // connects fail with "too many open files" and are counted.
-    let needed = u64::from(config.clients) + 64 + 4 * config.threads as u64;
-    let _ = rlimit::increase_nofile_limit(needed);
+    // If the limit is not enough, connects fail with "too many open files" and are
+    // counted; `preflight` warns about it before the run.
+    let _ = raise_fd_limit(config);
     let started_at = SystemTime::now();
     let unix = started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (started_rfc, stamp) = utc_stamps(unix.as_secs());
@@ -145,6 +143,53 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     }
     outcome?;
     collector.finish(config, files, started_rfc, &stamp)
+}
+
+/// File descriptors a run needs: one per client, plus a poll, a timer and a waker per
+/// thread and the result files.
+fn fds_needed(config: &Config) -> u64 {
+    u64::from(config.clients) + 64 + 4 * config.threads as u64
+}
+
+/// Raises the soft RLIMIT_NOFILE towards what `config` needs, as far as the hard limit
+/// allows; returns the soft limit now in force (`None` if it could not be read).
+fn raise_fd_limit(config: &Config) -> Option<u64> {
+    rlimit::increase_nofile_limit(fds_needed(config)).ok()
+}
+
+/// Warnings about a configuration that will run but not as asked, for the user to see
+/// before it starts: more clients than the open-files limit lets loadgen open (after
+/// raising the soft limit as far as it may), or a connect ramp that takes longer than
+/// the measured duration.
+pub fn preflight(config: &Config) -> Vec<String> {
+    preflight_warnings(config, raise_fd_limit(config))
+}
+
+/// [`preflight`] given the open-files limit loadgen can reach.
+fn preflight_warnings(config: &Config, fd_limit: Option<u64>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let needed = fds_needed(config);
+    if let Some(limit) = fd_limit
+        && limit < needed
+    {
+        let fit = limit.saturating_sub(needed - u64::from(config.clients));
+        warnings.push(format!(
+            "--clients {} needs about {needed} open files but the limit is {limit} \
+             (ulimit -n); about {fit} clients can connect, the rest will fail",
+            config.clients
+        ));
+    }
+    let ramp_s = f64::from(config.clients) / config.connect_rate;
+    if ramp_s > config.duration.as_secs_f64() {
+        warnings.push(format!(
+            "connecting {} clients at --connect-rate {} takes {ramp_s:.1}s, longer than \
+             --duration {:.1}s",
+            config.clients,
+            config.connect_rate,
+            config.duration.as_secs_f64()
+        ));
+    }
+    warnings
 }
 
 /// Splits the clients into groups (one client, a dm pair, or a room) and deals them to
@@ -744,6 +789,48 @@ mod tests {
             .find(|p| p.id == 22)
             .expect("client 22");
         assert_eq!((last.group_start, last.group_len), (20, 3));
+    }
+
+    #[test]
+    fn preflight_warns_when_clients_exceed_the_open_files_limit() {
+        let config = Config {
+            clients: 5000,
+            threads: 4,
+            ..Config::default()
+        };
+        let warnings = preflight_warnings(&config, Some(1024));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("--clients 5000 needs about 5080 open files but the limit is 1024"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].contains("about 944 clients"), "{}", warnings[0]);
+        assert!(preflight_warnings(&config, Some(1 << 20)).is_empty());
+        assert!(preflight_warnings(&config, None).is_empty());
+    }
+
+    #[test]
+    fn preflight_warns_when_the_ramp_outlasts_the_duration() {
+        let config = Config {
+            clients: 5000,
+            connect_rate: 1000.0,
+            duration: Duration::from_secs(2),
+            ..Config::default()
+        };
+        let warnings = preflight_warnings(&config, Some(1 << 20));
+        assert_eq!(
+            warnings,
+            [
+                "connecting 5000 clients at --connect-rate 1000 takes 5.0s, longer than --duration 2.0s"
+            ]
+        );
+        let enough = Config {
+            duration: Duration::from_secs(10),
+            ..config
+        };
+        assert!(preflight_warnings(&enough, Some(1 << 20)).is_empty());
     }
 
     #[test]

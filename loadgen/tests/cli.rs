@@ -76,6 +76,11 @@ fn usage_errors_exit_2_with_one_line() {
         ),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
         (
+            &["--rate", "5", "--total-rate", "1000"],
+            "cannot be used with",
+        ),
+        (&["-R", "1000", "-r", "5"], "cannot be used with"),
+        (
             &["--duration", "3 weeks"],
             "invalid value '3 weeks' for '--duration",
         ),
