@@ -596,10 +596,20 @@ impl Client {
         }
     }
 
+    /// An `Error` frame or `ERR` line. One whose code closes the connection (server
+    /// full, slow consumer, ...) is the reason for the close that follows: the client
+    /// counts one error for both, a connect failure while handshaking and a server
+    /// error once ready, and lets the connection go without counting a disconnect.
     fn on_server_error(&mut self, code: ErrorCode, text: &str, cx: &mut Ctx<'_>) {
-        cx.tally.note_error(format!("server error {code}: {text}"));
         if self.handshaking() {
+            cx.tally.first_error(format!("server error {code}: {text}"));
             self.fail(cx, format!("handshake refused: {code}: {text}"));
+            return;
+        }
+        cx.tally.note_error(format!("server error {code}: {text}"));
+        if code.closes_connection() && self.status == Status::Ready {
+            self.drop_conn(cx.registry);
+            self.status = Status::Closed;
         }
     }
 

@@ -71,3 +71,33 @@ fn dm_binary() {
 fn dm_text() {
     check(Scenario::Dm, Protocol::Text, 4);
 }
+
+#[test]
+fn a_client_turned_away_by_a_full_server_is_one_error() {
+    for protocol in [Protocol::Binary, Protocol::Text] {
+        let config = server::Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            workers: 2,
+            max_connections: 2,
+            ..server::Config::default()
+        };
+        let server = server::Server::bind(config).expect("bind server").spawn();
+        let name = format!("e2e-full-{}", protocol.name());
+        let out = out_dir(&name);
+        let config = Config {
+            protocol,
+            ..quick_config(server.local_addr(), 4, 10.0, 1, &out)
+        };
+        let report = run(&config);
+        let s = &report.summary;
+        // Two clients fit; the other two are refused with `server-full` and closed.
+        // Binary clients are refused in their handshake; text echo clients have none,
+        // so they count as connected until the refusal arrives.
+        if protocol == Protocol::Binary {
+            assert_eq!(s.connected, 2, "{name}: {s:?}");
+            assert_eq!(s.connect_failures, 2, "{name}: {s:?}");
+        }
+        assert_eq!(s.errors, 2, "{name}: {s:?} {:?}", report.warnings);
+        assert_eq!(s.disconnects, 0, "{name}: {s:?}");
+    }
+}
