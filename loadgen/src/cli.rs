@@ -37,6 +37,10 @@ pub enum Command {
         /// Summary CSV files (each may hold many runs).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also show runs cut short by Ctrl+C (left out by default; their numbers cover
+        /// only part of a run).
+        #[arg(long)]
+        include_interrupted: bool,
     },
     /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
     Plot {
@@ -270,7 +274,9 @@ mod tests {
     #[test]
     fn subcommands_parse() {
         let cli = Cli::try_parse_from(["loadgen", "compare", "a.csv", "b.csv"]).expect("parses");
-        assert!(matches!(cli.command, Some(Command::Compare { files }) if files.len() == 2));
+        assert!(
+            matches!(cli.command, Some(Command::Compare { files, include_interrupted: false }) if files.len() == 2)
+        );
         let cli =
             Cli::try_parse_from(["loadgen", "plot", "a.hgrm", "-o", "x.svg"]).expect("parses");
         assert!(

@@ -33,6 +33,30 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<ComparedRun>, ResultsError> {
     Ok(runs)
 }
 
+/// Leaves out runs that Ctrl+C cut short (their numbers cover only part of a run)
+/// unless `include_interrupted`; returns the runs kept and how many were left out.
+pub fn select(runs: Vec<ComparedRun>, include_interrupted: bool) -> (Vec<ComparedRun>, usize) {
+    if include_interrupted {
+        return (runs, 0);
+    }
+    let total = runs.len();
+    let kept: Vec<ComparedRun> = runs
+        .into_iter()
+        .filter(|r| !r.summary.interrupted)
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
+}
+
+/// The line `compare` prints under its table when it left runs out, empty otherwise.
+pub fn left_out_note(left_out: usize) -> String {
+    match left_out {
+        0 => String::new(),
+        1 => "left out 1 interrupted run (--include-interrupted shows it)\n".into(),
+        n => format!("left out {n} interrupted runs (--include-interrupted shows them)\n"),
+    }
+}
+
 fn ratio(value: f64, base: f64) -> String {
     if base > 0.0 {
         format!("{:.2}x", value / base)
@@ -129,4 +153,34 @@ pub fn render(runs: &[ComparedRun]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(row: usize, interrupted: bool) -> ComparedRun {
+        let mut summary = crate::results::example_summary();
+        summary.interrupted = interrupted;
+        ComparedRun {
+            origin: format!("a.csv:{row}"),
+            summary,
+        }
+    }
+
+    #[test]
+    fn interrupted_runs_are_left_out_unless_asked_for() {
+        let runs = vec![run(1, false), run(2, true), run(3, false), run(4, true)];
+        let (kept, left_out) = select(runs.clone(), false);
+        let origins: Vec<&str> = kept.iter().map(|r| r.origin.as_str()).collect();
+        assert_eq!(origins, ["a.csv:1", "a.csv:3"]);
+        assert_eq!(left_out, 2);
+        assert_eq!(
+            left_out_note(left_out),
+            "left out 2 interrupted runs (--include-interrupted shows them)\n"
+        );
+        let (kept, left_out) = select(runs, true);
+        assert_eq!(kept.len(), 4);
+        assert_eq!(left_out_note(left_out), "");
+    }
 }

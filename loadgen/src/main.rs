@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&CliError::Parse(e).into()),
     };
     let outcome = match cli.command {
-        Some(Command::Compare { files }) => compare(&files),
+        Some(Command::Compare {
+            files,
+            include_interrupted,
+        }) => compare(&files, include_interrupted),
         Some(Command::Plot {
             files,
             output,
@@ -61,9 +64,11 @@ fn load(args: RunArgs) -> anyhow::Result<i32> {
     Ok(report.verdict.exit_code())
 }
 
-fn compare(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
+fn compare(files: &[std::path::PathBuf], include_interrupted: bool) -> anyhow::Result<i32> {
     let runs = loadgen::compare::load(files)?;
+    let (runs, left_out) = loadgen::compare::select(runs, include_interrupted);
     print!("{}", loadgen::compare::render(&runs));
+    print!("{}", loadgen::compare::left_out_note(left_out));
     Ok(exit::OK)
 }
 

@@ -134,7 +134,8 @@ pub fn summary_header() -> Vec<String> {
         .collect()
 }
 
-fn example_summary() -> Summary {
+/// A summary with every field zero or empty (for the header and for tests).
+pub(crate) fn example_summary() -> Summary {
     Summary {
         label: String::new(),
         scenario: String::new(),

@@ -308,4 +308,20 @@ fn ctrl_c_ends_the_run_early_and_still_writes_results() {
     );
     assert!(row.sent > 0);
     assert_eq!(row.lost, 0, "the drain waited for the last answers");
+
+    // compare leaves the cut-short run out unless asked, and says so.
+    let summary = out.join("cut.csv").display().to_string();
+    let compared = run_loadgen(&["compare", &summary]);
+    assert_eq!(compared.code, Some(exit::OK), "{}", compared.stderr);
+    assert_eq!(
+        compared.stdout,
+        "no runs\nleft out 1 interrupted run (--include-interrupted shows it)\n"
+    );
+    let compared = run_loadgen(&["compare", "--include-interrupted", &summary]);
+    assert_eq!(compared.code, Some(exit::OK), "{}", compared.stderr);
+    assert!(
+        compared.stdout.contains("cut.csv:1") && compared.stdout.contains("interrupted"),
+        "{}",
+        compared.stdout
+    );
 }
