@@ -126,6 +126,9 @@ pub struct ErrorCounts {
     pub protocol_errors: u64,
     /// Sends skipped because the connection's outbound buffer was full.
     pub stalled_sends: u64,
+    /// Clients the server told it is holding back with its rate limit (error 209,
+    /// rate-limited). Not an error, so not in [`ErrorCounts::total`]: it explains loss.
+    pub rate_limited_clients: u64,
 }
 
 impl ErrorCounts {
@@ -145,6 +148,7 @@ impl ErrorCounts {
         self.server_errors += other.server_errors;
         self.protocol_errors += other.protocol_errors;
         self.stalled_sends += other.stalled_sends;
+        self.rate_limited_clients += other.rate_limited_clients;
     }
 }
 
@@ -229,6 +233,8 @@ pub(crate) struct Client {
     in_flight: u32,
     /// Distinct measured messages received (from any expected sender).
     received_measured: u64,
+    /// Whether the server has told this client it rate-limits it.
+    rate_limited: bool,
 }
 
 impl Client {
@@ -246,6 +252,7 @@ impl Client {
             due_until: 0,
             in_flight: 0,
             received_measured: 0,
+            rate_limited: false,
         }
     }
 
@@ -601,6 +608,14 @@ impl Client {
     /// counts one error for both, a connect failure while handshaking and a server
     /// error once ready, and lets the connection go without counting a disconnect.
     fn on_server_error(&mut self, code: ErrorCode, text: &str, cx: &mut Ctx<'_>) {
+        if code == ErrorCode::RATE_LIMITED {
+            // A notice, not a refusal: the server reads this client at its rate limit.
+            if !self.rate_limited {
+                self.rate_limited = true;
+                cx.tally.errors.rate_limited_clients += 1;
+            }
+            return;
+        }
         if self.handshaking() {
             cx.tally.first_error(format!("server error {code}: {text}"));
             self.fail(cx, format!("handshake refused: {code}: {text}"));

@@ -690,6 +690,14 @@ impl<'a> Collector<'a> {
                 summary.connect_failures, summary.clients
             ));
         }
+        if errors.rate_limited_clients > 0 {
+            warnings.push(format!(
+                "the server rate-limited {} of {} clients (error 209); see its --rate-limit: \
+                 it read their messages only at that rate, so the {} messages counted lost \
+                 include those it had not yet read when the run ended",
+                errors.rate_limited_clients, summary.clients, summary.lost
+            ));
+        }
         if let Some(e) = first_error {
             warnings.push(format!("first error: {e}"));
         }

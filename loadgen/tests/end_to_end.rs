@@ -101,3 +101,33 @@ fn a_client_turned_away_by_a_full_server_is_one_error() {
         assert_eq!(s.disconnects, 0, "{name}: {s:?}");
     }
 }
+
+/// A server holding a client back with its rate limit says so (error 209), and loadgen
+/// reports it in words instead of counting it as an error or leaving the loss
+/// unexplained.
+#[test]
+fn a_rate_limited_client_is_reported_plainly_not_as_an_error() {
+    let config = server::Config {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        rate_limit: 200,
+        rate_burst: 20,
+        ..server::Config::default()
+    };
+    let server = server::Server::bind(config).expect("bind server").spawn();
+    let out = out_dir("e2e-rate-limited");
+    let report = run(&quick_config(server.local_addr(), 1, 2000.0, 1, &out));
+    let s = &report.summary;
+    assert_eq!(s.errors, 0, "{s:?} {:?}", report.warnings);
+    assert_eq!(s.server_errors, 0, "{s:?}");
+    assert!(
+        s.lost > 0,
+        "held back at 200/s, it cannot all be answered: {s:?}"
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.starts_with(
+            "the server rate-limited 1 of 1 clients (error 209); see its --rate-limit"
+        )),
+        "{:?}",
+        report.warnings
+    );
+}
