@@ -13,13 +13,17 @@
 //! also indexed by folded name in a `BTreeMap`, so `/rooms` reads the first page in
 //! order without copying or sorting every room.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use shared::names::{self, fold};
 use shared::{ErrorCode, Mode, RoomInfo};
+
+mod chats;
+
+use chats::{ChatState, Chats, Ended};
 
 use super::{
     Cast, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, Listing,
@@ -67,30 +71,6 @@ struct RoomTable {
     members: u64,
 }
 
-#[derive(Debug, Default)]
-struct ChatState {
-    /// The partner and the chat's number.
-    partner: Option<(ConnId, u64)>,
-    /// The user this one asked for a chat, awaiting an answer.
-    asked: Option<ConnId>,
-    /// Users who asked this one and await an answer.
-    askers: HashSet<ConnId>,
-}
-
-impl ChatState {
-    /// Whether this user is busy for `other`: in a chat, or with a request pending
-    /// (made or received) that does not involve `other`.
-    fn busy_for(&self, other: ConnId) -> bool {
-        self.partner.is_some()
-            || self.asked.is_some_and(|a| a != other)
-            || self.askers.iter().any(|&a| a != other)
-    }
-}
-
-/// What ending a chat touched, by connection: the partner and the chat's number, the
-/// askers declined, the asked withdrawn.
-type Ended = (Option<(ConnId, u64)>, Vec<ConnId>, Option<ConnId>);
-
 /// The in-memory engine. See the module docs for its locks.
 #[derive(Debug)]
 pub(crate) struct MemoryEngine {
@@ -100,7 +80,7 @@ pub(crate) struct MemoryEngine {
     next_chat: AtomicU64,
     directory: Mutex<Directory>,
     rooms: RwLock<RoomTable>,
-    chats: Mutex<HashMap<ConnId, ChatState>>,
+    chats: Mutex<Chats>,
 }
 
 impl MemoryEngine {
@@ -171,51 +151,6 @@ impl MemoryEngine {
         Some(membership)
     }
 
-    fn check_free(chats: &HashMap<ConnId, ChatState>, id: ConnId) -> Result<(), Refusal> {
-        match chats.get(&id) {
-            Some(me) if me.partner.is_some() => Err(Refusal::new(
-                ErrorCode::INVALID_REQUEST,
-                "you are already in a private chat; /chat alone ends it",
-            )),
-            Some(_) => Ok(()),
-            None => Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered")),
-        }
-    }
-
-    /// Starts the chat of `a` and `b`. Their other pending requests end: the ones they
-    /// made are withdrawn, the ones they received declined. Returns who to tell, with
-    /// the nick-owner of each ending (`a` or `b`).
-    fn start_chat(
-        &self,
-        chats: &mut HashMap<ConnId, ChatState>,
-        a: ConnId,
-        b: ConnId,
-    ) -> (u64, Vec<(ConnId, ConnId, bool)>) {
-        let chat = self.next_chat.fetch_add(1, Ordering::Relaxed);
-        let mut ended = Vec::new();
-        for (me, other) in [(a, b), (b, a)] {
-            let Some(state) = chats.get_mut(&me) else {
-                continue;
-            };
-            state.partner = Some((other, chat));
-            let asked = state.asked.take().filter(|&x| x != other);
-            let askers: Vec<ConnId> = state.askers.drain().filter(|&x| x != other).collect();
-            if let Some(asked) = asked {
-                if let Some(s) = chats.get_mut(&asked) {
-                    s.askers.remove(&me);
-                }
-                ended.push((asked, me, false));
-            }
-            for asker in askers {
-                if let Some(s) = chats.get_mut(&asker) {
-                    s.asked = None;
-                }
-                ended.push((asker, me, true));
-            }
-        }
-        (chat, ended)
-    }
-
     fn started(
         &self,
         peer: ConnId,
@@ -242,27 +177,6 @@ impl MemoryEngine {
                 peer: String::new(),
             },
         }
-    }
-
-    fn end_locked(chats: &mut HashMap<ConnId, ChatState>, id: ConnId) -> Ended {
-        let Some(me) = chats.get_mut(&id) else {
-            return (None, Vec::new(), None);
-        };
-        let partner = me.partner.take();
-        let withdrawn = me.asked.take();
-        let declined: Vec<ConnId> = me.askers.drain().collect();
-        if let Some(p) = partner.and_then(|(p, _)| chats.get_mut(&p)) {
-            p.partner = None;
-        }
-        if let Some(w) = withdrawn.and_then(|w| chats.get_mut(&w)) {
-            w.askers.remove(&id);
-        }
-        for asker in &declined {
-            if let Some(a) = chats.get_mut(asker) {
-                a.asked = None;
-            }
-        }
-        (partner, declined, withdrawn)
     }
 
     fn ending(&self, (partner, declined, withdrawn): Ended) -> ChatEnding {
@@ -307,7 +221,7 @@ impl Engine for MemoryEngine {
         // Chats first, while the directory still names everyone involved.
         let ended = {
             let mut chats = self.chats.lock();
-            let ended = Self::end_locked(&mut chats, id);
+            let ended = chats::end(&mut chats, id);
             chats.remove(&id);
             ended
         };
@@ -551,12 +465,17 @@ impl Engine for MemoryEngine {
             ));
         }
         let mut chats = self.chats.lock();
-        Self::check_free(&chats, id)?;
+        chats::check_free(&chats, id)?;
         let Some(peer_state) = chats.get(&peer.id) else {
             return Err(Refusal::no_such_nick(peer_nick));
         };
         if peer_state.partner.is_none() && peer_state.asked == Some(id) {
-            let ended = self.start_chat(&mut chats, id, peer.id);
+            let ended = chats::start(
+                &mut chats,
+                id,
+                peer.id,
+                self.next_chat.fetch_add(1, Ordering::Relaxed),
+            );
             drop(chats);
             return Ok(self.started(peer.id, ended));
         }
@@ -581,7 +500,7 @@ impl Engine for MemoryEngine {
             .lookup(peer_nick)
             .ok_or_else(|| Refusal::no_such_nick(peer_nick))?;
         let mut chats = self.chats.lock();
-        Self::check_free(&chats, id)?;
+        chats::check_free(&chats, id)?;
         let Some(peer_state) = chats.get(&peer.id) else {
             return Err(Refusal::no_such_nick(peer_nick));
         };
@@ -591,7 +510,12 @@ impl Engine for MemoryEngine {
                 format!("{} has not asked you for a private chat", peer.nick),
             ));
         }
-        let ended = self.start_chat(&mut chats, id, peer.id);
+        let ended = chats::start(
+            &mut chats,
+            id,
+            peer.id,
+            self.next_chat.fetch_add(1, Ordering::Relaxed),
+        );
         drop(chats);
         Ok(self.started(peer.id, ended))
     }
@@ -603,7 +527,7 @@ impl Engine for MemoryEngine {
     }
 
     fn chat_end(&self, id: ConnId) -> ChatEnding {
-        let ended = Self::end_locked(&mut self.chats.lock(), id);
+        let ended = chats::end(&mut self.chats.lock(), id);
         self.ending(ended)
     }
 
