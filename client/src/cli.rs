@@ -179,32 +179,10 @@ impl Args {
     }
 }
 
-/// clap's report of a refused command line on one line: its message without the
-/// `error: ` prefix, then the details it puts on further lines (the missing arguments, a
-/// tip), without the usage and the pointer to `--help`.
+/// clap's report of a refused command line on one line ([`shared::cli::one_line`]).
 fn clap_message(error: &clap::Error) -> String {
     // `StyledStr`'s `Display` is plain text, without colour codes.
-    let rendered = error.render().to_string();
-    let mut line = String::new();
-    for part in rendered.lines().map(str::trim) {
-        if part.starts_with("Usage:") || part.starts_with("For more information") {
-            break;
-        }
-        if part.is_empty() {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(if line.ends_with(':') {
-                " "
-            } else if part.starts_with("tip:") {
-                "; "
-            } else {
-                ", "
-            });
-        }
-        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
-    }
-    line
+    shared::cli::one_line(&error.render().to_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! byte-level specification.
 //!
 //! Layout:
+//! - [`cli`]: what the binaries share about their command lines.
 //! - [`frame`]: the [`Frame`] enum (every message, both directions), type codes, error
 //!   codes, and the encoder/decoder of frame bodies.
 //! - [`codec`]: incremental decoders ([`FrameDecoder`], [`LineDecoder`],
@@ -19,6 +20,7 @@
 //! - [`error`]: [`DecodeError`] and [`EncodeError`].
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod frame;
