@@ -27,6 +27,26 @@ def fmt_ms(us):
     return "-" if us != us else f"{us / 1000:.3f}"
 
 
+def paired_table(points, a_prefix, b_prefix, a_name, b_name, title):
+    """Ratios of the points measured in two variants, labels A_PREFIX+name and
+    B_PREFIX+name, one row per name present in both."""
+    names = [label[len(a_prefix):] for label in points if label.startswith(a_prefix)]
+    names = [name for name in names if b_prefix + name in points]
+    if not names:
+        return
+    print(f"\n## {title}\n")
+    print(f"| point | p50 | p99 | p99.9 | server CPU per message | lost ({a_name}, {b_name}) |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        a, b = points[a_prefix + name], points[b_prefix + name]
+
+        def ratio(key):
+            return "-" if not b[key] or b[key] != b[key] else f"{a[key] / b[key]:.2f}x"
+
+        print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
+              f"| {ratio('srv_cpu')} | {a['lost']}, {b['lost']} |")
+
+
 def main():
     out = Path(sys.argv[1])
     cpu = {}
@@ -96,35 +116,10 @@ def main():
             print(f"| {label} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
                   f"| {ratio('max')} | {ratio('srv_cpu')} |")
 
-    metrics = [label[len("metrics-on-"):] for label in points if label.startswith("metrics-on-")]
-    metrics = [name for name in metrics if "metrics-off-" + name in points]
-    if metrics:
-        print("\n## --metrics scraped once a second against no metrics (ratio = on / off)\n")
-        print("| point | p50 | p99 | p99.9 | server CPU per message | lost (on, off) |")
-        print("|---|---|---|---|---|---|")
-        for name in metrics:
-            on, off = points["metrics-on-" + name], points["metrics-off-" + name]
-
-            def ratio(key):
-                return "-" if not off[key] or off[key] != off[key] else f"{on[key] / off[key]:.2f}x"
-
-            print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
-                  f"| {ratio('srv_cpu')} | {on['lost']}, {off['lost']} |")
-
-    pairs = [label[len("this-"):] for label in points if label.startswith("this-")]
-    pairs = [name for name in pairs if "previous-" + name in points]
-    if pairs:
-        print("\n## This build against the previous one (ratio = this / previous; lower is better)\n")
-        print("| point | p50 | p99 | p99.9 | server CPU per message | lost (this, previous) |")
-        print("|---|---|---|---|---|---|")
-        for name in pairs:
-            new, old = points["this-" + name], points["previous-" + name]
-
-            def ratio(key):
-                return "-" if not old[key] or old[key] != old[key] else f"{new[key] / old[key]:.2f}x"
-
-            print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
-                  f"| {ratio('srv_cpu')} | {new['lost']}, {old['lost']} |")
+    paired_table(points, "metrics-on-", "metrics-off-", "on", "off",
+                 "--metrics scraped once a second against no metrics (ratio = on / off)")
+    paired_table(points, "this-", "previous-", "this", "previous",
+                 "This build against the previous one (ratio = this / previous; lower is better)")
 
     if (out / "ladder.csv").exists():
         ladder = {}
