@@ -382,6 +382,7 @@ impl Client {
                     Scenario::Echo => {}
                     Scenario::Room => conn.queue_frame(&Frame::Join {
                         room: self.plan.room.clone().unwrap_or_default(),
+                        since: None,
                     }),
                     Scenario::Dm => conn.queue_frame(&Frame::SetNick {
                         nick: self.nick.clone(),

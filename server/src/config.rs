@@ -36,6 +36,16 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// Queued outbound bytes per connection before it is closed as a slow consumer.
     pub max_pending: usize,
+    /// Room messages kept per room for history and resume; 0 keeps none (ids are
+    /// still handed out, and a resume is told how many it missed).
+    pub history_messages: usize,
+    /// Bytes of history kept per room (encoded messages plus 64 bytes each). At most
+    /// half of `max_pending`, so a full replay fits a connection's queue.
+    pub history_room_bytes: usize,
+    /// Bytes of history kept by all rooms together; past it the oldest messages of the
+    /// largest rooms go first. A room with no members is kept only while it has
+    /// history, and its bookkeeping (512 bytes) is charged here too.
+    pub history_budget: usize,
     /// Messages per second per connection (token bucket refill); 0 disables the limit.
     pub rate_limit: u32,
     /// Token bucket size: messages a connection may send in a burst.
@@ -70,6 +80,9 @@ impl Default for Config {
             max_inbound: 64 << 20,
             frame_timeout: Duration::from_secs(30),
             max_pending: 1 << 20,
+            history_messages: 1000,
+            history_room_bytes: 256 << 10,
+            history_budget: 64 << 20,
             rate_limit: 1000,
             rate_burst: 2000,
             flood_close_after: Duration::from_secs(30),

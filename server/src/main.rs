@@ -54,6 +54,18 @@ struct Cli {
     /// Queued outbound bytes per connection before it is closed as a slow consumer.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_pending: usize,
+    /// Room messages kept per room, for /history and for resuming clients; 0 keeps
+    /// none.
+    #[arg(long, default_value_t = 1000)]
+    history_messages: usize,
+    /// Bytes of history kept per room (messages plus 64 bytes each); at most half of
+    /// --max-pending, so a full replay always fits a connection's queue.
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    history_room_bytes: usize,
+    /// Bytes of history kept by all rooms together; past it the oldest messages of
+    /// the largest rooms go first.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    history_budget: usize,
     /// Bytes held in incomplete inbound frames, all connections together; past it a
     /// connection holding 16KiB or more of incomplete input is not read until it falls.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
@@ -135,6 +147,11 @@ impl Cli {
             MAX_COALESCE.as_millis()
         );
         anyhow::ensure!(
+            self.history_room_bytes <= self.max_pending / 2,
+            "--history-room-bytes must be at most half of --max-pending, so a full replay \
+             fits a connection's queue"
+        );
+        anyhow::ensure!(
             !self.flood_close_after.is_zero(),
             "--flood-close-after must be more than 0"
         );
@@ -150,6 +167,9 @@ impl Cli {
                 max_line: self.max_line,
             },
             max_pending: self.max_pending,
+            history_messages: self.history_messages,
+            history_room_bytes: self.history_room_bytes,
+            history_budget: self.history_budget,
             max_inbound: self.max_inbound,
             frame_timeout: self.frame_timeout,
             rate_limit: self.rate_limit,

@@ -18,7 +18,7 @@ pub use code::ErrorCode;
 use wire::{BodyReader, put_count, put_str8};
 
 /// Version of the binary protocol spoken by this crate, sent in `Hello` and `Welcome`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes in the length prefix of a binary frame.
 pub const LEN_PREFIX: usize = 4;
@@ -55,6 +55,9 @@ pub enum Frame {
     Join {
         /// Room name.
         room: String,
+        /// To resume: the id of the last room message the client saw. The server
+        /// replays every later message it still holds (see [`Frame::Resumed`]).
+        since: Option<u64>,
     },
     /// Leave a room.
     Leave {
@@ -106,6 +109,16 @@ pub enum Frame {
     },
     /// Ask for server statistics.
     GetStats,
+    /// Ask for a page of a room's history: the newest `limit` messages with ids below
+    /// `before` (0: the newest of all). Answered with [`Frame::HistoryPage`].
+    GetHistory {
+        /// Room name.
+        room: String,
+        /// Only messages with smaller ids; 0 for no bound.
+        before: u64,
+        /// Most messages wanted (the server caps it).
+        limit: u16,
+    },
     /// Liveness probe; the other side answers with `Pong` carrying the same token.
     Ping {
         /// Opaque token.
@@ -145,6 +158,9 @@ pub enum Frame {
         nick: String,
         /// Members after the join.
         members: u32,
+        /// The id of the room's latest message at the join: the joiner receives every
+        /// message after it, and resumes from it if nothing newer arrived.
+        last: u64,
     },
     /// Someone (possibly the receiver) left a room.
     Left {
@@ -173,6 +189,11 @@ pub enum Frame {
         room: String,
         /// Sender nick.
         from: String,
+        /// The message's id: strictly increasing within the room, and every member
+        /// receives the room's messages in id order.
+        id: u64,
+        /// When the server received it, nanoseconds since the UNIX epoch.
+        time_ns: u64,
         /// Message text.
         text: String,
     },
@@ -242,6 +263,27 @@ pub enum Frame {
         /// The text.
         text: String,
     },
+    /// Answer to `GetHistory`: the next `count` frames are `RoomMsg`s of the page,
+    /// oldest first.
+    HistoryPage {
+        /// Room name.
+        room: String,
+        /// Messages that follow.
+        count: u32,
+        /// Whether older messages are still held before the page.
+        more: bool,
+    },
+    /// Answer to a resuming `Join`, after `Joined`: the next `replayed` frames are the
+    /// `RoomMsg`s after the client's id that the server still held, oldest first; live
+    /// messages follow them, with no gap and no duplicate.
+    Resumed {
+        /// Room name.
+        room: String,
+        /// Messages replayed.
+        replayed: u32,
+        /// Messages after the client's id that history no longer held.
+        missed: u64,
+    },
 }
 
 /// Type codes, one per [`Frame`] variant.
@@ -261,6 +303,7 @@ pub mod types {
     pub const LIST_ROOMS: u8 = 0x0C;
     pub const WHO: u8 = 0x0D;
     pub const GET_STATS: u8 = 0x0E;
+    pub const GET_HISTORY: u8 = 0x0F;
     pub const PING: u8 = 0x20;
     pub const PONG: u8 = 0x21;
     pub const GOODBYE: u8 = 0x22;
@@ -282,6 +325,8 @@ pub mod types {
     pub const ERROR: u8 = 0x4F;
     pub const SHUTDOWN: u8 = 0x50;
     pub const NOTICE: u8 = 0x51;
+    pub const HISTORY_PAGE: u8 = 0x52;
+    pub const RESUMED: u8 = 0x53;
 }
 
 impl Frame {
@@ -303,6 +348,7 @@ impl Frame {
             Frame::ListRooms => LIST_ROOMS,
             Frame::Who { .. } => WHO,
             Frame::GetStats => GET_STATS,
+            Frame::GetHistory { .. } => GET_HISTORY,
             Frame::Ping { .. } => PING,
             Frame::Pong { .. } => PONG,
             Frame::Goodbye { .. } => GOODBYE,
@@ -324,6 +370,8 @@ impl Frame {
             Frame::Error { .. } => ERROR,
             Frame::Shutdown { .. } => SHUTDOWN,
             Frame::Notice { .. } => NOTICE,
+            Frame::HistoryPage { .. } => HISTORY_PAGE,
+            Frame::Resumed { .. } => RESUMED,
         }
     }
 
@@ -375,7 +423,9 @@ impl Frame {
             Frame::Direct { to, text } => to.len() + text.len() + 1,
             Frame::Echo { payload } => payload.len(),
             Frame::EchoReply { payload, .. } => payload.len() + 8,
-            Frame::RoomMsg { room, from, text } => room.len() + from.len() + text.len() + 2,
+            Frame::RoomMsg {
+                room, from, text, ..
+            } => room.len() + from.len() + text.len() + 18,
             Frame::DirectMsg { from, text } | Frame::ChatMsg { from, text } => {
                 from.len() + text.len() + 1
             }
@@ -388,8 +438,35 @@ impl Frame {
         match self {
             Frame::Hello { version } => out.put_u16(*version),
             Frame::SetNick { nick } => put_str8(out, nick, "nick")?,
-            Frame::Join { room } | Frame::Leave { room } | Frame::Who { room } => {
-                put_str8(out, room, "room")?
+            Frame::Join { room, since } => {
+                put_str8(out, room, "room")?;
+                if let Some(since) = since {
+                    out.put_u64(*since);
+                }
+            }
+            Frame::Leave { room } | Frame::Who { room } => put_str8(out, room, "room")?,
+            Frame::GetHistory {
+                room,
+                before,
+                limit,
+            } => {
+                put_str8(out, room, "room")?;
+                out.put_u64(*before);
+                out.put_u16(*limit);
+            }
+            Frame::HistoryPage { room, count, more } => {
+                put_str8(out, room, "room")?;
+                out.put_u32(*count);
+                out.put_u8(u8::from(*more));
+            }
+            Frame::Resumed {
+                room,
+                replayed,
+                missed,
+            } => {
+                put_str8(out, room, "room")?;
+                out.put_u32(*replayed);
+                out.put_u64(*missed);
             }
             Frame::Say { room, text } => {
                 put_str8(out, room, "room")?;
@@ -427,8 +504,14 @@ impl Frame {
                 room,
                 nick,
                 members,
+                last,
+            } => {
+                put_str8(out, room, "room")?;
+                put_str8(out, nick, "nick")?;
+                out.put_u32(*members);
+                out.put_u64(*last);
             }
-            | Frame::Left {
+            Frame::Left {
                 room,
                 nick,
                 members,
@@ -451,9 +534,17 @@ impl Frame {
                     put_str8(out, nick, "nick")?;
                 }
             }
-            Frame::RoomMsg { room, from, text } => {
+            Frame::RoomMsg {
+                room,
+                from,
+                id,
+                time_ns,
+                text,
+            } => {
                 put_str8(out, room, "room")?;
                 put_str8(out, from, "from")?;
+                out.put_u64(*id);
+                out.put_u64(*time_ns);
                 out.put_slice(text.as_bytes());
             }
             Frame::DirectMsg { from, text } | Frame::ChatMsg { from, text } => {
@@ -487,6 +578,24 @@ impl Frame {
         Ok(())
     }
 
+    /// Decodes one whole encoded frame, length prefix included, as [`Frame::to_bytes`]
+    /// made it.
+    pub fn from_encoded(encoded: &Bytes) -> Result<Frame, DecodeError> {
+        let (Some(prefix), Some(&frame_type)) =
+            (encoded.get(..LEN_PREFIX), encoded.get(LEN_PREFIX))
+        else {
+            return Err(DecodeError::EmptyFrame);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len != encoded.len() - LEN_PREFIX {
+            return Err(DecodeError::Malformed {
+                frame_type,
+                reason: "length prefix does not match the frame",
+            });
+        }
+        Frame::decode(frame_type, encoded.slice(LEN_PREFIX + 1..))
+    }
+
     /// Decodes a frame from its type code and body (everything after the type byte).
     ///
     /// The body must be exactly one frame's worth: trailing bytes are an error.
@@ -499,7 +608,14 @@ impl Frame {
         let frame = match frame_type {
             HELLO => Frame::Hello { version: r.u16()? },
             SET_NICK => Frame::SetNick { nick: r.str8()? },
-            JOIN => Frame::Join { room: r.str8()? },
+            JOIN => Frame::Join {
+                room: r.str8()?,
+                since: if r.buf.is_empty() {
+                    None
+                } else {
+                    Some(r.u64()?)
+                },
+            },
             LEAVE => Frame::Leave { room: r.str8()? },
             SAY => Frame::Say {
                 room: r.str8()?,
@@ -521,6 +637,11 @@ impl Frame {
             LIST_ROOMS => Frame::ListRooms,
             WHO => Frame::Who { room: r.str8()? },
             GET_STATS => Frame::GetStats,
+            GET_HISTORY => Frame::GetHistory {
+                room: r.str8()?,
+                before: r.u64()?,
+                limit: r.u16()?,
+            },
             PING => Frame::Ping { token: r.u64()? },
             PONG => Frame::Pong { token: r.u64()? },
             GOODBYE => Frame::Goodbye {
@@ -539,6 +660,7 @@ impl Frame {
                 room: r.str8()?,
                 nick: r.str8()?,
                 members: r.u32()?,
+                last: r.u64()?,
             },
             LEFT => Frame::Left {
                 room: r.str8()?,
@@ -569,6 +691,8 @@ impl Frame {
             ROOM_MSG => Frame::RoomMsg {
                 room: r.str8()?,
                 from: r.str8()?,
+                id: r.u64()?,
+                time_ns: r.u64()?,
                 text: r.rest_text()?,
             },
             DIRECT_MSG => Frame::DirectMsg {
@@ -607,6 +731,20 @@ impl Frame {
             },
             NOTICE => Frame::Notice {
                 text: r.rest_text()?,
+            },
+            HISTORY_PAGE => Frame::HistoryPage {
+                room: r.str8()?,
+                count: r.u32()?,
+                more: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.short("more is neither 0 nor 1")),
+                },
+            },
+            RESUMED => Frame::Resumed {
+                room: r.str8()?,
+                replayed: r.u32()?,
+                missed: r.u64()?,
             },
             other => return Err(DecodeError::UnknownType { frame_type: other }),
         };

@@ -35,6 +35,14 @@ pub enum Command {
     Chat(Option<String>),
     /// `/echo PAYLOAD` (everything after the first space, unchanged)
     Echo(String),
+    /// `/history [ROOM] [N]`: the last N messages of a room (the current one when
+    /// omitted). A lone number is N.
+    History {
+        /// The room, if named.
+        room: Option<String>,
+        /// How many messages, if given.
+        count: Option<u32>,
+    },
     /// `/stats`
     Stats,
     /// `/help`
@@ -67,6 +75,7 @@ pub const HELP: &[&str] = &[
     "/chat NICK       ask NICK for a private chat, or accept NICK's request",
     "/chat            end the private chat (or decline requests)",
     "/echo TEXT       echo TEXT back with the server's time",
+    "/history [ROOM] [N]  the last N messages of a room (default: current room, 20)",
     "/stats           server statistics",
     "/help            this list",
     "/quit            leave",
@@ -125,6 +134,31 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, CommandError> {
         ("chat", [peer]) => Command::Chat(Some((*peer).to_owned())),
         ("chat", _) => return Err(usage("/chat [NICK]")),
         ("echo", _) => Command::Echo(args.to_owned()),
+        ("history", []) => Command::History {
+            room: None,
+            count: None,
+        },
+        ("history", [one]) => match one.parse::<u32>() {
+            Ok(count) => Command::History {
+                room: None,
+                count: Some(count),
+            },
+            Err(_) if one.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(usage("/history [ROOM] [N] (N is a number of messages)"));
+            }
+            Err(_) => Command::History {
+                room: Some((*one).to_owned()),
+                count: None,
+            },
+        },
+        ("history", [room, n]) => match n.parse::<u32>() {
+            Ok(count) => Command::History {
+                room: Some((*room).to_owned()),
+                count: Some(count),
+            },
+            Err(_) => return Err(usage("/history [ROOM] [N] (N is a number of messages)")),
+        },
+        ("history", _) => return Err(usage("/history [ROOM] [N]")),
         ("stats", []) => Command::Stats,
         ("stats", _) => return Err(usage("/stats")),
         ("help", _) => Command::Help,
@@ -190,6 +224,7 @@ pub fn render_line(frame: &Frame, out: &mut BytesMut) -> bool {
             room,
             nick,
             members,
+            ..
         } => format!(
             "[{}] * {} joined ({members} {})",
             escape(room),
@@ -223,8 +258,34 @@ pub fn render_line(frame: &Frame, out: &mut BytesMut) -> bool {
             let list: Vec<Cow<'_, str>> = nicks.iter().map(|n| escape(n)).collect();
             format!("* in {}: {}", escape(room), list.join(" ")).into()
         }
-        Frame::RoomMsg { room, from, text } => {
-            format!("[{}] <{}> {}", escape(room), escape(from), escape(text)).into()
+        Frame::RoomMsg {
+            room, from, text, ..
+        } => format!("[{}] <{}> {}", escape(room), escape(from), escape(text)).into(),
+        Frame::HistoryPage { room, count, more } => {
+            let older = if *more { "; older ones not shown" } else { "" };
+            format!(
+                "* history of {}: {count} {}{older}",
+                escape(room),
+                messages(*count)
+            )
+            .into()
+        }
+        Frame::Resumed {
+            room,
+            replayed,
+            missed,
+        } => {
+            let missed = if *missed > 0 {
+                format!("; {missed} no longer kept")
+            } else {
+                String::new()
+            };
+            format!(
+                "* {}: {replayed} {} replayed{missed}",
+                escape(room),
+                messages(*replayed)
+            )
+            .into()
         }
         Frame::DirectMsg { from, text } => {
             format!("[dm] <{}> {}", escape(from), escape(text)).into()
@@ -288,12 +349,48 @@ pub fn render_line(frame: &Frame, out: &mut BytesMut) -> bool {
         | Frame::Echo { .. }
         | Frame::ListRooms
         | Frame::Who { .. }
-        | Frame::GetStats => return false,
+        | Frame::GetStats
+        | Frame::GetHistory { .. } => return false,
     };
     out.reserve(line.len() + 1);
     out.put_slice(line.as_bytes());
     out.put_u8(b'\n');
     true
+}
+
+/// Appends a room message as a history line, with the time it was said:
+/// `[ROOM] HH:MM:SS <NICK> TEXT` (UTC). Returns `false`, appending nothing, for other
+/// frames.
+pub fn render_history_line(frame: &Frame, out: &mut BytesMut) -> bool {
+    let Frame::RoomMsg {
+        room,
+        from,
+        time_ns,
+        text,
+        ..
+    } = frame
+    else {
+        return false;
+    };
+    let line = format!(
+        "[{}] {} <{}> {}\n",
+        escape(room),
+        clock_time(*time_ns),
+        escape(from),
+        escape(text)
+    );
+    out.put_slice(line.as_bytes());
+    true
+}
+
+/// `HH:MM:SS` (UTC) of a time in nanoseconds since the epoch.
+pub fn clock_time(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000 % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+fn messages(count: u32) -> &'static str {
+    if count == 1 { "message" } else { "messages" }
 }
 
 fn plural(members: u32) -> &'static str {

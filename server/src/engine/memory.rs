@@ -1,12 +1,25 @@
 //! [`MemoryEngine`]: the single-node engine, all state in this process.
 //!
 //! Three independent locks (parking_lot), each held only for map operations and never
-//! while sending on a channel or doing I/O, and never two at once:
+//! while doing I/O, and never two of them at once:
 //! - `directory`: nicks, case-folded, both ways, with each user's framing;
 //! - `rooms`: a `RwLock` over rooms by number and by folded name, and the rooms each
 //!   connection holds (saying something in a room only reads it; joins and leaves
 //!   write);
 //! - `chats`: private-chat partners and pending requests.
+//!
+//! Inside `rooms`, each room has a `Mutex` over its log (ids and history, see
+//! `history`): taken only with `rooms` held, never two at once, and nothing else is
+//! taken while it is held. A message is stamped, kept and handed to the outlet (which
+//! only pushes onto channels) under it, which is what gives each room one order.
+//! Joins hold `rooms` for writing, so a join falls between two messages: it sees the
+//! id of the last, and the membership snapshot of the next includes the joiner.
+//! Evicting history across rooms (`evicting`) happens with `rooms` read-locked and no
+//! room log held; it then takes the room logs one at a time.
+//!
+//! A room whose last member leaves is kept while it holds history (its ids go on where
+//! they stopped) and forgotten once eviction empties it; such rooms are charged to the
+//! history budget and are not listed.
 //!
 //! Each room keeps a snapshot of its members grouped by worker (`Arc<Fanout>`), rebuilt
 //! on every join and leave, so a message costs one clone of that snapshot. Rooms are
@@ -15,20 +28,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use shared::names::{self, fold};
-use shared::{ErrorCode, Mode, RoomInfo};
+use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 mod chats;
+mod history;
 
 use chats::{ChatState, Chats, Ended};
+use history::RoomLog;
 
 use super::{
-    Cast, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, Listing,
-    MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Partner, Refusal, Renamed,
-    RoomId, RoomRef, User,
+    ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, HistoryLimits,
+    Listing, MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Outlet, Page,
+    Partner, Refusal, Renamed, RoomId, RoomRef, User,
 };
 
 #[derive(Debug)]
@@ -59,6 +74,7 @@ struct Room {
     /// Member to (framing, membership epoch).
     members: HashMap<ConnId, (Mode, u64)>,
     fanout: Arc<Fanout>,
+    log: Mutex<RoomLog>,
 }
 
 #[derive(Debug, Default)]
@@ -69,31 +85,42 @@ struct RoomTable {
     /// The rooms each connection is in, in join order.
     held: HashMap<ConnId, Vec<RoomId>>,
     members: u64,
+    /// Rooms with at least one member (the others are kept for their history).
+    occupied: u64,
 }
 
 /// The in-memory engine. See the module docs for its locks.
 #[derive(Debug)]
 pub(crate) struct MemoryEngine {
     workers: usize,
+    limits: HistoryLimits,
     next_guest: AtomicU64,
     next_epoch: AtomicU64,
     next_chat: AtomicU64,
     directory: Mutex<Directory>,
     rooms: RwLock<RoomTable>,
     chats: Mutex<Chats>,
+    /// History bytes held by all rooms, as accounted against `limits.budget`.
+    history_bytes: AtomicUsize,
+    /// Held by the one thread evicting history across rooms.
+    evicting: Mutex<()>,
 }
 
 impl MemoryEngine {
-    /// An empty engine for a server with `workers` workers.
-    pub(crate) fn new(workers: usize) -> Self {
+    /// An empty engine for a server with `workers` workers, keeping history within
+    /// `limits`.
+    pub(crate) fn new(workers: usize, limits: HistoryLimits) -> Self {
         Self {
             workers,
+            limits,
             next_guest: AtomicU64::new(1),
             next_epoch: AtomicU64::new(1),
             next_chat: AtomicU64::new(1),
             directory: Mutex::new(Directory::default()),
             rooms: RwLock::new(RoomTable::default()),
             chats: Mutex::new(HashMap::new()),
+            history_bytes: AtomicUsize::new(0),
+            evicting: Mutex::new(()),
         }
     }
 
@@ -112,7 +139,7 @@ impl MemoryEngine {
         )
     }
 
-    fn membership(&self, room: &Room, id: ConnId, epoch: u64, changed: bool) -> Membership {
+    fn membership(&self, room: &mut Room, id: ConnId, epoch: u64, changed: bool) -> Membership {
         let notify = if changed && room.members.len() <= NOTICE_MAX_MEMBERS {
             self.fanout(room, Some(id))
         } else {
@@ -126,6 +153,8 @@ impl MemoryEngine {
             epoch,
             members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
             notify,
+            last: room.log.get_mut().last(),
+            replay: None,
         }
     }
 
@@ -138,9 +167,12 @@ impl MemoryEngine {
         let mut membership = self.membership(room, id, epoch, true);
         membership.room.id = rid;
         if room.members.is_empty() {
-            let key = fold(&room.name).into_owned();
-            table.by_id.remove(&rid);
-            table.by_name.remove(&key);
+            table.occupied -= 1;
+            if room.log.get_mut().is_empty() {
+                let key = fold(&room.name).into_owned();
+                table.by_id.remove(&rid);
+                table.by_name.remove(&key);
+            }
         }
         if let Some(held) = table.held.get_mut(&id) {
             held.retain(|r| *r != rid);
@@ -149,6 +181,41 @@ impl MemoryEngine {
             }
         }
         Some(membership)
+    }
+
+    /// Brings history back under the budget, if no other thread did meanwhile.
+    /// Returns whether some room's history was emptied.
+    fn evict(&self, table: &RoomTable) -> bool {
+        let _evicting = self.evicting.lock();
+        let budget = self.limits.budget;
+        if self.history_bytes.load(Ordering::Relaxed) <= budget {
+            return false;
+        }
+        // Down to a little under the budget, so evictions come in batches.
+        let target = budget - budget / 16;
+        history::evict(
+            table.by_id.values().map(|room| &room.log),
+            &self.history_bytes,
+            target,
+        )
+    }
+
+    /// Forgets the rooms that have neither members nor history.
+    fn forget_emptied_rooms(&self) {
+        let mut table = self.rooms.write();
+        let table = &mut *table;
+        let gone: Vec<RoomId> = table
+            .by_id
+            .iter_mut()
+            .filter_map(|(rid, room)| {
+                (room.members.is_empty() && room.log.get_mut().is_empty()).then_some(*rid)
+            })
+            .collect();
+        for rid in gone {
+            if let Some(room) = table.by_id.remove(&rid) {
+                table.by_name.remove(fold(&room.name).as_ref());
+            }
+        }
     }
 
     fn started(
@@ -192,6 +259,17 @@ impl MemoryEngine {
             withdrawn: withdrawn.and_then(|w| dir.user(w)),
         }
     }
+}
+
+/// "ID is not a message id of ROOM".
+fn unknown_id(room: &str, id: u64) -> Refusal {
+    Refusal::new(
+        ErrorCode::UNKNOWN_MESSAGE_ID,
+        format!(
+            "{id} is not a message id of {room} on this server (from another room, from \
+             the future, or from before the server started); nothing replayed"
+        ),
+    )
 }
 
 impl Engine for MemoryEngine {
@@ -279,7 +357,7 @@ impl Engine for MemoryEngine {
         dir.user(id)
     }
 
-    fn join(&self, id: ConnId, room: &str) -> Result<Membership, Refusal> {
+    fn join(&self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal> {
         names::validate_room(room)
             .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid room: {e}")))?;
         let Some(mode) = self.directory.lock().by_conn.get(&id).map(|e| e.mode) else {
@@ -288,11 +366,21 @@ impl Engine for MemoryEngine {
         let key = fold(room).into_owned();
         let mut guard = self.rooms.write();
         let table = &mut *guard;
-        if let Some(&rid) = table.by_name.get(&key)
-            && let Some(existing) = table.by_id.get(&rid)
-            && let Some(&(_, epoch)) = existing.members.get(&id)
+        let existing = table.by_name.get(&key).copied();
+        if let Some(rid) = existing
+            && let Some(entry) = table.by_id.get_mut(&rid)
+            && let Some(&(_, epoch)) = entry.members.get(&id)
         {
-            let mut membership = self.membership(existing, id, epoch, false);
+            if since.is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::INVALID_REQUEST,
+                    format!(
+                        "you are in {} already; resuming applies to a new join",
+                        entry.name
+                    ),
+                ));
+            }
+            let mut membership = self.membership(entry, id, epoch, false);
             membership.room.id = rid;
             return Ok(membership);
         }
@@ -303,8 +391,16 @@ impl Engine for MemoryEngine {
                 format!("at most {MAX_ROOMS_PER_CONNECTION} rooms per connection"),
             ));
         }
-        let rid = match table.by_name.get(&key) {
-            Some(&rid) => rid,
+        let replay = match (since, existing.and_then(|rid| table.by_id.get_mut(&rid))) {
+            (None, _) => None,
+            (Some(since), Some(entry)) => match entry.log.get_mut().since(since) {
+                Some(replay) => Some(replay),
+                None => return Err(unknown_id(&entry.name, since)),
+            },
+            (Some(since), None) => return Err(unknown_id(room, since)),
+        };
+        let rid = match existing {
+            Some(rid) => rid,
             None => {
                 table.next_id += 1;
                 let rid = RoomId(table.next_id);
@@ -315,6 +411,7 @@ impl Engine for MemoryEngine {
                         name: Arc::from(room),
                         members: HashMap::new(),
                         fanout: Arc::default(),
+                        log: Mutex::new(RoomLog::new(shared::time::unix_nanos())),
                     },
                 );
                 rid
@@ -324,10 +421,14 @@ impl Engine for MemoryEngine {
         let Some(entry) = table.by_id.get_mut(&rid) else {
             return Err(Refusal::no_such_room(room));
         };
+        if entry.members.is_empty() {
+            table.occupied += 1;
+        }
         entry.members.insert(id, (mode, epoch));
         entry.fanout = Arc::new(self.fanout(entry, None));
         let mut membership = self.membership(entry, id, epoch, true);
         membership.room.id = rid;
+        membership.replay = replay;
         table.held.entry(id).or_default().push(rid);
         table.members += 1;
         Ok(membership)
@@ -351,7 +452,14 @@ impl Engine for MemoryEngine {
         }
     }
 
-    fn cast(&self, id: ConnId, room: &str) -> Result<Cast, Refusal> {
+    fn publish(
+        &self,
+        id: ConnId,
+        room: &str,
+        from: &str,
+        text: String,
+        outlet: &dyn Outlet,
+    ) -> Result<(), Refusal> {
         let table = self.rooms.read();
         let Some((&rid, entry)) = table
             .by_name
@@ -366,13 +474,52 @@ impl Engine for MemoryEngine {
                 format!("you are not in {}; /join it first", entry.name),
             ));
         }
-        Ok(Cast {
-            room: RoomRef {
-                id: rid,
-                name: Arc::clone(&entry.name),
-            },
-            fanout: Arc::clone(&entry.fanout),
-        })
+        let change = {
+            let mut log = entry.log.lock();
+            let (msg_id, time_ns) = log.stamp(shared::time::unix_nanos());
+            let message = Frame::RoomMsg {
+                room: entry.name.to_string(),
+                from: from.to_owned(),
+                id: msg_id,
+                time_ns,
+                text,
+            };
+            let binary = match message.to_bytes() {
+                Ok(binary) => binary,
+                Err(e) => {
+                    log.unstamp();
+                    return Err(Refusal::new(ErrorCode::INVALID_REQUEST, e.to_string()));
+                }
+            };
+            let change = log.keep(msg_id, binary.clone(), &self.limits);
+            outlet.deliver(rid, &message, &binary, &entry.fanout);
+            change
+        };
+        history::account(&self.history_bytes, change);
+        if self.history_bytes.load(Ordering::Relaxed) > self.limits.budget {
+            let emptied = self.evict(&table);
+            drop(table);
+            if emptied {
+                self.forget_emptied_rooms();
+            }
+        }
+        Ok(())
+    }
+
+    fn history(&self, room: &str, before: u64, limit: usize) -> Result<(String, Page), Refusal> {
+        let table = self.rooms.read();
+        let Some(entry) = table
+            .by_name
+            .get(fold(room).as_ref())
+            .and_then(|rid| table.by_id.get(rid))
+        else {
+            return Err(Refusal::no_such_room(room));
+        };
+        let page = entry.log.lock().page(before, limit);
+        match page {
+            Some(page) => Ok((entry.name.to_string(), page)),
+            None => Err(unknown_id(&entry.name, before)),
+        }
     }
 
     fn room_mates(&self, id: ConnId) -> Fanout {
@@ -404,13 +551,14 @@ impl Engine for MemoryEngine {
             .by_name
             .values()
             .filter_map(|rid| table.by_id.get(rid))
+            .filter(|r| !r.members.is_empty())
             .take(limit)
             .map(|r| RoomInfo {
                 name: r.name.to_string(),
                 members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
             })
             .collect();
-        let hidden = table.by_name.len() - items.len();
+        let hidden = usize::try_from(table.occupied).unwrap_or(usize::MAX) - items.len();
         Listing { items, hidden }
     }
 
@@ -536,8 +684,9 @@ impl Engine for MemoryEngine {
         let table = self.rooms.read();
         EngineCounts {
             users,
-            rooms: table.by_id.len() as u64,
+            rooms: table.occupied,
             members: table.members,
+            history_bytes: self.history_bytes.load(Ordering::Relaxed) as u64,
         }
     }
 }

@@ -17,15 +17,24 @@
 //! - **Private-chat transitions are atomic**: a request, an accept and an end each see
 //!   and change both sides' states at once, so two users never both believe they are in
 //!   a chat with different partners. Every chat gets a new, larger number.
+//! - **One order per room.** Every room message gets an id, strictly increasing within
+//!   its room, and is handed to the [`Outlet`] in id order before any later message of
+//!   that room, so every member receives the room's messages in the same order. A join
+//!   sees a definite latest id: the joiner receives every later message live, and a
+//!   resuming joiner gets the kept ones after its own id replayed, so together they
+//!   leave no gap and no duplicate.
+//! - **History is bounded**: per room by count and bytes, and across rooms by a
+//!   budget ([`HistoryLimits`]).
 //! - **Answers are immediate and never block on remote I/O**: a method returns from
-//!   state it holds. Ordering of deliveries is the workers' business (see
+//!   state it holds. Ordering of other deliveries is the workers' business (see
 //!   `worker::routing`).
 
 mod memory;
 
 use std::sync::Arc;
 
-use shared::{ErrorCode, Mode, RoomInfo};
+use bytes::Bytes;
+use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 pub(crate) use memory::MemoryEngine;
 
@@ -174,15 +183,49 @@ pub(crate) struct Membership {
     /// Other members to notify (empty for rooms over [`NOTICE_MAX_MEMBERS`], and when
     /// nothing changed: a join of a room one is already in).
     pub(crate) notify: Fanout,
+    /// The id of the room's latest message at the change.
+    pub(crate) last: u64,
+    /// For a resuming join: the kept messages after the client's id.
+    pub(crate) replay: Option<Replay>,
 }
 
-/// A room message's recipients.
-#[derive(Debug)]
-pub(crate) struct Cast {
-    /// The room.
-    pub(crate) room: RoomRef,
-    /// Every member, the sender included.
-    pub(crate) fanout: Arc<Fanout>,
+/// The kept messages after a resuming client's id, oldest first, each encoded as a
+/// binary `RoomMsg`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Replay {
+    /// The messages.
+    pub(crate) messages: Vec<Bytes>,
+    /// Messages after the client's id that are no longer kept.
+    pub(crate) missed: u64,
+}
+
+/// A page of a room's history, oldest first, each encoded as a binary `RoomMsg`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// The messages.
+    pub(crate) messages: Vec<Bytes>,
+    /// Whether older messages are kept before the page.
+    pub(crate) more: bool,
+}
+
+/// How much history rooms keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HistoryLimits {
+    /// Most messages kept per room (0: no history).
+    pub(crate) messages: usize,
+    /// Most bytes kept per room.
+    pub(crate) room_bytes: usize,
+    /// Most bytes kept by all rooms together.
+    pub(crate) budget: usize,
+}
+
+/// Where an engine hands each room message, in the room's order.
+pub(crate) trait Outlet {
+    /// Delivers `message` (a `RoomMsg`, already encoded as `binary`) to the members in
+    /// `fanout`, each checked on arrival against its membership of room `room`. Called
+    /// for each room in id order, before any later message of that room: what the
+    /// outlet enqueues must reach each member in the order of the calls.
+    fn deliver(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>);
 }
 
 /// The result of a rename.
@@ -298,14 +341,29 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     fn lookup(&self, nick: &str) -> Option<User>;
 
     /// Adds `id` to `room`, creating the room if needed. Joining a room one is in
-    /// changes nothing and notifies nobody.
-    fn join(&self, id: ConnId, room: &str) -> Result<Membership, Refusal>;
+    /// changes nothing and notifies nobody. With `since` (the id of the last message
+    /// the client saw), the membership carries the kept messages after it; an id this
+    /// room never handed out is refused, and nothing changes.
+    fn join(&self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal>;
 
     /// Removes `id` from `room`; an emptied room disappears.
     fn leave(&self, id: ConnId, room: &str) -> Result<Membership, Refusal>;
 
-    /// The recipients of a message `id` says in `room`.
-    fn cast(&self, id: ConnId, room: &str) -> Result<Cast, Refusal>;
+    /// Says `text` in `room` as `id` (whose nick is `from`): stamps it with the room's
+    /// next id and the receive time, keeps it in history and hands it to `outlet` for
+    /// every member, the sender included.
+    fn publish(
+        &self,
+        id: ConnId,
+        room: &str,
+        from: &str,
+        text: String,
+        outlet: &dyn Outlet,
+    ) -> Result<(), Refusal>;
+
+    /// The newest `limit` kept messages of `room` with ids below `before` (0: the
+    /// newest of all). An id this room never handed out is refused.
+    fn history(&self, room: &str, before: u64, limit: usize) -> Result<(String, Page), Refusal>;
 
     /// Everyone who shares a notice-sized room with `id`, each once.
     fn room_mates(&self, id: ConnId) -> Fanout;
@@ -342,4 +400,6 @@ pub(crate) struct EngineCounts {
     pub(crate) rooms: u64,
     /// Memberships summed over rooms.
     pub(crate) members: u64,
+    /// Bytes of history kept, as accounted against the budget.
+    pub(crate) history_bytes: u64,
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use shared::{Frame, Mode};
 
 use crate::engine::{ConnId, Fanout, Refusal, RoomId};
@@ -17,6 +18,9 @@ pub(crate) enum Effect {
     /// Queue this ready-made line for the requesting connection, which speaks text
     /// (escaping is the session's job).
     ReplyText(String),
+    /// Queue this frame, already encoded in binary (a kept room message), for the
+    /// requesting connection, which speaks binary.
+    ReplyEncoded(Bytes),
     /// Send this frame to one connection (possibly on another worker), if on arrival it
     /// is still within `scope`.
     Send {

@@ -22,7 +22,7 @@ use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
 pub(crate) use effects::{Effect, Scope};
 pub(crate) use request::Request;
 
-use crate::engine::{ConnId, Engine, Refusal, RoomRef};
+use crate::engine::{ConnId, Engine, Outlet, Refusal, RoomRef};
 use crate::stats::{CloseReason, Stats};
 
 /// The room text-mode clients are put in when they connect.
@@ -32,11 +32,19 @@ pub(crate) const DEFAULT_ROOM: &str = "lobby";
 /// an answer stays a few hundred KiB at most whatever the number of rooms or members.
 pub const MAX_LIST_ITEMS: usize = 1000;
 
+/// Messages a history page holds when the client names no number.
+pub(crate) const DEFAULT_HISTORY_PAGE: u32 = 20;
+
+/// Most messages one history page holds, whatever the client asks.
+pub(crate) const MAX_HISTORY_PAGE: u32 = 1000;
+
 /// What a session consults besides itself.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     /// Shared state.
     pub(crate) engine: &'a dyn Engine,
+    /// Where room messages go, in each room's order.
+    pub(crate) outlet: &'a dyn Outlet,
     /// Server counters, for `/stats`.
     pub(crate) stats: &'a Stats,
     /// The largest frame the server accepts, told in `Welcome`.
@@ -110,7 +118,7 @@ impl Session {
     /// Registers a text-mode client, welcomes it and puts it in [`DEFAULT_ROOM`].
     pub(crate) fn greet(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
         self.register(ctx, out);
-        self.join(ctx, DEFAULT_ROOM, out);
+        self.join(ctx, DEFAULT_ROOM, None, out);
     }
 
     fn register(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
@@ -149,7 +157,21 @@ impl Session {
             } => self.say(ctx, &room, text, out),
             Request::Say { room: None, text } => self.say_plain(ctx, text, out),
             Request::SetNick(nick) => self.set_nick(ctx, &nick, out),
-            Request::Join(room) => self.join(ctx, &room, out),
+            Request::Join { room, since } => self.join(ctx, &room, since, out),
+            Request::History {
+                room,
+                before,
+                limit,
+            } => match room.or_else(|| self.current_room()) {
+                Some(room) => self.history(ctx, &room, before, limit, out),
+                None => refuse(
+                    out,
+                    Refusal::new(
+                        ErrorCode::NOT_IN_ROOM,
+                        "you are in no room; /history ROOM names one",
+                    ),
+                ),
+            },
             Request::Leave(room) => match room.or_else(|| self.current_room()) {
                 Some(room) => self.leave(ctx, &room, out),
                 None => refuse(
@@ -254,6 +276,7 @@ impl Session {
         entries.push(("users".to_owned(), counts.users));
         entries.push(("rooms".to_owned(), counts.rooms));
         entries.push(("room_members".to_owned(), counts.members));
+        entries.push(("history_bytes".to_owned(), counts.history_bytes));
         match self.mode {
             Mode::Binary => out.push(Effect::Reply(Frame::Stats { entries })),
             Mode::Text => {

@@ -27,8 +27,22 @@ pub(crate) enum Request {
     },
     /// Change nick.
     SetNick(String),
-    /// Join a room.
-    Join(String),
+    /// Join a room; resuming after message `since` if given.
+    Join {
+        /// The room.
+        room: String,
+        /// The id of the last message the client saw.
+        since: Option<u64>,
+    },
+    /// A page of a room's history (`room` `None`: the current room).
+    History {
+        /// The room, if named.
+        room: Option<String>,
+        /// Only messages with smaller ids (0: no bound).
+        before: u64,
+        /// How many (`None`: the default).
+        limit: Option<u32>,
+    },
     /// Leave a room (`None`: the current one).
     Leave(Option<String>),
     /// List rooms.
@@ -76,7 +90,16 @@ impl Request {
                 text,
             },
             Frame::SetNick { nick } => Request::SetNick(nick),
-            Frame::Join { room } => Request::Join(room),
+            Frame::Join { room, since } => Request::Join { room, since },
+            Frame::GetHistory {
+                room,
+                before,
+                limit,
+            } => Request::History {
+                room: Some(room),
+                before,
+                limit: Some(u32::from(limit)),
+            },
             Frame::Leave { room } => Request::Leave(Some(room)),
             Frame::Direct { to, text } => Request::Direct { to, text },
             Frame::ChatRequest { peer } => Request::ChatAsk(peer),
@@ -105,7 +128,12 @@ impl Request {
             Command::Say(text) => Request::Say { room: None, text },
             Command::Echo(payload) => Request::Echo(Bytes::from(payload)),
             Command::Nick(nick) => Request::SetNick(nick),
-            Command::Join(room) => Request::Join(room),
+            Command::Join(room) => Request::Join { room, since: None },
+            Command::History { room, count } => Request::History {
+                room,
+                before: 0,
+                limit: count,
+            },
             Command::Leave(room) => Request::Leave(room),
             Command::Rooms => Request::Rooms,
             Command::Who(room) => Request::Who(room),
@@ -124,6 +152,7 @@ impl Request {
         match self {
             Request::Rooms | Request::Who(_) => LIST_COST - 1,
             Request::Stats => STATS_COST - 1,
+            Request::History { .. } => HISTORY_COST - 1,
             _ => 0,
         }
     }
@@ -134,3 +163,6 @@ pub(crate) const LIST_COST: u32 = 100;
 
 /// Rate-limit tokens a `/stats` costs.
 pub(crate) const STATS_COST: u32 = 10;
+
+/// Rate-limit tokens a history page costs.
+pub(crate) const HISTORY_COST: u32 = 10;

@@ -1,15 +1,26 @@
-//! Room requests: join, leave, say, and the room and member lists.
+//! Room requests: join (and resume), leave, say, history, and the room and member
+//! lists.
 
 use std::sync::Arc;
 
-use shared::{ErrorCode, Frame};
+use bytes::{Bytes, BytesMut};
+use shared::{ErrorCode, Frame, Mode};
 
-use super::{Context, Effect, Held, MAX_LIST_ITEMS, Scope, Session, refuse, tell_hidden};
+use super::{
+    Context, DEFAULT_HISTORY_PAGE, Effect, Held, MAX_HISTORY_PAGE, MAX_LIST_ITEMS, Scope, Session,
+    refuse, tell_hidden,
+};
 use crate::engine::Refusal;
 
 impl Session {
-    pub(super) fn join(&mut self, ctx: &Context<'_>, room: &str, out: &mut Vec<Effect>) {
-        let membership = match ctx.engine.join(self.id, room) {
+    pub(super) fn join(
+        &mut self,
+        ctx: &Context<'_>,
+        room: &str,
+        since: Option<u64>,
+        out: &mut Vec<Effect>,
+    ) {
+        let membership = match ctx.engine.join(self.id, room, since) {
             Ok(membership) => membership,
             Err(refusal) => return refuse(out, refusal),
         };
@@ -24,8 +35,17 @@ impl Session {
             room: room.name.to_string(),
             nick: self.nick.clone(),
             members: membership.members,
+            last: membership.last,
         };
         out.push(Effect::Reply(frame.clone()));
+        if let Some(replay) = membership.replay {
+            out.push(Effect::Reply(Frame::Resumed {
+                room: room.name.to_string(),
+                replayed: u32::try_from(replay.messages.len()).unwrap_or(u32::MAX),
+                missed: replay.missed,
+            }));
+            self.reply_kept(replay.messages, out);
+        }
         if !membership.notify.is_empty() {
             out.push(Effect::Fanout {
                 fanout: Arc::new(membership.notify),
@@ -57,17 +77,52 @@ impl Session {
     }
 
     pub(super) fn say(&self, ctx: &Context<'_>, room: &str, text: String, out: &mut Vec<Effect>) {
-        match ctx.engine.cast(self.id, room) {
-            Ok(cast) => out.push(Effect::Fanout {
-                fanout: cast.fanout,
-                frame: Frame::RoomMsg {
-                    room: cast.room.name.to_string(),
-                    from: self.nick.clone(),
-                    text,
-                },
-                scope: Scope::Room(cast.room.id),
-            }),
-            Err(refusal) => refuse(out, refusal),
+        if let Err(refusal) = ctx
+            .engine
+            .publish(self.id, room, &self.nick, text, ctx.outlet)
+        {
+            refuse(out, refusal);
+        }
+    }
+
+    /// A page of `room`'s history: a `HistoryPage` and the messages after it.
+    pub(super) fn history(
+        &self,
+        ctx: &Context<'_>,
+        room: &str,
+        before: u64,
+        limit: Option<u32>,
+        out: &mut Vec<Effect>,
+    ) {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_PAGE).min(MAX_HISTORY_PAGE);
+        let (room, page) = match ctx.engine.history(room, before, limit as usize) {
+            Ok(answer) => answer,
+            Err(refusal) => return refuse(out, refusal),
+        };
+        out.push(Effect::Reply(Frame::HistoryPage {
+            room,
+            count: u32::try_from(page.messages.len()).unwrap_or(u32::MAX),
+            more: page.more,
+        }));
+        self.reply_kept(page.messages, out);
+    }
+
+    /// Replies with kept room messages: as they are to a binary client, as history
+    /// lines (with the time each was said) to a text one.
+    fn reply_kept(&self, messages: Vec<Bytes>, out: &mut Vec<Effect>) {
+        match self.mode {
+            Mode::Binary => out.extend(messages.into_iter().map(Effect::ReplyEncoded)),
+            Mode::Text => {
+                for bytes in messages {
+                    let mut line = BytesMut::new();
+                    if let Ok(frame) = Frame::from_encoded(&bytes)
+                        && shared::text::render_history_line(&frame, &mut line)
+                    {
+                        line.truncate(line.len() - 1);
+                        out.push(Effect::ReplyText(String::from_utf8_lossy(&line).into_owned()));
+                    }
+                }
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use shared::{ErrorCode, Incoming, Mode};
 
+use super::routing::RoomOutlet;
 use super::{FRAME_BUDGET, LINGER, READ_BUDGET, Worker};
 use crate::connection::{ConnState, Connection, ReadOutcome, WaitList};
 use crate::engine::Refusal;
@@ -16,9 +17,10 @@ use crate::session::{Context, Request, Session};
 use crate::stats::{CloseReason, WorkerStats};
 
 /// What a session consults, from the state the threads share.
-fn context(shared: &super::Shared) -> Context<'_> {
+fn context<'a>(shared: &'a super::Shared, outlet: &'a RoomOutlet<'a>) -> Context<'a> {
     Context {
         engine: &*shared.engine,
+        outlet,
         stats: &shared.stats,
         max_frame: shared.config.limits.max_frame,
     }
@@ -309,8 +311,8 @@ impl Worker {
             return;
         };
         let mut effects = std::mem::take(&mut self.effects);
-        let ctx = context(&self.shared);
-        session.apply(request, &ctx, &mut effects);
+        let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+        session.apply(request, &context(&self.shared, &outlet), &mut effects);
         self.carry_out(conn, &mut effects);
         self.effects = effects;
     }
@@ -327,8 +329,8 @@ impl Worker {
         }
         let announce = self.phase == super::Phase::Running && !self.shared.shutting_down();
         let mut effects = std::mem::take(&mut self.effects);
-        let ctx = context(&self.shared);
-        session.depart(&ctx, announce, &mut effects);
+        let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+        session.depart(&context(&self.shared, &outlet), announce, &mut effects);
         self.carry_out(conn, &mut effects);
         self.effects = effects;
     }
@@ -350,8 +352,8 @@ impl Worker {
             && let Some(session) = conn.session.as_mut()
         {
             let mut effects = std::mem::take(&mut self.effects);
-            let ctx = context(&self.shared);
-            session.greet(&ctx, &mut effects);
+            let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+            session.greet(&context(&self.shared, &outlet), &mut effects);
             self.carry_out(conn, &mut effects);
             self.effects = effects;
         }

@@ -24,6 +24,7 @@ mod routing;
 mod shutdown;
 mod table;
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,7 +36,7 @@ use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::engine::{Engine, MemoryEngine};
+use crate::engine::{Engine, HistoryLimits, MemoryEngine};
 use crate::permit::{Admission, Permit};
 use crate::session::Effect;
 use crate::stats::{Stats, WorkerStats};
@@ -50,10 +51,10 @@ pub(crate) const READ_BUDGET: usize = 64 << 10;
 /// Messages handled from one connection per turn.
 const FRAME_BUDGET: usize = 256;
 
-/// Channel messages (each a batch of deliveries from one worker's turn, or a new
-/// connection) handled per turn, so a flood of deliveries cannot keep a worker from
-/// its own sockets; the rest wait for the next turn.
-const DRAIN_BUDGET: usize = 256;
+/// Channel messages (a room message, a batch of other deliveries from one worker's
+/// turn, or a new connection) handled per turn, so a flood of deliveries cannot keep a
+/// worker from its own sockets; the rest wait for the next turn.
+const DRAIN_BUDGET: usize = 4096;
 
 /// Deliveries waiting in a worker's channel past which the workers that feed it stop
 /// reading their own sockets for a turn, so the senders' TCP windows push back instead
@@ -103,6 +104,8 @@ pub(crate) enum WorkerMsg {
     },
     /// Frames for connections of this worker, in order.
     Deliver(Vec<Delivery>),
+    /// One room message for members on this worker, in its room's order.
+    Room(Delivery),
 }
 
 /// How other threads reach a worker. Shared by the acceptor and every worker.
@@ -132,6 +135,12 @@ impl WorkerHandle {
         }
         self.wake();
         Ok(())
+    }
+
+    /// Sends `msg` without waking the worker: the sender wakes it later (at the end of
+    /// its turn). Hands the message back if the worker is gone.
+    pub(crate) fn push(&self, msg: WorkerMsg) -> Result<(), WorkerMsg> {
+        self.tx.send(msg).map_err(|e| e.into_inner())
     }
 
     /// Wakes the worker unless a wake is already pending.
@@ -186,6 +195,11 @@ impl Shared {
         metrics_waker: Option<Arc<Waker>>,
     ) -> std::io::Result<(Arc<Self>, Vec<WorkerParts>)> {
         let workers = config.workers;
+        let history = HistoryLimits {
+            messages: config.history_messages,
+            room_bytes: config.history_room_bytes,
+            budget: config.history_budget,
+        };
         let mut handles = Vec::with_capacity(workers);
         let mut parts = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -201,7 +215,7 @@ impl Shared {
         }
         let shared = Arc::new(Shared {
             config,
-            engine: Box::new(MemoryEngine::new(workers)),
+            engine: Box::new(MemoryEngine::new(workers, history)),
             stats: Stats::new(workers),
             workers: handles,
             acceptor_waker,
@@ -274,6 +288,8 @@ pub(crate) struct Worker {
     to_close: Vec<usize>,
     /// Deliveries for other workers, sent at the end of the turn.
     outbox: Vec<Vec<Delivery>>,
+    /// Workers that room messages were pushed to this turn, to be woken at its end.
+    to_wake: Vec<Cell<bool>>,
     /// Reused buffer for the effects of one request.
     effects: Vec<Effect>,
     /// Read times of room messages whose last member this turn served; timed after
@@ -311,6 +327,7 @@ impl Worker {
             parked: Vec::new(),
             to_close: Vec::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
+            to_wake: (0..workers).map(|_| Cell::new(false)).collect(),
             effects: Vec::new(),
             fanouts_done: Vec::new(),
             phase: Phase::Running,
@@ -421,6 +438,7 @@ impl Worker {
             || !self.to_close.is_empty()
             || !self.rx.is_empty()
             || self.outbox.iter().any(|o| !o.is_empty())
+            || self.to_wake.iter().any(Cell::get)
         {
             return Some(Duration::ZERO);
         }
@@ -497,6 +515,10 @@ impl Worker {
                     for delivery in deliveries {
                         self.deliver_local(delivery);
                     }
+                }
+                WorkerMsg::Room(delivery) => {
+                    self.stats().backlog_sub(1);
+                    self.deliver_local(delivery);
                 }
             }
         }

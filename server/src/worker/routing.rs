@@ -1,11 +1,20 @@
 //! Carrying out a session's effects: replies in the connection's framing, deliveries to
 //! connections on this worker or (through the outbox, one channel message per worker
-//! per turn) on others, each checked against its [`Scope`] on arrival.
+//! per turn) on others, each checked against its [`Scope`] on arrival; and the
+//! [`RoomOutlet`] through which the engine hands out room messages.
 //!
 //! Order: a sender's requests are applied one after another by its worker, local
 //! recipients get their frames at once, and each other worker receives them through one
 //! FIFO channel, so every recipient sees each sender's frames once and in order.
+//!
+//! Room messages keep one order per room across senders: the engine calls the outlet
+//! for each room in id order while it holds the room, and the outlet pushes the message
+//! at once onto the channel of every worker with members in it, the sender's own worker
+//! included. Each channel is FIFO, so every worker, and so every member, receives a
+//! room's messages in id order. Workers other than the sender's are woken at the end of
+//! the sender's turn, as for the outbox.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -13,9 +22,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode};
 
-use super::{LINGER, Worker, WorkerMsg};
+use super::{LINGER, Shared, Worker, WorkerMsg};
 use crate::connection::{Connection, Enqueued};
-use crate::engine::{ConnId, Fanout, Member, Refusal};
+use crate::engine::{ConnId, Fanout, Member, Outlet, Refusal, RoomId};
 use crate::session::{Effect, Scope};
 use crate::stats::{CloseReason, WorkerStats};
 
@@ -100,6 +109,75 @@ pub(crate) enum Delivery {
     },
 }
 
+/// Hands the engine's room messages to the workers of their members (see the module
+/// docs), on behalf of the worker `me` serving a request whose input was read at
+/// `read_at`.
+pub(crate) struct RoomOutlet<'a> {
+    shared: &'a Shared,
+    me: usize,
+    read_at: Instant,
+    /// Set for each other worker sent to; the worker wakes them at the end of its turn.
+    to_wake: &'a [Cell<bool>],
+}
+
+impl<'a> RoomOutlet<'a> {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        me: usize,
+        read_at: Instant,
+        to_wake: &'a [Cell<bool>],
+    ) -> Self {
+        Self {
+            shared,
+            me,
+            read_at,
+            to_wake,
+        }
+    }
+}
+
+impl Outlet for RoomOutlet<'_> {
+    fn deliver(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>) {
+        if fanout.is_empty() {
+            return;
+        }
+        let text = (fanout.text > 0)
+            .then(|| {
+                let mut out = bytes::BytesMut::new();
+                shared::text::render_line(message, &mut out).then(|| out.freeze())
+            })
+            .flatten();
+        let payload = Arc::new(Encoded {
+            binary: Some(binary.clone()),
+            text,
+            clock: Some((self.read_at, AtomicUsize::new(fanout.len()))),
+        });
+        for (worker, members) in fanout.per_worker.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let delivery = Delivery::Many {
+                fanout: Arc::clone(fanout),
+                payload: Arc::clone(&payload),
+                scope: Scope::Room(room),
+            };
+            let stats = &self.shared.stats.workers[worker];
+            stats.backlog_add(1);
+            // A worker that is gone has no connections left to deliver to.
+            if self.shared.workers[worker]
+                .push(WorkerMsg::Room(delivery))
+                .is_err()
+            {
+                stats.backlog_sub(1);
+            } else if worker != self.me
+                && let Some(flag) = self.to_wake.get(worker)
+            {
+                flag.set(true);
+            }
+        }
+    }
+}
+
 impl Worker {
     /// Carries out `effects` (emptying it) for the connection that made them.
     pub(super) fn carry_out(&mut self, conn: &mut Connection, effects: &mut Vec<Effect>) {
@@ -110,6 +188,7 @@ impl Worker {
                     line.push('\n');
                     self.enqueue(conn, Bytes::from(line));
                 }
+                Effect::ReplyEncoded(bytes) => self.enqueue(conn, bytes),
                 Effect::Send {
                     to,
                     mode,
@@ -240,11 +319,7 @@ impl Worker {
         if fanout.is_empty() {
             return;
         }
-        let mut encoded = Encoded::new(frame, fanout.binary > 0, fanout.text > 0);
-        if matches!(frame, Frame::RoomMsg { .. }) {
-            encoded.clock = Some((self.turn_at, AtomicUsize::new(fanout.len())));
-        }
-        let payload = Arc::new(encoded);
+        let payload = Arc::new(Encoded::new(frame, fanout.binary > 0, fanout.text > 0));
         for worker in 0..fanout.per_worker.len() {
             if fanout.per_worker[worker].is_empty() {
                 continue;
@@ -338,8 +413,14 @@ impl Worker {
         self.put_back(slot, conn);
     }
 
-    /// Sends each other worker the deliveries of this turn, one message per worker.
+    /// Sends each other worker the deliveries of this turn, one message per worker,
+    /// and wakes the workers the room outlet sent to.
     pub(super) fn route_outbox(&mut self) {
+        for (worker, flag) in self.to_wake.iter().enumerate() {
+            if flag.replace(false) {
+                self.shared.workers[worker].wake();
+            }
+        }
         for worker in 0..self.outbox.len() {
             if self.outbox[worker].is_empty() {
                 continue;

@@ -48,6 +48,9 @@ impl ErrorCode {
     /// messages only at that rate. Sent once each time the client starts to be held
     /// back; nothing is refused or lost.
     pub const RATE_LIMITED: Self = Self(209);
+    /// A resume or history id that this room never handed out: from the future, from
+    /// another room, or from before the server (re)started. Nothing is replayed.
+    pub const UNKNOWN_MESSAGE_ID: Self = Self(210);
     /// The server is at `--max-connections`; the connection is closed.
     pub const SERVER_FULL: Self = Self(300);
     /// The client did not read and its outbound queue passed `--max-pending`.
@@ -58,7 +61,7 @@ impl ErrorCode {
     pub const FLOOD: Self = Self(303);
 
     /// Every code defined by this protocol version, for documentation and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::MALFORMED,
         Self::FRAME_TOO_LARGE,
         Self::LINE_TOO_LONG,
@@ -77,6 +80,7 @@ impl ErrorCode {
         Self::NOT_IN_CHAT,
         Self::INVALID_REQUEST,
         Self::RATE_LIMITED,
+        Self::UNKNOWN_MESSAGE_ID,
         Self::SERVER_FULL,
         Self::SLOW_CONSUMER,
         Self::IDLE_TIMEOUT,
@@ -104,6 +108,7 @@ impl ErrorCode {
             207 => "not-in-chat",
             208 => "invalid-request",
             209 => "rate-limited",
+            210 => "unknown-message-id",
             300 => "server-full",
             301 => "slow-consumer",
             302 => "idle-timeout",

@@ -63,6 +63,10 @@ impl BodyReader {
         Ok(out)
     }
 
+    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
+        self.take::<1>("truncated u8 field").map(|[b]| b)
+    }
+
     pub(super) fn u16(&mut self) -> Result<u16, DecodeError> {
         self.take::<2>("truncated u16 field")
             .map(u16::from_be_bytes)
