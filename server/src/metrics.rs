@@ -312,7 +312,7 @@ impl Collector for ServerMetrics {
         gauge(
             e,
             "chat_rooms",
-            "Rooms.",
+            "Rooms with members.",
             i64::try_from(counts.rooms).unwrap_or(i64::MAX),
         )?;
         gauge(
@@ -320,6 +320,12 @@ impl Collector for ServerMetrics {
             "chat_room_members",
             "Room memberships, summed over rooms.",
             i64::try_from(counts.members).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            "chat_history_bytes",
+            "Bytes of room history kept, as accounted against --history-budget.",
+            i64::try_from(counts.history_bytes).unwrap_or(i64::MAX),
         )?;
         let (sum, count, buckets) = stats.fanout_histogram();
         let bounds: Vec<(f64, u64)> = FANOUT_BUCKETS

@@ -234,14 +234,15 @@ fn join_notices_and_who_and_rooms() {
     let mut a = BinClient::named(server.addr, "a");
     let mut b = BinClient::named(server.addr, "b");
     a.join("Den");
-    b.join("den");
+    let join_b = b.join("den");
     let notice = a.recv();
     assert_eq!(
         notice,
         Frame::Joined {
             room: "Den".into(),
             nick: "b".into(),
-            members: 2
+            members: 2,
+            last: join_b
         }
     );
     a.send(&Frame::Who { room: "DEN".into() });
@@ -267,7 +268,7 @@ fn join_notices_and_who_and_rooms() {
 }
 
 /// Members spread over every worker each get every message exactly once, in the order
-/// each sender sent them.
+/// each sender sent them, and all in the same order: the room's ids, one by one.
 #[test]
 fn room_messages_reach_every_member_once_in_order_across_workers() {
     const WORKERS: usize = 4;
@@ -292,13 +293,27 @@ fn room_messages_reach_every_member_once_in_order_across_workers() {
             });
         }
     }
+    let mut orders: Vec<Vec<String>> = Vec::new();
     for c in &mut clients {
         let mut next: HashMap<String, usize> = HashMap::new();
         let mut received = 0;
+        let mut order = Vec::new();
+        let mut last_id = None;
         while received < COUNT * MEMBERS {
             match c.recv() {
-                Frame::RoomMsg { room, from, text } => {
+                Frame::RoomMsg {
+                    room,
+                    from,
+                    text,
+                    id,
+                    ..
+                } => {
                     assert_eq!(room, "big");
+                    if let Some(last) = last_id {
+                        assert_eq!(id, last + 1, "ids one by one");
+                    }
+                    last_id = Some(id);
+                    order.push(text.clone());
                     let (sender, seq) = text.split_once(' ').unwrap();
                     assert_eq!(sender, from);
                     let expected = next.entry(from.clone()).or_insert(0);
@@ -311,7 +326,12 @@ fn room_messages_reach_every_member_once_in_order_across_workers() {
             }
         }
         assert!(next.values().all(|&n| n == COUNT));
+        orders.push(order);
     }
+    assert!(
+        orders.windows(2).all(|pair| pair[0] == pair[1]),
+        "every member sees one order"
+    );
     // Nothing more: a duplicate would show up as an unexpected extra frame.
     for c in &mut clients {
         c.send(&Frame::Ping { token: 7 });
@@ -1167,6 +1187,7 @@ fn long_room_lists_are_capped_with_a_count() {
         for r in 0..ROOMS_EACH {
             Frame::Join {
                 room: format!("r{i}-{r}"),
+                since: None,
             }
             .encode(&mut buf)
             .unwrap();
@@ -1191,12 +1212,13 @@ fn long_room_lists_are_capped_with_a_count() {
     );
     c.send(&Frame::Join {
         room: "one-too-many".into(),
+        since: None,
     });
     assert!(is_error(&c.recv(), ErrorCode::INVALID_REQUEST));
 }
 
-/// Review finding 7-adjacent: binary clients are reachable only after their Hello, so
-/// the Welcome is always the first frame they get.
+/// Binary clients are reachable only after their Hello, so the Welcome is always the
+/// first frame they get.
 #[test]
 fn binary_clients_get_nothing_before_welcome() {
     let server = TestServer::start();
@@ -1206,7 +1228,8 @@ fn binary_clients_get_nothing_before_welcome() {
     text.send_line("/who lobby");
     assert_eq!(text.line(), format!("* in lobby: {}", text.nick));
     assert_eq!(server.stat("connections"), 2);
-    early.send_raw(&[0, 0, 3, 0x01, 0, 1]);
+    let [hi, lo] = shared::PROTOCOL_VERSION.to_be_bytes();
+    early.send_raw(&[0, 0, 3, 0x01, hi, lo]);
     assert!(matches!(early.recv(), Frame::Welcome { .. }));
 }
 

@@ -42,7 +42,16 @@ fn frame() -> impl Strategy<Value = Frame> {
             .prop_map(|version| Frame::Hello { version })
             .boxed(),
         name().prop_map(|nick| Frame::SetNick { nick }).boxed(),
-        name().prop_map(|room| Frame::Join { room }).boxed(),
+        (name(), proptest::option::of(any::<u64>()))
+            .prop_map(|(room, since)| Frame::Join { room, since })
+            .boxed(),
+        (name(), any::<u64>(), any::<u16>())
+            .prop_map(|(room, before, limit)| Frame::GetHistory {
+                room,
+                before,
+                limit,
+            })
+            .boxed(),
         name().prop_map(|room| Frame::Leave { room }).boxed(),
         (name(), text())
             .prop_map(|(room, text)| Frame::Say { room, text })
@@ -73,11 +82,22 @@ fn frame() -> impl Strategy<Value = Frame> {
         (name(), name())
             .prop_map(|(old, new)| Frame::NickChanged { old, new })
             .boxed(),
-        (name(), name(), any::<u32>())
-            .prop_map(|(room, nick, members)| Frame::Joined {
+        (name(), name(), any::<u32>(), any::<u64>())
+            .prop_map(|(room, nick, members, last)| Frame::Joined {
                 room,
                 nick,
                 members,
+                last,
+            })
+            .boxed(),
+        (name(), any::<u32>(), any::<bool>())
+            .prop_map(|(room, count, more)| Frame::HistoryPage { room, count, more })
+            .boxed(),
+        (name(), any::<u32>(), any::<u64>())
+            .prop_map(|(room, replayed, missed)| Frame::Resumed {
+                room,
+                replayed,
+                missed,
             })
             .boxed(),
         (name(), name(), any::<u32>())
@@ -98,8 +118,14 @@ fn frame() -> impl Strategy<Value = Frame> {
         (name(), list(name()))
             .prop_map(|(room, nicks)| Frame::WhoList { room, nicks })
             .boxed(),
-        (name(), name(), text())
-            .prop_map(|(room, from, text)| Frame::RoomMsg { room, from, text })
+        (name(), name(), any::<u64>(), any::<u64>(), text())
+            .prop_map(|(room, from, id, time_ns, text)| Frame::RoomMsg {
+                room,
+                from,
+                id,
+                time_ns,
+                text,
+            })
             .boxed(),
         (name(), text())
             .prop_map(|(from, text)| Frame::DirectMsg { from, text })
@@ -439,7 +465,10 @@ proptest! {
     ]) {
         prop_assert_eq!(names::fold(&name), name.to_lowercase());
         if names::validate_room(&name).is_ok() {
-            let join = Frame::Join { room: name.clone() };
+            let join = Frame::Join {
+                room: name.clone(),
+                since: None,
+            };
             prop_assert!(join.to_bytes().is_ok(), "{:?}", name);
         }
         if names::validate_nick(&name).is_ok() {

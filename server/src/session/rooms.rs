@@ -119,7 +119,9 @@ impl Session {
                         && shared::text::render_history_line(&frame, &mut line)
                     {
                         line.truncate(line.len() - 1);
-                        out.push(Effect::ReplyText(String::from_utf8_lossy(&line).into_owned()));
+                        out.push(Effect::ReplyText(
+                            String::from_utf8_lossy(&line).into_owned(),
+                        ));
                     }
                 }
             }

@@ -192,14 +192,19 @@ impl BinClient {
         }
     }
 
-    pub fn join(&mut self, room: &str) {
+    /// Joins `room`; returns the id of its latest message at the join.
+    pub fn join(&mut self, room: &str) -> u64 {
         self.send(&Frame::Join {
             room: room.to_owned(),
+            since: None,
         });
         let nick = self.nick.clone();
-        self.expect(
+        match self.expect(
             |f| matches!(f, Frame::Joined { room: r, nick: n, .. } if r.eq_ignore_ascii_case(room) && *n == nick),
-        );
+        ) {
+            Frame::Joined { last, .. } => last,
+            other => unreachable!("{other:?}"),
+        }
     }
 
     pub fn close_write(&self) {

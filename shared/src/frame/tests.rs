@@ -35,7 +35,36 @@ pub(crate) fn samples() -> Vec<Frame> {
         Frame::SetNick { nick: s("") },
         Frame::SetNick { nick: long.clone() },
         Frame::Join {
-            room: s("Ünïcødé")
+            room: s("Ünïcødé"),
+            since: None,
+        },
+        Frame::Join {
+            room: s("lobby"),
+            since: Some(u64::MAX),
+        },
+        Frame::Join {
+            room: s(""),
+            since: Some(0),
+        },
+        Frame::GetHistory {
+            room: s("lobby"),
+            before: 0,
+            limit: u16::MAX,
+        },
+        Frame::HistoryPage {
+            room: s("lobby"),
+            count: 0,
+            more: true,
+        },
+        Frame::HistoryPage {
+            room: long.clone(),
+            count: u32::MAX,
+            more: false,
+        },
+        Frame::Resumed {
+            room: s("lobby"),
+            replayed: 3,
+            missed: u64::MAX,
         },
         Frame::Leave { room: s("lobby") },
         Frame::Say {
@@ -80,6 +109,7 @@ pub(crate) fn samples() -> Vec<Frame> {
             room: s("lobby"),
             nick: s("a"),
             members: 0,
+            last: 1_700_000_000_000_000_042,
         },
         Frame::Left {
             room: s("lobby"),
@@ -110,6 +140,8 @@ pub(crate) fn samples() -> Vec<Frame> {
         Frame::RoomMsg {
             room: s("lobby"),
             from: s("alice"),
+            id: 7,
+            time_ns: u64::MAX,
             text: s("hello"),
         },
         Frame::DirectMsg {
@@ -149,7 +181,7 @@ fn every_variant_round_trips() {
     let samples = samples();
     let mut types: Vec<u8> = samples.iter().map(Frame::frame_type).collect();
     types.dedup();
-    assert_eq!(types.len(), 35, "one sample per variant at least");
+    assert_eq!(types.len(), 38, "one sample per variant at least");
     for frame in samples {
         assert_eq!(round_trip(&frame), frame);
     }
@@ -206,6 +238,8 @@ fn an_over_long_name_is_refused_and_nothing_is_appended() {
     let err = Frame::RoomMsg {
         room: s("lobby"),
         from: "y".repeat(300),
+        id: 1,
+        time_ns: 2,
         text: s("hi"),
     }
     .encode(&mut out)
@@ -329,6 +363,45 @@ fn list_counts_beyond_the_body_are_malformed() {
 }
 
 #[test]
+fn a_join_carries_a_whole_resume_id_or_none() {
+    use types::*;
+    assert_eq!(
+        decode(JOIN, &[1, b'a', 0, 0, 0, 0, 0, 0, 0, 9]),
+        Ok(Frame::Join {
+            room: s("a"),
+            since: Some(9)
+        })
+    );
+    assert_eq!(
+        decode(JOIN, &[1, b'a', 1, 2, 3]),
+        Err(malformed(JOIN, "truncated u64 field"))
+    );
+    assert_eq!(
+        decode(HISTORY_PAGE, &[1, b'a', 0, 0, 0, 1, 2]),
+        Err(malformed(HISTORY_PAGE, "more is neither 0 nor 1"))
+    );
+}
+
+#[test]
+fn a_whole_encoded_frame_decodes_and_a_wrong_prefix_is_malformed() {
+    for frame in samples() {
+        assert_eq!(Frame::from_encoded(&frame.to_bytes().unwrap()), Ok(frame));
+    }
+    let bytes = Frame::Ping { token: 1 }.to_bytes().unwrap();
+    assert_eq!(
+        Frame::from_encoded(&bytes.slice(..bytes.len() - 1)),
+        Err(malformed(
+            types::PING,
+            "length prefix does not match the frame"
+        ))
+    );
+    assert_eq!(
+        Frame::from_encoded(&Bytes::from_static(&[0, 0])),
+        Err(DecodeError::EmptyFrame)
+    );
+}
+
+#[test]
 fn trailing_bytes_are_malformed() {
     use types::*;
     let trailing = "trailing bytes after the last field";
@@ -337,7 +410,7 @@ fn trailing_bytes_are_malformed() {
         (CHAT_END, &[0][..]),
         (LIST_ROOMS, &[1, 2][..]),
         (GET_STATS, &[0][..]),
-        (JOIN, &[1, b'a', b'b'][..]),
+        (JOIN, &[1, b'a', 0, 0, 0, 0, 0, 0, 0, 1, 0][..]),
         (PING, &[0; 9][..]),
         (WELCOME, &[0, 1, 0, 0, 0, 1, 0, 0][..]),
         (ROOM_LIST, &[0, 0, 0][..]),

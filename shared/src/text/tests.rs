@@ -181,8 +181,41 @@ fn every_server_frame_renders_as_one_line() {
                 room: s("r"),
                 nick: s("a"),
                 members: 1,
+                last: 99,
             },
             "[r] * a joined (1 member)",
+        ),
+        (
+            Frame::HistoryPage {
+                room: s("r"),
+                count: 2,
+                more: true,
+            },
+            "* history of r: 2 messages; older ones not shown",
+        ),
+        (
+            Frame::HistoryPage {
+                room: s("r"),
+                count: 1,
+                more: false,
+            },
+            "* history of r: 1 message",
+        ),
+        (
+            Frame::Resumed {
+                room: s("r"),
+                replayed: 3,
+                missed: 2,
+            },
+            "* r: 3 messages replayed; 2 no longer kept",
+        ),
+        (
+            Frame::Resumed {
+                room: s("r"),
+                replayed: 0,
+                missed: 0,
+            },
+            "* r: 0 messages replayed",
         ),
         (
             Frame::Left {
@@ -213,6 +246,8 @@ fn every_server_frame_renders_as_one_line() {
             Frame::RoomMsg {
                 room: s("r"),
                 from: s("a"),
+                id: 5,
+                time_ns: 6,
                 text: s("hi there"),
             },
             "[r] <a> hi there",
@@ -290,7 +325,15 @@ fn client_only_frames_do_not_render() {
     for frame in [
         Frame::Hello { version: 1 },
         Frame::SetNick { nick: s("a") },
-        Frame::Join { room: s("r") },
+        Frame::Join {
+            room: s("r"),
+            since: Some(1),
+        },
+        Frame::GetHistory {
+            room: s("r"),
+            before: 0,
+            limit: 1,
+        },
         Frame::Leave { room: s("r") },
         Frame::Say {
             room: s("r"),
@@ -318,6 +361,42 @@ fn client_only_frames_do_not_render() {
 }
 
 #[test]
+fn history_lines_show_the_time_the_nick_and_escaped_text() {
+    let mut out = BytesMut::new();
+    // 2023-11-14T22:13:20.5Z
+    let frame = Frame::RoomMsg {
+        room: s("r"),
+        from: s("a\u{1b}"),
+        id: 1,
+        time_ns: 1_700_000_000_500_000_000,
+        text: s("hi\u{7}"),
+    };
+    assert!(render_history_line(&frame, &mut out));
+    assert_eq!(&out[..], b"[r] 22:13:20 <a\\x1b> hi\\x07\n");
+    assert!(!render_history_line(&Frame::Notice { text: s("x") }, &mut out));
+    assert_eq!(clock_time(0), "00:00:00");
+    assert_eq!(clock_time(86_399_999_999_999), "23:59:59");
+}
+
+#[test]
+fn history_commands_take_a_room_a_number_or_both() {
+    let parse = |line: &str| parse_command(line).map(Option::unwrap);
+    let history = |room: Option<&str>, count: Option<u32>| Command::History {
+        room: room.map(str::to_owned),
+        count,
+    };
+    assert_eq!(parse("/history"), Ok(history(None, None)));
+    assert_eq!(parse("/history 50"), Ok(history(None, Some(50))));
+    assert_eq!(parse("/history den"), Ok(history(Some("den"), None)));
+    assert_eq!(parse("/history 42 7"), Ok(history(Some("42"), Some(7))));
+    for bad in ["/history den x", "/history a b c", "/history 99999999999"] {
+        let err = parse(bad).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BAD_ARGUMENTS, "{bad}");
+        assert!(err.message.starts_with("usage: /history"), "{bad}");
+    }
+}
+
+#[test]
 fn render_appends_to_the_buffer() {
     let mut out = BytesMut::new();
     assert!(render_line(&Frame::Notice { text: s("a") }, &mut out));
@@ -330,6 +409,8 @@ fn text_from_users_is_escaped_when_rendered() {
     let line = render(&Frame::RoomMsg {
         room: s("r\u{1b}"),
         from: s("ev\u{9b}il"),
+        id: 1,
+        time_ns: 2,
         text: s("\u{1b}[2Jgone\nfake line\r\u{7f}\tok"),
     });
     assert_eq!(

@@ -229,8 +229,8 @@ fn departing_tells_rooms_and_the_chat_partner_unless_the_server_is_shutting_down
     let w = World::new();
     let mut ann = w.binary(1, "ann");
     let mut bob = w.binary(2, "bob");
-    w.apply(&mut ann, Request::Join("den".into()));
-    w.apply(&mut bob, Request::Join("den".into()));
+    w.apply(&mut ann, join("den".into()));
+    w.apply(&mut bob, join("den".into()));
     w.apply(&mut ann, Request::ChatAsk("bob".into()));
     w.apply(&mut bob, Request::ChatAsk("ann".into()));
     let mut out = Vec::new();

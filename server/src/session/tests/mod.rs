@@ -5,31 +5,65 @@
 //! framings), `rooms`, `chat` (direct messages, private chats, departures).
 
 mod chat;
+mod history;
 mod requests;
 mod rooms;
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
 
 use super::*;
-use crate::engine::{ConnId, MemoryEngine};
+use crate::engine::{ConnId, Fanout, HistoryLimits, MemoryEngine, RoomId};
+
+/// One room message as the engine handed it to the outlet.
+type Posted = (RoomId, Frame, Bytes, Arc<Fanout>);
+
+/// An outlet that records what the engine hands it.
+#[derive(Default)]
+struct Recorder {
+    posted: RefCell<Vec<Posted>>,
+}
+
+impl Outlet for Recorder {
+    fn deliver(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>) {
+        self.posted
+            .borrow_mut()
+            .push((room, message.clone(), binary.clone(), Arc::clone(fanout)));
+    }
+}
 
 struct World {
     engine: MemoryEngine,
     stats: Stats,
+    outlet: Recorder,
 }
+
+/// History limits for tests: small enough to reach.
+const LIMITS: HistoryLimits = HistoryLimits {
+    messages: 5,
+    room_bytes: 64 << 10,
+    budget: 1 << 20,
+};
 
 impl World {
     fn new() -> Self {
+        Self::with_limits(LIMITS)
+    }
+
+    fn with_limits(limits: HistoryLimits) -> Self {
         Self {
-            engine: MemoryEngine::new(2),
+            engine: MemoryEngine::new(2, limits),
             stats: Stats::new(2),
+            outlet: Recorder::default(),
         }
     }
 
     fn ctx(&self) -> Context<'_> {
         Context {
             engine: &self.engine,
+            outlet: &self.outlet,
             stats: &self.stats,
             max_frame: 1 << 20,
         }
@@ -56,10 +90,33 @@ impl World {
         s
     }
 
+    /// The effects of `request`, followed by what the outlet was handed for it (as
+    /// fan-outs scoped to their room), so tests see room messages like other frames.
     fn apply(&self, session: &mut Session, request: Request) -> Vec<Effect> {
         let mut out = Vec::new();
         session.apply(request, &self.ctx(), &mut out);
+        for (room, frame, binary, fanout) in self.outlet.posted.borrow_mut().drain(..) {
+            assert_eq!(Frame::from_encoded(&binary).as_ref(), Ok(&frame));
+            out.push(Effect::Fanout {
+                fanout,
+                frame,
+                scope: Scope::Room(room),
+            });
+        }
         out
+    }
+}
+
+/// A plain join of `room`.
+fn join(room: String) -> Request {
+    Request::Join { room, since: None }
+}
+
+/// A join of `room` resuming after message `since`.
+fn resume(room: &str, since: u64) -> Request {
+    Request::Join {
+        room: room.to_owned(),
+        since: Some(since),
     }
 }
 
