@@ -7,17 +7,27 @@
 //! `--wait` passes; `Closing` after a goodbye (ours or the server's shutdown notice),
 //! until the server closes the connection or a short bound passes. No phase waits
 //! without a bound except `Running`, which waits for the person.
+//!
+//! Reconnecting (unless `--no-reconnect`): when the connection is lost while
+//! `Running` (closed, reset, a failed write), or the server closes it after a shutdown
+//! notice or a `3xx` error, the loop waits per [`crate::backoff`] and tries again, each
+//! attempt on a thread of its own (see `app/link.rs`), showing a status line for each;
+//! once connected, the [`Session`] takes the nick back and re-joins the rooms. It gives
+//! up after `--reconnect-for`.
+
+mod link;
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender, never, select};
 
 use crate::cli::{Config, Mode};
-use crate::connection::{self, CloseCause, FrameWriter, NetEvent, SendError};
+use crate::connection::{self, CloseCause, Connected, NetEvent, SendError};
 use crate::console::{Console, InputEvent};
 use crate::error::ClientError;
 use crate::render::{self, Clock};
 use crate::session::{Reaction, Session};
+use link::{Link, Next, Reconnector};
 
 /// How long to wait for the server to close after our goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -34,15 +44,6 @@ pub(crate) enum Event {
     Net(NetEvent),
     /// Ctrl+C, SIGTERM or SIGHUP outside the line editor.
     Interrupt,
-}
-
-/// The event loop's two queues: the person's side is unbounded (it is slow, and its
-/// sender must never block while the loop waits on rustyline), the network side is
-/// bounded.
-#[derive(Debug)]
-struct Queues {
-    events: Receiver<Event>,
-    net: Receiver<NetEvent>,
 }
 
 /// A client, ready to [`run`](Client::run).
@@ -90,14 +91,7 @@ impl Client {
             &self.config.addrs,
             self.config.connect_timeout,
         )?;
-        let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
-        connected
-            .spawn_reader(net_tx)
-            .map_err(|e| ClientError::Local(format!("cannot start the reader thread: {e}")))?;
-        let queues = Queues {
-            events: self.events_rx,
-            net: net_rx,
-        };
+        let net = start_reader(&mut connected)?;
         let console = match self.config.mode {
             Mode::Interactive => {
                 Console::terminal(self.events_tx.clone(), Event::Input, clock.clone()).or_else(
@@ -112,11 +106,14 @@ impl Client {
         let welcome = connected.welcome;
         let mut app = App {
             session: Session::new(welcome.nick.clone(), clock),
-            writer: connected.writer,
+            link: Link::Up {
+                writer: connected.writer,
+                net,
+            },
+            reconnector: self.config.reconnect.map(Reconnector::new),
             console,
             phase: Phase::Running,
-            mode: self.config.mode,
-            drain_timeout: self.config.drain_timeout,
+            config: self.config,
         };
         app.console
             .show(&render::frame_line(&shared::Frame::Welcome {
@@ -126,10 +123,10 @@ impl Client {
             }));
         let start = app
             .session
-            .start(self.config.nick.as_deref(), Some(&self.config.room));
+            .start(app.config.nick.as_deref(), Some(&app.config.room));
         let result = match app.apply(start) {
             Some(result) => result,
-            None => app.run_loop(&queues),
+            None => app.run_loop(&self.events_rx),
         };
         // After an unasked-for end, make sure the last lines (a shutdown notice) were
         // shown above the prompt before the prompt goes away.
@@ -137,6 +134,17 @@ impl Client {
             .finish(result.is_err().then_some("* disconnected"));
         result
     }
+}
+
+/// Starts the reader thread of a new connection. Its queue is bounded: past
+/// [`NET_QUEUE`] frames read but not yet shown the reader stops reading (see
+/// [`Connected::spawn_reader`]).
+fn start_reader(connected: &mut Connected) -> Result<Receiver<NetEvent>, ClientError> {
+    let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
+    connected
+        .spawn_reader(net_tx)
+        .map_err(|e| ClientError::Local(format!("cannot start the reader thread: {e}")))?;
+    Ok(net_rx)
 }
 
 #[derive(Debug)]
@@ -153,33 +161,54 @@ enum Phase {
 
 struct App {
     session: Session,
-    writer: FrameWriter,
+    link: Link,
+    /// `None` with `--no-reconnect`.
+    reconnector: Option<Reconnector>,
     console: Console,
     phase: Phase,
-    mode: Mode,
-    drain_timeout: Duration,
+    config: Config,
 }
 
+/// How the loop ends: `Some` ends it with that outcome.
+type Outcome = Option<Result<(), ClientError>>;
+
 impl App {
-    fn run_loop(&mut self, queues: &Queues) -> Result<(), ClientError> {
+    /// Waits on the person's queue (unbounded: it is slow, and its sender must never
+    /// block while the loop waits on rustyline), the network queue of the current
+    /// connection (bounded), a connect attempt's result, and the nearest deadline.
+    fn run_loop(&mut self, events: &Receiver<Event>) -> Result<(), ClientError> {
         // Far enough to mean "no deadline" while waiting for the person.
-        let never = Duration::from_secs(86_400);
+        let never_at = Instant::now() + Duration::from_secs(86_400);
         loop {
-            let until = match &self.phase {
-                Phase::Running => Instant::now() + never,
+            let mut until = match &self.phase {
+                Phase::Running => never_at,
                 Phase::Draining { until } | Phase::Closing { until, .. } => *until,
             };
+            let (net, connecting) = match &self.link {
+                Link::Up { net, .. } => (net.clone(), never()),
+                Link::Waiting { at } => {
+                    until = until.min(*at);
+                    (never(), never())
+                }
+                Link::Connecting { result } => (never(), result.clone()),
+            };
+            if let Some(at) = self.session.deadline() {
+                until = until.min(at);
+            }
             let outcome = select! {
-                recv(queues.events) -> event => match event {
+                recv(events) -> event => match event {
                     Ok(event) => self.handle(event),
                     // Cannot happen: `Client` holds a sender.
                     Err(_) => Some(Ok(())),
                 },
-                recv(queues.net) -> event => self.handle(Event::Net(event.unwrap_or(
+                recv(net) -> event => self.handle(Event::Net(event.unwrap_or(
                     // The reader always sends `Closed` last; if it died instead, the
                     // stream is gone all the same.
                     NetEvent::Closed(CloseCause::Eof),
                 ))),
+                recv(connecting) -> result => self.attempt_done(result.unwrap_or_else(|_| {
+                    Err(ClientError::Local("the connect thread stopped".to_owned()))
+                })),
                 default(until.saturating_duration_since(Instant::now())) => {
                     self.deadline_passed()
                 }
@@ -187,11 +216,15 @@ impl App {
             if let Some(outcome) = outcome {
                 return outcome;
             }
+            let tick = self.session.tick(Instant::now());
+            if let Some(outcome) = self.apply(tick) {
+                return outcome;
+            }
         }
     }
 
     /// Handles one event; `Some` ends the loop with that outcome.
-    fn handle(&mut self, event: Event) -> Option<Result<(), ClientError>> {
+    fn handle(&mut self, event: Event) -> Outcome {
         let closing = matches!(self.phase, Phase::Closing { .. });
         match event {
             Event::Input(InputEvent::Line(line)) => {
@@ -205,10 +238,14 @@ impl App {
                 }
                 outcome
             }
-            Event::Input(InputEvent::Eof) if self.mode == Mode::Piped && !closing => {
+            Event::Input(InputEvent::Eof) if self.config.mode == Mode::Piped && !closing => {
+                if !matches!(self.link, Link::Up { .. }) {
+                    // Nothing sent on a lost connection will be answered.
+                    return Some(Ok(()));
+                }
                 let barrier = self.session.barrier();
                 self.phase = Phase::Draining {
-                    until: Instant::now() + self.drain_timeout,
+                    until: Instant::now() + self.config.drain_timeout,
                 };
                 self.apply(Reaction {
                     frames: vec![barrier],
@@ -216,11 +253,12 @@ impl App {
                 })
             }
             Event::Input(InputEvent::Eof | InputEvent::Interrupted) | Event::Interrupt => {
-                self.leave();
-                None
+                self.leave()
             }
             Event::Input(InputEvent::Failed(reason)) => {
-                self.writer.goodbye();
+                if let Some(writer) = self.link.writer() {
+                    writer.goodbye();
+                }
                 Some(Err(ClientError::Local(reason)))
             }
             Event::Net(NetEvent::Frame(frame)) => {
@@ -230,55 +268,157 @@ impl App {
                     && matches!(self.phase, Phase::Draining { .. })
                     && self.session.is_idle()
                 {
-                    self.leave();
+                    return self.leave();
                 }
                 outcome
             }
             Event::Net(NetEvent::Closed(cause)) => {
                 match std::mem::replace(&mut self.phase, Phase::Running) {
-                    Phase::Closing { outcome, .. } => Some(outcome),
-                    Phase::Running | Phase::Draining { .. } => Some(Err(cause.into_error())),
+                    Phase::Closing { outcome, .. } => match outcome {
+                        Ok(()) => Some(Ok(())),
+                        Err(e) => self.lost(e),
+                    },
+                    Phase::Running => self.lost(cause.into_error()),
+                    Phase::Draining { .. } => Some(Err(cause.into_error())),
                 }
             }
         }
     }
 
-    fn deadline_passed(&mut self) -> Option<Result<(), ClientError>> {
+    fn deadline_passed(&mut self) -> Outcome {
+        let now = Instant::now();
         match std::mem::replace(&mut self.phase, Phase::Running) {
-            Phase::Draining { .. } => {
-                self.leave();
+            Phase::Draining { until } if now >= until => return self.leave(),
+            Phase::Closing { until, outcome } if now >= until => {
+                return match outcome {
+                    Ok(()) => Some(Ok(())),
+                    // The server announced its end but did not close: leave it.
+                    Err(e) => self.lost(e),
+                };
+            }
+            phase => self.phase = phase,
+        }
+        if let Link::Waiting { at } = self.link
+            && now >= at
+        {
+            return self.start_attempt();
+        }
+        None
+    }
+
+    /// The connection is gone (or is being given up) for `cause`: reconnect if that
+    /// may help and is wanted, else end with it.
+    fn lost(&mut self, cause: ClientError) -> Outcome {
+        let now = Instant::now();
+        let Some(reconnector) = self.reconnector.as_mut() else {
+            return Some(Err(cause));
+        };
+        if !cause.is_transient() || !matches!(self.phase, Phase::Running) {
+            return Some(Err(cause));
+        }
+        reconnector.lost(&cause, now);
+        self.link.abandon(now);
+        let reaction = self.session.connection_lost();
+        if let Some(outcome) = self.apply(reaction) {
+            return Some(outcome);
+        }
+        self.schedule(&format!("connection lost ({cause})"), None)
+    }
+
+    /// Shows `what` and when the next attempt starts, or gives up.
+    fn schedule(&mut self, what: &str, last: Option<&ClientError>) -> Outcome {
+        let now = Instant::now();
+        let reconnector = self.reconnector.as_mut()?;
+        match reconnector.next(now, last) {
+            Next::Retry { delay, attempt } => {
+                self.console.show(&format!(
+                    "* {what}; reconnecting in {:.1} s (attempt {attempt})",
+                    delay.as_secs_f64()
+                ));
+                self.link = Link::Waiting { at: now + delay };
                 None
             }
-            Phase::Closing { outcome, .. } => Some(outcome),
-            Phase::Running => None,
+            Next::GiveUp(error) => {
+                self.console
+                    .show(&format!("* {what}; giving up reconnecting"));
+                Some(Err(error))
+            }
         }
     }
 
-    /// Says goodbye and waits (bounded) for the server to close; a no-op if already
-    /// closing.
-    fn leave(&mut self) {
-        if matches!(self.phase, Phase::Closing { .. }) {
-            return;
+    fn start_attempt(&mut self) -> Outcome {
+        match link::spawn_attempt(
+            self.config.addr.clone(),
+            self.config.addrs.clone(),
+            self.config.connect_timeout,
+        ) {
+            Ok(result) => {
+                self.link = Link::Connecting { result };
+                None
+            }
+            Err(e) => Some(Err(e)),
         }
-        self.writer.goodbye();
+    }
+
+    /// A connect attempt finished.
+    fn attempt_done(&mut self, result: Result<Connected, ClientError>) -> Outcome {
+        let mut connected = match result {
+            Ok(connected) => connected,
+            Err(e) => return self.schedule(&format!("not connected ({e})"), Some(&e)),
+        };
+        let net = match start_reader(&mut connected) {
+            Ok(net) => net,
+            Err(e) => return Some(Err(e)),
+        };
+        self.link = Link::Up {
+            writer: connected.writer,
+            net,
+        };
+        let reaction = self
+            .session
+            .reconnected(connected.welcome.nick, Instant::now());
+        self.apply(reaction)
+    }
+
+    /// Says goodbye and waits (bounded) for the server to close; a no-op if already
+    /// closing. Without a connection there is nobody to wait for: the loop ends.
+    fn leave(&mut self) -> Outcome {
+        if matches!(self.phase, Phase::Closing { .. }) {
+            return None;
+        }
+        let Some(writer) = self.link.writer() else {
+            return Some(Ok(()));
+        };
+        writer.goodbye();
         self.phase = Phase::Closing {
             until: Instant::now() + GOODBYE_TIMEOUT,
             outcome: Ok(()),
         };
+        None
     }
 
     /// Shows a reaction's lines, sends its frames, and follows its verdict.
-    fn apply(&mut self, reaction: Reaction) -> Option<Result<(), ClientError>> {
+    fn apply(&mut self, reaction: Reaction) -> Outcome {
         for line in &reaction.lines {
             self.console.show(line);
         }
+        if reaction.reconnected
+            && let Some(reconnector) = self.reconnector.as_mut()
+        {
+            reconnector.succeeded();
+        }
         for frame in &reaction.frames {
-            match self.writer.send(frame) {
+            let Some(writer) = self.link.writer() else {
+                // The session sends nothing while offline; a frame now has nowhere to go.
+                self.session.not_sent(frame);
+                continue;
+            };
+            match writer.send(frame) {
                 Ok(()) => {}
                 Err(SendError::Io(e)) => {
-                    return Some(Err(ClientError::ConnectionLost {
+                    return self.lost(ClientError::ConnectionLost {
                         reason: format!("sending failed: {e}"),
-                    }));
+                    });
                 }
                 Err(e) => {
                     self.session.not_sent(frame);
@@ -295,7 +435,7 @@ impl App {
                 };
             }
         } else if reaction.quit {
-            self.leave();
+            return self.leave();
         }
         None
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use shared::names::{NameError, validate_nick, validate_room};
 
+use crate::backoff::ReconnectPolicy;
+
 /// How the client talks to the person (or script) in front of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -41,6 +43,15 @@ pub struct Args {
     /// Seconds to wait for the TCP connection and for the server's welcome.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub connect_timeout: f64,
+    /// When the connection is lost or the server shuts down, exit (code 4 or 5)
+    /// instead of reconnecting.
+    #[arg(long)]
+    pub no_reconnect: bool,
+    /// How long to keep trying to reconnect after losing the connection (500ms, 30s,
+    /// 5m, 1h; a bare number is seconds). Waits between attempts grow from up to 250 ms
+    /// to up to 8 s, each drawn at random below that ceiling.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = shared::units::parse_duration)]
+    pub reconnect_for: Duration,
 }
 
 /// A validated configuration.
@@ -61,6 +72,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Bound on connecting and on the handshake.
     pub connect_timeout: Duration,
+    /// How to reconnect after losing the connection; `None` exits instead
+    /// (`--no-reconnect`).
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl Config {
@@ -74,6 +88,7 @@ impl Config {
             mode: Mode::Piped,
             drain_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
+            reconnect: Some(ReconnectPolicy::new(Duration::from_secs(300))),
         }
     }
 }
@@ -160,6 +175,7 @@ impl Args {
         let drain_timeout = seconds("wait", self.wait, true)?;
         // A zero bound would fail every connect ("cannot set a 0 duration timeout").
         let connect_timeout = seconds("connect-timeout", self.connect_timeout, false)?;
+        let reconnect = (!self.no_reconnect).then(|| ReconnectPolicy::new(self.reconnect_for));
         // Last: the only check that may have to wait (for a name server).
         let addrs = resolve(&self.addr)?;
         let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -175,6 +191,7 @@ impl Args {
             },
             drain_timeout,
             connect_timeout,
+            reconnect,
         })
     }
 }
@@ -220,6 +237,23 @@ mod tests {
         ));
         let config = Args::parse_from(["chat", "--wait", "0"]).into_config();
         assert_eq!(config.unwrap().drain_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn reconnect_is_on_by_default_for_five_minutes() {
+        let config = Args::parse_from(["chat"]).into_config().unwrap();
+        let policy = config.reconnect.unwrap();
+        assert_eq!(policy.give_up_after, Duration::from_secs(300));
+        assert_eq!(policy.first_delay, Duration::from_millis(250));
+        assert_eq!(policy.max_delay, Duration::from_secs(8));
+        let config = Args::parse_from(["chat", "--reconnect-for", "90s"]).into_config();
+        assert_eq!(
+            config.unwrap().reconnect.unwrap().give_up_after,
+            Duration::from_secs(90)
+        );
+        let config = Args::parse_from(["chat", "--no-reconnect"]).into_config();
+        assert!(config.unwrap().reconnect.is_none());
+        assert!(Args::try_parse_from(["chat", "--reconnect-for", "soon"]).is_err());
     }
 
     #[test]

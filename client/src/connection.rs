@@ -124,6 +124,12 @@ impl FrameWriter {
         });
         let _ = self.stream.shutdown(Shutdown::Write);
     }
+
+    /// Abandons the connection: both directions are shut, so the reader thread's
+    /// `read` returns and the thread ends.
+    pub fn close(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
 }
 
 /// A connection that completed the handshake.

@@ -5,6 +5,7 @@
 //! escaped before it gets here, so printing it cannot drive the terminal.
 
 use std::io;
+use std::time::Duration;
 
 use shared::ErrorCode;
 
@@ -18,7 +19,8 @@ pub const EXIT_LOCAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the server could not be reached or did not welcome us.
 pub const EXIT_CONNECT: u8 = 3;
-/// Exit code: the connection broke or the server closed it without notice.
+/// Exit code: the connection broke or the server closed it without notice (and, unless
+/// `--no-reconnect`, no reconnect succeeded within `--reconnect-for`).
 pub const EXIT_CONNECTION_LOST: u8 = 4;
 /// Exit code: the server announced its shutdown.
 pub const EXIT_SERVER_SHUTDOWN: u8 = 5;
@@ -77,14 +79,41 @@ pub enum ClientError {
     /// Something on this machine failed: reading standard input, starting a thread.
     #[error("{0}")]
     Local(String),
+    /// The connection was lost and no reconnect succeeded within `--reconnect-for`.
+    /// Check that the server runs; `--reconnect-for` sets how long to keep trying.
+    #[error(
+        "connection to the server lost ({cause}); not reconnected within {:.0} s ({attempts} attempts, last: {last})",
+        .tried_for.as_secs_f64()
+    )]
+    GaveUp {
+        /// Why the connection was lost, already escaped.
+        cause: String,
+        /// How long reconnecting was tried.
+        tried_for: Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last attempt failed, already escaped.
+        last: String,
+    },
 }
 
 impl ClientError {
+    /// Whether reconnecting may help: the connection broke, the server shut down, or
+    /// it closed the connection for a reason of the moment (`3xx`: full, idle, slow).
+    /// Not after a protocol error, which would only happen again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::ConnectionLost { .. } | ClientError::ServerShutdown { .. } => true,
+            ClientError::Refused { code, .. } => code.0 / 100 == 3,
+            _ => false,
+        }
+    }
+
     /// The process exit code for this reason (documented in `docs/CLIENT.md`).
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Connect { .. } | ClientError::Handshake { .. } => EXIT_CONNECT,
-            ClientError::ConnectionLost { .. } => EXIT_CONNECTION_LOST,
+            ClientError::ConnectionLost { .. } | ClientError::GaveUp { .. } => EXIT_CONNECTION_LOST,
             ClientError::ServerShutdown { .. } => EXIT_SERVER_SHUTDOWN,
             ClientError::Refused { .. } | ClientError::Protocol { .. } => EXIT_PROTOCOL,
             ClientError::Local(_) => EXIT_LOCAL,

@@ -11,7 +11,9 @@
 //! Layout:
 //! - [`cli`]: command-line arguments, the validated [`Config`] and [`UsageError`].
 //! - [`app`]: [`Client`] and the event loop joining input, network and Ctrl+C.
-//! - [`session`]: the session state machine: commands to frames, frames to lines.
+//! - [`session`]: the session state machine: commands to frames, frames to lines, and
+//!   what carries over a reconnect (rooms, last message ids, nick).
+//! - [`backoff`]: when to try reconnecting: [`backoff::Backoff`] and its policy.
 //! - [`connection`]: connect, handshake, frame writer and reader thread.
 //! - [`console`]: the rustyline terminal and the plain stdin/stdout console.
 //! - [`render`]: how frames and echo timings are shown; local time.
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod connection;
 pub mod console;

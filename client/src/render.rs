@@ -47,6 +47,17 @@ impl Clock {
         }
     }
 
+    /// `HH:MM:SS` in this clock's zone for nanoseconds since the UNIX epoch.
+    pub fn time_of_day(&self, unix_ns: u64) -> String {
+        match Timestamp::from_nanosecond(i128::from(unix_ns)) {
+            Ok(ts) => {
+                let t = self.tz.to_datetime(ts);
+                format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+            }
+            Err(_) => shared::text::clock_time(unix_ns),
+        }
+    }
+
     /// `HH:MM:SS` now, the prefix of every line in interactive mode.
     pub fn now_hms(&self) -> String {
         let t = self.tz.to_datetime(Timestamp::now());
@@ -76,6 +87,29 @@ pub fn echo_line(
         clock.time_of_day_micros(server_unix_ns),
         clock.time_of_day_micros(received_unix_ns),
         round_trip.as_secs_f64() * 1e3,
+    )
+}
+
+/// A room message from a history page: `[ROOM] HH:MM:SS <NICK> TEXT`, as
+/// [`shared::text::render_history_line`] has it but with the time in `clock`'s zone, like
+/// every other time the client shows. Empty for other frames.
+pub fn history_line(clock: &Clock, frame: &Frame) -> String {
+    let Frame::RoomMsg {
+        room,
+        from,
+        time_ns,
+        text,
+        ..
+    } = frame
+    else {
+        return String::new();
+    };
+    format!(
+        "[{}] {} <{}> {}",
+        escape(room),
+        clock.time_of_day(*time_ns),
+        escape(from),
+        escape(text)
     )
 }
 
@@ -127,6 +161,26 @@ mod tests {
     }
 
     #[test]
+    fn history_line_has_the_time_said_in_the_clocks_zone() {
+        let frame = Frame::RoomMsg {
+            room: "lobby".into(),
+            from: "bob".into(),
+            id: 7,
+            time_ns: 1_700_000_000_123_456_789,
+            text: "hi".into(),
+        };
+        assert_eq!(
+            history_line(&Clock::utc(), &frame),
+            "[lobby] 22:13:20 <bob> hi"
+        );
+        // The same as the shared rendering in UTC.
+        let mut shared_line = bytes::BytesMut::new();
+        assert!(shared::text::render_history_line(&frame, &mut shared_line));
+        assert_eq!(shared_line, "[lobby] 22:13:20 <bob> hi\n");
+        assert!(history_line(&Clock::utc(), &Frame::Ping { token: 1 }).is_empty());
+    }
+
+    #[test]
     fn echo_line_reads_like_the_original() {
         let line = echo_line(
             &Clock::utc(),
@@ -160,6 +214,7 @@ mod tests {
                 room: evil.clone(),
                 nick: evil.clone(),
                 members: 1,
+                last: 0,
             },
             Frame::Left {
                 room: evil.clone(),
@@ -179,7 +234,19 @@ mod tests {
             Frame::RoomMsg {
                 room: evil.clone(),
                 from: evil.clone(),
+                id: 1,
+                time_ns: 0,
                 text: evil.clone(),
+            },
+            Frame::HistoryPage {
+                room: evil.clone(),
+                count: 1,
+                more: true,
+            },
+            Frame::Resumed {
+                room: evil.clone(),
+                replayed: 1,
+                missed: 1,
             },
             Frame::DirectMsg {
                 from: evil.clone(),
@@ -215,6 +282,17 @@ mod tests {
                 reason: evil.clone(),
             },
         ];
+        let history = history_line(
+            &Clock::utc(),
+            &Frame::RoomMsg {
+                room: evil.clone(),
+                from: evil.clone(),
+                id: 1,
+                time_ns: 0,
+                text: evil.clone(),
+            },
+        );
+        assert!(!history.chars().any(shared::text::is_dangerous_control));
         for frame in &frames {
             let line = frame_line(frame);
             assert!(

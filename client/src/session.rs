@@ -5,9 +5,16 @@
 //! Keeping this free of sockets and terminals lets unit tests drive every command and
 //! every server frame directly. The caller ([`crate::app`]) sends the frames and prints
 //! the lines of each [`Reaction`].
+//!
+//! The session outlives its connections: [`Session::connection_lost`] and
+//! [`Session::reconnected`] (in `session/reconnect.rs`) carry the rooms, the last
+//! message id seen in each and the chosen nick over to the next connection, which
+//! takes the nick back and re-joins the rooms one at a time, resuming each.
 
 use std::collections::VecDeque;
 use std::time::Instant;
+
+use reconnect::{Link, NickClaim};
 
 use bytes::Bytes;
 use shared::Frame;
@@ -28,6 +35,8 @@ pub struct Reaction {
     pub quit: bool,
     /// The server ended the session; the connection is about to close.
     pub ended: Option<ClientError>,
+    /// A reconnect finished: every room was re-joined and its replay shown.
+    pub reconnected: bool,
 }
 
 impl Reaction {
@@ -61,15 +70,46 @@ struct PendingEcho {
 /// answer to earlier requests on this connection is back too.
 const BARRIER_PAYLOAD: &[u8] = b"\x00chat-drain-barrier";
 
+/// A room we are in (or asked to join), with what we saw of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RoomState {
+    /// The room's name, in the server's spelling once it answered.
+    name: String,
+    /// The id of the last message of the room we saw: from `Joined.last`, then from
+    /// each `RoomMsg`. `None` until the server answered the join. A reconnect resumes
+    /// from it.
+    last: Option<u64>,
+}
+
+/// A `HistoryPage` whose messages are still arriving.
+#[derive(Debug)]
+struct HistoryRead {
+    /// The room, case-folded.
+    room: String,
+    /// Messages of the page still to come.
+    left: u32,
+}
+
+/// Messages `/history` asks for when no number is given.
+pub const DEFAULT_HISTORY: u32 = 20;
+
 /// Session state as the client knows it.
 #[derive(Debug)]
 pub struct Session {
     /// Our nick, as the server last told us.
     me: String,
+    /// The nick the user asked for and the server granted: a reconnect takes it back.
+    chosen: Option<String>,
     /// Rooms we joined, oldest first; the last one is the current room. Updated when a
     /// request is sent (so lines typed right after `/join` go to the new room, as the
     /// server processes our frames in order) and corrected by the server's answers.
-    rooms: Vec<String>,
+    rooms: Vec<RoomState>,
+    /// Whether requests can be sent, and the re-join in progress after a reconnect.
+    link: Link,
+    /// Taking our nick back after a reconnect.
+    claim: NickClaim,
+    /// The history page being received, if any.
+    history: Option<HistoryRead>,
     /// Our private-chat partner, between `ChatStarted` and `ChatEnded`.
     partner: Option<String>,
     /// Users who asked us for a private chat and got no answer yet (case-folded).
@@ -87,7 +127,11 @@ impl Session {
     pub fn new(nick: String, clock: Clock) -> Self {
         Session {
             me: nick,
+            chosen: None,
             rooms: Vec::new(),
+            link: Link::Online,
+            claim: NickClaim::None,
+            history: None,
             partner: None,
             asked_by: Vec::new(),
             echoes: VecDeque::new(),
@@ -103,7 +147,23 @@ impl Session {
 
     /// The room plain lines go to when not in a private chat.
     pub fn current_room(&self) -> Option<&str> {
-        self.rooms.last().map(String::as_str)
+        self.rooms.last().map(|r| r.name.as_str())
+    }
+
+    /// The id of the last message seen in `room`, if we are in it and the server has
+    /// answered the join.
+    pub fn last_seen(&self, room: &str) -> Option<u64> {
+        self.room(room).and_then(|r| r.last)
+    }
+
+    fn room(&self, room: &str) -> Option<&RoomState> {
+        let folded = fold(room);
+        self.rooms.iter().find(|r| fold(&r.name) == folded)
+    }
+
+    fn room_mut(&mut self, room: &str) -> Option<&mut RoomState> {
+        let folded = fold(room);
+        self.rooms.iter_mut().find(|r| fold(&r.name) == folded)
     }
 
     /// Our private-chat partner, if any.
@@ -127,9 +187,10 @@ impl Session {
         reaction
     }
 
-    /// Whether every request sent has been answered (or given up on).
+    /// Whether every request sent has been answered (or given up on) and no re-join
+    /// is in progress.
     pub fn is_idle(&self) -> bool {
-        self.echoes.is_empty() && self.awaiting == 0
+        self.echoes.is_empty() && self.awaiting == 0 && matches!(self.link, Link::Online)
     }
 
     /// The echo to send at the end of piped input: once its (unshown) reply is back,
@@ -161,6 +222,7 @@ impl Session {
             | Frame::ListRooms
             | Frame::Who { .. }
             | Frame::GetStats
+            | Frame::GetHistory { .. }
             | Frame::ChatRequest { .. }
             | Frame::ChatAccept { .. } => self.answered(),
             _ => {}
@@ -174,9 +236,14 @@ impl Session {
             Ok(None) => return Reaction::default(),
             Err(e) => return Reaction::line(format!("! {}", text::escape(&e.message))),
         };
+        if !matches!(self.link, Link::Online) && !matches!(command, Command::Help | Command::Quit) {
+            return Reaction::line("! not sent: not connected (reconnecting)");
+        }
         match command {
             Command::Say(text) => self.say(text),
             Command::Nick(nick) => {
+                // The user's choice wins over taking the old nick back.
+                self.claim = NickClaim::None;
                 self.awaiting += 1;
                 Reaction::send(Frame::SetNick { nick })
             }
@@ -235,6 +302,20 @@ impl Session {
                 });
                 Reaction::send(Frame::Echo { payload })
             }
+            Command::History { room, count } => {
+                match room.or_else(|| self.current_room().map(str::to_owned)) {
+                    Some(room) => {
+                        self.awaiting += 1;
+                        let count = count.unwrap_or(DEFAULT_HISTORY);
+                        Reaction::send(Frame::GetHistory {
+                            room,
+                            before: 0,
+                            limit: u16::try_from(count).unwrap_or(u16::MAX),
+                        })
+                    }
+                    None => Reaction::line("! you are in no room; /history ROOM names one"),
+                }
+            }
             Command::Stats => {
                 self.awaiting += 1;
                 Reaction::send(Frame::GetStats)
@@ -277,16 +358,20 @@ impl Session {
 
     fn join(&mut self, room: &str) -> Reaction {
         self.forget_room(room);
-        self.rooms.push(room.to_owned());
+        self.rooms.push(RoomState {
+            name: room.to_owned(),
+            last: None,
+        });
         self.awaiting += 1;
         Reaction::send(Frame::Join {
             room: room.to_owned(),
+            since: None,
         })
     }
 
     fn forget_room(&mut self, room: &str) {
         let folded = fold(room);
-        self.rooms.retain(|r| fold(r) != folded);
+        self.rooms.retain(|r| fold(&r.name) != folded);
     }
 
     fn is_me(&self, nick: &str) -> bool {
@@ -307,33 +392,68 @@ impl Session {
                 payload,
             } => self.echo_reply(server_time_ns, payload),
             Frame::NickChanged { old, new } => {
+                let mut reaction = Reaction::default();
                 if self.is_me(&old) {
-                    self.answered();
+                    if !self.nick_taken_back(&new, &mut reaction) {
+                        self.answered();
+                    }
                     self.me.clone_from(&new);
+                    self.chosen = Some(new.clone());
                 }
-                Reaction::line(render::frame_line(&Frame::NickChanged { old, new }))
+                let line = render::frame_line(&Frame::NickChanged { old, new });
+                reaction.lines.insert(0, line);
+                reaction
             }
             Frame::Joined {
                 room,
                 nick,
                 members,
+                last,
             } => {
-                if self.is_me(&nick) {
-                    self.answered();
-                    // Take the server's spelling of the room; keep it current only if
-                    // no later join made another room current meanwhile.
-                    let folded = fold(&room).into_owned();
-                    match self.rooms.iter_mut().find(|r| fold(r) == folded) {
-                        Some(r) => r.clone_from(&room),
-                        // Joined without asking (never in binary mode today): the
-                        // server made it our current room.
-                        None => self.rooms.push(room.clone()),
-                    }
-                }
-                Reaction::line(render::frame_line(&Frame::Joined {
-                    room,
-                    nick,
+                let line = render::frame_line(&Frame::Joined {
+                    room: room.clone(),
+                    nick: nick.clone(),
                     members,
+                    last,
+                });
+                if !self.is_me(&nick) {
+                    return Reaction::line(line);
+                }
+                if let Some(reaction) = self.rejoin_joined(&room, last, &line) {
+                    return reaction;
+                }
+                self.answered();
+                // Take the server's spelling of the room; keep it current only if
+                // no later join made another room current meanwhile.
+                match self.room_mut(&room) {
+                    Some(r) => {
+                        r.name.clone_from(&room);
+                        r.last = Some(last);
+                    }
+                    // Joined without asking (never in binary mode today): the
+                    // server made it our current room.
+                    None => self.rooms.push(RoomState {
+                        name: room,
+                        last: Some(last),
+                    }),
+                }
+                Reaction::line(line)
+            }
+            Frame::Resumed {
+                room,
+                replayed,
+                missed,
+            } => self.rejoin_resumed(room, replayed, missed),
+            Frame::HistoryPage { room, count, more } => {
+                self.answered();
+                self.history = (count > 0).then(|| HistoryRead {
+                    room: fold(&room).into_owned(),
+                    left: count,
+                });
+                Reaction::line(render::frame_line(&Frame::HistoryPage {
+                    room,
+                    count,
+                    more,
                 }))
             }
             Frame::Left {
@@ -351,12 +471,7 @@ impl Session {
                     members,
                 }))
             }
-            Frame::RoomMsg { room, from, text } => {
-                if self.is_me(&from) {
-                    self.answered();
-                }
-                Reaction::line(render::frame_line(&Frame::RoomMsg { room, from, text }))
-            }
+            Frame::RoomMsg { .. } => self.room_msg(frame),
             Frame::RoomList { .. } | Frame::WhoList { .. } | Frame::Stats { .. } => {
                 self.answered();
                 Reaction::line(render::frame_line(&frame))
@@ -393,6 +508,9 @@ impl Session {
                 Reaction::line(render::frame_line(&frame))
             }
             Frame::Error { code, text } => {
+                if let Some(reaction) = self.reconnect_error(code, &text) {
+                    return reaction;
+                }
                 let line = render::frame_line(&Frame::Error {
                     code,
                     text: text.clone(),
@@ -430,6 +548,34 @@ impl Session {
         }
     }
 
+    /// A room message: part of a history page, of a replay, or live.
+    fn room_msg(&mut self, frame: Frame) -> Reaction {
+        let Frame::RoomMsg { room, from, id, .. } = &frame else {
+            return Reaction::default();
+        };
+        if let Some(page) = &mut self.history
+            && page.room == fold(room)
+        {
+            // Old messages, already seen or from before we joined: no id to track.
+            page.left -= 1;
+            if page.left == 0 {
+                self.history = None;
+            }
+            return Reaction::line(render::history_line(&self.clock, &frame));
+        }
+        if self.is_me(from) {
+            self.answered();
+        }
+        let id = *id;
+        let line = render::frame_line(&frame);
+        if let Some(r) = self.room_mut(room) {
+            r.last = Some(id);
+        }
+        let mut reaction = Reaction::line(line);
+        self.rejoin_replayed(room, &mut reaction);
+        reaction
+    }
+
     fn echo_reply(&mut self, server_time_ns: u64, payload: Bytes) -> Reaction {
         let received_at = Instant::now();
         let received_unix_ns = shared::time::unix_nanos();
@@ -457,5 +603,8 @@ impl Session {
     }
 }
 
+mod reconnect;
+#[cfg(test)]
+mod reconnect_tests;
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,8 @@ fn start_sends_nick_then_join() {
                 nick: "alice".into()
             },
             Frame::Join {
-                room: "lobby".into()
+                room: "lobby".into(),
+                since: None,
             }
         ]
     );
@@ -101,6 +102,8 @@ fn server_text_is_escaped() {
     let r = s.receive(Frame::RoomMsg {
         room: "lobby".into(),
         from: "evil\x1b[2J".into(),
+        id: 1,
+        time_ns: 0,
         text: "\x1b]0;pwned\x07 \u{9b}31m".into(),
     });
     let line = &r.lines[0];

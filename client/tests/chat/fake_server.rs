@@ -41,6 +41,8 @@ fn hostile_text_from_the_server_is_escaped() {
         conn.send(&Frame::RoomMsg {
             room: "lobby".into(),
             from: format!("mallory{HOSTILE}"),
+            id: 1,
+            time_ns: 0,
             text: HOSTILE.into(),
         });
         conn.send(&Frame::DirectMsg {
@@ -62,7 +64,7 @@ fn hostile_text_from_the_server_is_escaped() {
             reason: HOSTILE.into(),
         });
     });
-    let chat = Chat::spawn("hostile", fake.addr, &[]);
+    let chat = Chat::spawn("hostile", fake.addr, &["--no-reconnect"]);
     let (status, stdout, stderr) = chat.finish();
     fake.join();
     assert_no_raw_controls(&stdout);
@@ -93,7 +95,7 @@ fn server_ping_is_answered_and_a_sudden_close_exits_4() {
         assert_eq!(pong, Frame::Pong { token: 77 });
         // Drop the connection without a word.
     });
-    let mut chat = Chat::spawn("ping", fake.addr, &[]);
+    let mut chat = Chat::spawn("ping", fake.addr, &["--no-reconnect"]);
     chat.expect("connected as guest-1");
     fake.join();
     let (status, _, stderr) = chat.finish();
@@ -144,6 +146,7 @@ fn end_of_input_waits_for_the_echo_reply_then_says_goodbye() {
             room: "lobby".into(),
             nick: "guest-1".into(),
             members: 1,
+            last: 0,
         });
         let echo = conn.recv_until(|f| matches!(f, Frame::Echo { .. }));
         // The barrier echo follows once input ended; answer both, in order.

@@ -119,7 +119,7 @@ fn private_chat_and_busy() {
 #[test]
 fn server_shutdown_is_one_line_and_exit_code_5() {
     let mut server = TestServer::start();
-    let mut chat = Chat::spawn("victim", server.addr, &[]);
+    let mut chat = Chat::spawn("victim", server.addr, &["--no-reconnect"]);
     chat.expect("joined");
     server.stop();
     chat.expect("server shutting down");
