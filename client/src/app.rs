@@ -240,8 +240,13 @@ impl App {
             }
             Event::Input(InputEvent::Eof) if self.config.mode == Mode::Piped && !closing => {
                 if !matches!(self.link, Link::Up { .. }) {
-                    // Nothing sent on a lost connection will be answered.
-                    return Some(Ok(()));
+                    // What was sent will not be answered: as when the connection is
+                    // lost while draining, the script learns it from the exit code.
+                    let reason = self
+                        .reconnector
+                        .as_ref()
+                        .map_or_else(String::new, |r| r.cause().to_owned());
+                    return Some(Err(ClientError::ConnectionLost { reason }));
                 }
                 let barrier = self.session.barrier();
                 self.phase = Phase::Draining {

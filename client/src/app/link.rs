@@ -106,6 +106,11 @@ impl Reconnector {
         }
     }
 
+    /// Why the connection was lost, while reconnecting.
+    pub(super) fn cause(&self) -> &str {
+        &self.cause
+    }
+
     /// The connection is back and every room re-joined: the next loss starts over.
     pub(super) fn succeeded(&mut self) {
         self.lost_at = None;

@@ -9,3 +9,4 @@ mod common;
 
 mod fake_server;
 mod real_server;
+mod reconnect;

@@ -1,14 +1,17 @@
 //! Helpers for the client's end-to-end tests: the built `chat` binary with piped stdin,
 //! stdout and stderr read by threads (so every wait has a timeout), the real server
-//! in-process on 127.0.0.1:0, and a scriptable fake server for what the real one never
-//! sends (hostile text, refusals, abrupt closes).
+//! in-process on 127.0.0.1:0, a scriptable fake server for what the real one never
+//! sends (hostile text, refusals, abrupt closes), and a TCP [`Proxy`] that can cut
+//! connections to make a network blip.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -113,10 +116,27 @@ impl Chat {
         }
     }
 
+    /// [`Chat::expect`], but a line already seen counts too.
+    pub fn expect_seen(&mut self, needle: &str) -> String {
+        match self.seen.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.expect(needle),
+        }
+    }
+
     /// Waits for the process to exit (its stdout closes first) and returns its status,
     /// with every remaining stdout line in `seen` and stderr returned.
     pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
         self.stdin = None;
+        self.wait_exit()
+    }
+
+    /// [`Chat::finish`] with stdin left open: the process must end by itself.
+    pub fn finish_by_itself(mut self) -> (ExitStatus, Vec<String>, String) {
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> (ExitStatus, Vec<String>, String) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -160,8 +180,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
+        TestServer::start_on("127.0.0.1:0".parse().unwrap(), false)
+    }
+
+    /// A server on `bind` (a port given by an earlier server, to restart it there),
+    /// sharing the port with other servers that share it too if `share_port`.
+    pub fn start_on(bind: SocketAddr, share_port: bool) -> Self {
         let config = server::Config {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            bind,
+            share_port,
             workers: 2,
             log_interval: Duration::ZERO,
             ..server::Config::default()
@@ -278,4 +305,99 @@ impl FakeConn {
             nick: nick.to_owned(),
         });
     }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`, forwarding bytes both ways, that
+/// can cut every connection it carries (a network blip) and refuse new ones for a
+/// while. Stopped on drop.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    inner: Arc<ProxyInner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct ProxyInner {
+    upstream: SocketAddr,
+    /// While set, new connections are closed as soon as they are accepted.
+    paused: AtomicBool,
+    stop: AtomicBool,
+    /// Both sides of every forwarded connection, to cut them.
+    streams: Mutex<Vec<TcpStream>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(ProxyInner {
+            upstream,
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
+        });
+        let shared = Arc::clone(&inner);
+        let thread = thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if shared.paused.load(Ordering::Acquire) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(shared.upstream) else {
+                    continue;
+                };
+                let mut streams = shared.streams.lock().unwrap();
+                streams.push(client.try_clone().unwrap());
+                streams.push(server.try_clone().unwrap());
+                drop(streams);
+                forward(client.try_clone().unwrap(), server.try_clone().unwrap());
+                forward(server, client);
+            }
+        });
+        Proxy {
+            addr,
+            inner,
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes every connection carried so far, both sides, as a broken link would.
+    pub fn cut(&self) {
+        for stream in self.inner.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// From now on, closes new connections at once (the server is unreachable).
+    pub fn pause(&self) {
+        self.inner.paused.store(true, Ordering::Release);
+    }
+
+    /// Forwards new connections again.
+    pub fn resume(&self) {
+        self.inner.paused.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        // Wakes the accept loop, which then sees the stop flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.cut();
+    }
+}
+
+/// Copies `from` to `to` on a thread until `from` ends, then ends `to`'s sending side.
+fn forward(mut from: TcpStream, mut to: TcpStream) {
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
 }
