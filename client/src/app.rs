@@ -136,6 +136,17 @@ impl Client {
     }
 }
 
+/// Why a connection failed, short enough for a status line: without the "connection to
+/// the server lost" and server address that [`ClientError`]'s text repeats.
+fn brief(error: &ClientError) -> String {
+    match error {
+        ClientError::ConnectionLost { reason } => reason.clone(),
+        ClientError::Connect { source, .. } => source.to_string(),
+        ClientError::Handshake { reason, .. } => format!("handshake: {reason}"),
+        other => other.to_string(),
+    }
+}
+
 /// Starts the reader thread of a new connection. Its queue is bounded: past
 /// [`NET_QUEUE`] frames read but not yet shown the reader stops reading (see
 /// [`Connected::spawn_reader`]).
@@ -327,7 +338,7 @@ impl App {
         if let Some(outcome) = self.apply(reaction) {
             return Some(outcome);
         }
-        self.schedule(&format!("connection lost ({cause})"), None)
+        self.schedule(&format!("connection lost: {}", brief(&cause)), None)
     }
 
     /// Shows `what` and when the next attempt starts, or gives up.
@@ -369,7 +380,13 @@ impl App {
     fn attempt_done(&mut self, result: Result<Connected, ClientError>) -> Outcome {
         let mut connected = match result {
             Ok(connected) => connected,
-            Err(e) => return self.schedule(&format!("not connected ({e})"), Some(&e)),
+            Err(e) => {
+                let attempt = self.reconnector.as_ref().map_or(0, Reconnector::attempts);
+                return self.schedule(
+                    &format!("attempt {attempt} failed: {}", brief(&e)),
+                    Some(&e),
+                );
+            }
         };
         let net = match start_reader(&mut connected) {
             Ok(net) => net,

@@ -2,8 +2,9 @@
 # Drives the interactive `chat` under tmux and checks the screen a person would see:
 # the `> ` prompt, incoming lines printed above a half-typed line without breaking it,
 # escaped hostile text, /echo timings, history, the clean exits (Ctrl+D, Ctrl+C, /quit)
-# and the failing ones (server shutdown, server killed, connection refused), each
-# followed by a check that the terminal is back in cooked mode.
+# and the failing ones with --no-reconnect (server shutdown, server killed, connection
+# refused), each followed by a check that the terminal is back in cooked mode; and
+# reconnecting by itself after the server is killed and restarted on the same port.
 #
 # Usage: bash client/tests/tmux.sh        (from the workspace root; needs tmux)
 # Builds `chat` and `server` with cargo (CARGO_TARGET_DIR is honoured). Everything
@@ -32,9 +33,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() {
+start_server() { # start_server [PORT]: a server on PORT (default: a free one), sets $port
     : >"$work/server.log"
-    "$server_bin" --bind 127.0.0.1:0 --log-interval 0 -q >"$work/server.log" 2>&1 &
+    "$server_bin" --bind "127.0.0.1:${1:-0}" --log-interval 0 -q >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
         port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/server.log" | cut -d: -f2 || true)
@@ -139,7 +140,7 @@ check "/quit exits 0" "EXIT=0"
 keep 3-quit
 
 # 4. Server shutdown while a line is half typed.
-run_chat --addr "127.0.0.1:$port"
+run_chat --addr "127.0.0.1:$port" --no-reconnect
 check "connected" "connected as guest-"
 tmux send-keys -t "$session" "half typed"
 kill -TERM "$server_pid"
@@ -160,7 +161,7 @@ keep 5-refused
 
 # 6. Server killed without a word.
 start_server
-run_chat --addr "127.0.0.1:$port"
+run_chat --addr "127.0.0.1:$port" --no-reconnect
 check "connected" "connected as guest-"
 disown "$server_pid" # no "Killed" job report from this shell
 kill -KILL "$server_pid"
@@ -169,6 +170,35 @@ check "lost message" "chat: connection to the server lost"
 check "lost exits 4" "EXIT=4"
 check "lost restores the terminal" "TTY=cooked"
 keep 6-killed
+
+# 7. Server killed under a running chat and restarted on the same port: the client says
+#    so, reconnects by itself, joins without the history the new server lacks, and the
+#    session goes on with the nick and room it had.
+start_server
+run_chat --addr "127.0.0.1:$port" --nick carol
+check "connected" "[lobby] * carol joined"
+tmux send-keys -t "$session" "before" Enter
+check "own line" "[lobby] <carol> before"
+disown "$server_pid"
+kill -KILL "$server_pid"
+server_pid=""
+check "status line" "* connection lost: the server closed the connection; reconnecting in "
+check "failed attempts are shown" "* attempt 1 failed: Connection refused"
+tmux send-keys -t "$session" "half typed"
+start_server "$port"
+check "history not available" "lobby: history not available"
+check "reconnected" "* reconnected, 0 messages replayed; history not available for lobby"
+check "nick taken back" "* took back nick carol"
+check "half-typed line survives the reconnect" "> half typed"
+tmux send-keys -t "$session" C-u "after" Enter
+check "still works" "[lobby] <carol> after"
+printf 'hi carol\n' | piped dave
+check "others reach it" "[lobby] <dave> hi carol"
+check_not "no exit" "EXIT="
+tmux send-keys -t "$session" C-d
+check "ctrl-d after reconnecting exits 0" "EXIT=0"
+check "reconnect restores the terminal" "TTY=cooked"
+keep 7-reconnect
 
 echo "tmux.sh: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -106,6 +106,11 @@ impl Reconnector {
         }
     }
 
+    /// Attempts made since the loss.
+    pub(super) fn attempts(&self) -> u32 {
+        self.backoff.attempts()
+    }
+
     /// Why the connection was lost, while reconnecting.
     pub(super) fn cause(&self) -> &str {
         &self.cause

@@ -253,9 +253,8 @@ impl Session {
             && let Some(since) = *since
         {
             reaction.lines.push(format!(
-                "* {}: history not available (the server does not know message {since}; \
-                 it may have restarted); joining without it, messages sent meanwhile \
-                 are not shown",
+                "* {}: history not available (the server does not know our last message, \
+                 {since}: restarted?); joining without it",
                 escape(&room)
             ));
             reaction.frames.push(join_frame(&room, None));
