@@ -113,6 +113,14 @@ pub struct RunArgs {
     /// 0 = unlimited, pure open loop; 1 = one request at a time, like wrk2).
     #[arg(long, default_value_t = 0)]
     pub max_in_flight: u32,
+    /// Percent of clients that drop their connection each second of the measured run
+    /// and reconnect, resuming their room from the last message seen (room scenario,
+    /// binary); every member must still get every message once and in order.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// How long a dropped client stays away before reconnecting (with --churn).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub churn_away: Duration,
     /// Fail (exit 3) if the corrected p99 exceeds this [default: no limit].
     #[arg(long, value_parser = parse_duration)]
     pub max_p99: Option<Duration>,
@@ -170,6 +178,8 @@ impl RunArgs {
             out: self.out,
             label: self.label,
             max_in_flight: self.max_in_flight,
+            churn: self.churn,
+            churn_away: self.churn_away,
             thresholds: Thresholds {
                 max_p99: self.max_p99,
                 max_loss: self.max_loss,

@@ -16,6 +16,7 @@ use mio::{Interest, Registry, Token};
 use shared::frame::{LEN_PREFIX, types};
 use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 
+use crate::churn::{ChurnCounts, RoomCursor};
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
 use crate::recorder::LatencyRecorder;
@@ -107,6 +108,8 @@ pub(crate) enum Status {
     Handshake { deadline_ns: u64 },
     /// Sending and receiving.
     Ready,
+    /// Dropped on purpose by churn; reconnects at `until_ns`. Its due messages wait.
+    Away { until_ns: u64 },
     /// Never got ready.
     Failed,
     /// Was ready, then the connection ended.
@@ -153,7 +156,7 @@ impl ErrorCounts {
 }
 
 /// What a thread accumulates from its clients' arrivals.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tally {
     pub recorder: LatencyRecorder,
     pub anomalies: Anomalies,
@@ -172,6 +175,30 @@ pub(crate) struct Tally {
     pub lag: SendLag,
     /// Measured messages that had to wait for the in-flight window.
     pub deferred: u64,
+    /// Reconnects, replays and the room-order check.
+    pub churn: ChurnCounts,
+    /// Corrected latency of measured messages that arrived in a replay (kept apart from
+    /// the live ones in `recorder`).
+    pub replay: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            recorder: LatencyRecorder::default(),
+            anomalies: Anomalies::default(),
+            errors: ErrorCounts::default(),
+            received_all: 0,
+            received_measured: 0,
+            first_error: None,
+            sent_all: 0,
+            sent_measured: 0,
+            lag: SendLag::default(),
+            deferred: 0,
+            churn: ChurnCounts::default(),
+            replay: crate::recorder::new_histogram(),
+        }
+    }
 }
 
 impl Tally {
@@ -235,6 +262,8 @@ pub(crate) struct Client {
     received_measured: u64,
     /// Whether the server has told this client it rate-limits it.
     rate_limited: bool,
+    /// Position in the room's ids (room scenario, binary).
+    cursor: RoomCursor,
 }
 
 impl Client {
@@ -253,6 +282,7 @@ impl Client {
             in_flight: 0,
             received_measured: 0,
             rate_limited: false,
+            cursor: RoomCursor::default(),
         }
     }
 
@@ -314,8 +344,33 @@ impl Client {
                 self.status = Status::Closed;
                 cx.tally.errors.disconnects += 1;
             }
-            Status::Idle | Status::Failed | Status::Closed => self.drop_conn(cx.registry),
+            Status::Idle | Status::Failed | Status::Closed | Status::Away { .. } => {
+                self.drop_conn(cx.registry);
+            }
         }
+    }
+
+    /// Churn: drops the connection without a word and stays away until `until_ns`,
+    /// then [`Client::connect`] again resumes the room. Only a ready client that has
+    /// joined drops. Nothing is sent while away.
+    pub(crate) fn drop_for_churn(&mut self, until_ns: u64, cx: &mut Ctx<'_>) -> bool {
+        if self.status != Status::Ready || self.cursor.resume_point().is_none() {
+            return false;
+        }
+        self.drop_conn(cx.registry);
+        self.status = Status::Away { until_ns };
+        cx.tally.churn.reconnects += 1;
+        true
+    }
+
+    /// Whether the client is away or on its way back (churn), so messages may still
+    /// reach it.
+    pub(crate) fn returning(&self) -> bool {
+        self.ready_at_start
+            && matches!(
+                self.status,
+                Status::Away { .. } | Status::Connecting { .. } | Status::Handshake { .. }
+            )
     }
 
     /// Says goodbye at the end of the run (best effort) and closes.
@@ -382,7 +437,7 @@ impl Client {
                     Scenario::Echo => {}
                     Scenario::Room => conn.queue_frame(&Frame::Join {
                         room: self.plan.room.clone().unwrap_or_default(),
-                        since: None,
+                        since: self.cursor.resume_point(),
                     }),
                     Scenario::Dm => conn.queue_frame(&Frame::SetNick {
                         nick: self.nick.clone(),
@@ -427,6 +482,12 @@ impl Client {
     /// has room.
     pub(crate) fn on_due(&mut self, seq: u32, cx: &mut Ctx<'_>) {
         self.due_until = self.due_until.max(seq.saturating_add(1));
+        if self.returning() {
+            // A client away sends nothing: what falls due meanwhile is skipped, neither
+            // sent nor counted, so its absence never shows up as server latency.
+            self.next_seq = self.due_until;
+            return;
+        }
         let window = cx.rules.window;
         if window > 0 && self.in_flight >= window && self.status == Status::Ready {
             if cx.rules.schedule.intended_ns(self.plan.id, seq) >= cx.rules.measure_from_ns {
@@ -554,11 +615,24 @@ impl Client {
             Frame::EchoReply { payload, .. } if scenario == Scenario::Echo => {
                 self.deliver(Stamp::from_binary(&payload).ok(), at, cx);
             }
-            Frame::RoomMsg { room, text, .. }
+            Frame::RoomMsg { room, text, id, .. }
                 if scenario == Scenario::Room
                     && self.plan.room.as_deref() == Some(room.as_str()) =>
             {
-                self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
+                let fit = self.cursor.message(id);
+                if !fit.in_order {
+                    cx.tally.churn.order_breaks += 1;
+                }
+                let stamp = Stamp::from_ascii(text.as_bytes()).ok();
+                self.deliver_as(stamp, at, cx, fit.replayed);
+            }
+            Frame::Resumed {
+                room,
+                replayed,
+                missed,
+            } if self.plan.room.as_deref() == Some(room.as_str()) => {
+                self.cursor.resumed(replayed);
+                cx.tally.churn.missed += missed;
             }
             Frame::DirectMsg { text, .. } if scenario == Scenario::Dm => {
                 self.deliver(Stamp::from_ascii(text.as_bytes()).ok(), at, cx);
@@ -577,11 +651,13 @@ impl Client {
                     self.status = Status::Ready;
                 }
             }
-            Frame::Joined { room, nick, .. }
-                if self.handshaking()
-                    && self.plan.room.as_deref() == Some(room.as_str())
-                    && nick == self.nick =>
+            Frame::Joined {
+                room, nick, last, ..
+            } if self.handshaking()
+                && self.plan.room.as_deref() == Some(room.as_str())
+                && nick == self.nick =>
             {
+                self.cursor.joined(last);
                 self.status = Status::Ready;
             }
             Frame::NickChanged { new, .. }
@@ -692,6 +768,12 @@ impl Client {
 
     /// Accounts for one received stamp (`None`: it did not check out).
     fn deliver(&mut self, stamp: Option<Stamp>, at: u64, cx: &mut Ctx<'_>) {
+        self.deliver_as(stamp, at, cx, false);
+    }
+
+    /// [`Client::deliver`], for a message that came live or in a replay: a replayed
+    /// one's latency goes to the replay histogram, not with the live ones.
+    fn deliver_as(&mut self, stamp: Option<Stamp>, at: u64, cx: &mut Ctx<'_>, replayed: bool) {
         let rules = cx.rules;
         let tally = &mut *cx.tally;
         let Some(stamp) = stamp else {
@@ -720,7 +802,14 @@ impl Client {
         } else {
             true
         };
-        if first {
+        if first && replayed {
+            if measured {
+                tally.churn.replayed += 1;
+                tally.received_measured += 1;
+                self.received_measured += 1;
+                crate::recorder::record_us(&mut tally.replay, corrected);
+            }
+        } else if first {
             tally.recorder.record(corrected, uncorrected, measured);
             if measured {
                 tally.received_measured += 1;

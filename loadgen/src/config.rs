@@ -112,6 +112,12 @@ pub struct Config {
     /// client, as wrk2 has per connection: the corrected latency then still counts from
     /// the intended send time while the uncorrected one hides the waiting.
     pub max_in_flight: u32,
+    /// Percent of the clients that drop their connection each second during the
+    /// measured part and come back after `churn_away`, resuming their room from the last
+    /// message they saw (room scenario, binary protocol); 0 disables churn.
+    pub churn: f64,
+    /// How long a dropped client stays away before it reconnects.
+    pub churn_away: Duration,
     /// Pass/fail limits.
     pub thresholds: Thresholds,
     /// Print a progress line to stderr every second.
@@ -137,6 +143,8 @@ impl Default for Config {
             out: PathBuf::from("results"),
             label: None,
             max_in_flight: 0,
+            churn: 0.0,
+            churn_away: Duration::from_millis(100),
             thresholds: Thresholds::default(),
             progress: true,
         }
@@ -205,6 +213,12 @@ pub enum ConfigError {
     /// The in-flight window counts echoes, which only the echo scenario has.
     #[error("--max-in-flight only works with --scenario echo")]
     WindowNeedsEcho,
+    /// `--churn` outside 0..=100.
+    #[error("--churn must be a percentage of clients per second between 0 and 100, not {0}")]
+    BadChurn(f64),
+    /// Churn resumes rooms, which only the binary room scenario has.
+    #[error("--churn needs --scenario room and --protocol binary (resuming is a binary join)")]
+    ChurnNeedsBinaryRoom,
     /// A label that would make an odd file name.
     #[error("--label may only hold letters, digits and -_. , not {0:?}")]
     BadLabel(String),
@@ -264,6 +278,14 @@ impl Config {
         }
         if self.max_in_flight > 0 && self.scenario != Scenario::Echo {
             return Err(ConfigError::WindowNeedsEcho);
+        }
+        if !(self.churn.is_finite() && (0.0..=100.0).contains(&self.churn)) {
+            return Err(ConfigError::BadChurn(self.churn));
+        }
+        if self.churn > 0.0
+            && (self.scenario != Scenario::Room || self.protocol != Protocol::Binary)
+        {
+            return Err(ConfigError::ChurnNeedsBinaryRoom);
         }
         if let Some(label) = &self.label {
             let ok = !label.is_empty()
@@ -372,6 +394,37 @@ mod tests {
                     ..base.clone()
                 },
                 ConfigError::LineNeedsEcho,
+            ),
+            (
+                Config {
+                    churn: 101.0,
+                    scenario: Scenario::Room,
+                    ..base.clone()
+                },
+                ConfigError::BadChurn(101.0),
+            ),
+            (
+                Config {
+                    churn: -1.0,
+                    ..base.clone()
+                },
+                ConfigError::BadChurn(-1.0),
+            ),
+            (
+                Config {
+                    churn: 1.0,
+                    ..base.clone()
+                },
+                ConfigError::ChurnNeedsBinaryRoom,
+            ),
+            (
+                Config {
+                    churn: 1.0,
+                    scenario: Scenario::Room,
+                    protocol: Protocol::Text,
+                    ..base.clone()
+                },
+                ConfigError::ChurnNeedsBinaryRoom,
             ),
             (
                 Config {

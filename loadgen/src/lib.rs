@@ -27,6 +27,7 @@
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
 #![forbid(unsafe_code)]
 
+mod churn;
 pub mod cli;
 mod client;
 pub mod clock;
@@ -44,6 +45,7 @@ mod timer;
 pub mod verify;
 mod worker;
 
+pub use churn::ChurnCounts;
 pub use client::ErrorCounts;
 pub use config::{Config, ConfigError, Protocol, Scenario, Thresholds};
 pub use report::{Summary, Verdict, exit};

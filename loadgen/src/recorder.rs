@@ -26,6 +26,11 @@ fn to_us(ns: u64) -> u64 {
     (ns / 1_000).clamp(LOWEST_US, HIGHEST_US)
 }
 
+/// Records a latency of `ns` nanoseconds into `histogram`, as the recorder does.
+pub fn record_us(histogram: &mut Histogram<u64>, ns: u64) {
+    histogram.saturating_record(to_us(ns));
+}
+
 /// One thread's latency histograms.
 #[derive(Debug, Clone)]
 pub struct LatencyRecorder {

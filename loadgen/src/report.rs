@@ -120,7 +120,43 @@ pub struct Summary {
     pub started_at: String,
     /// Whether Ctrl+C ended the run early.
     pub interrupted: bool,
+    /// Room messages whose id was not the member's previous one plus one (a gap, a
+    /// repeat, a step back), over all members: 0 unless the room order broke. Binary
+    /// room runs only; empty otherwise (and in rows from before the column existed).
+    #[serde(default)]
+    pub order_breaks: Option<u64>,
+    /// Connections dropped and resumed by `--churn` (empty without churn).
+    #[serde(default)]
+    pub churn_reconnects: Option<u64>,
+    /// Measured deliveries that arrived in a replay after a resume; they count in
+    /// `received` but not in the latency columns above.
+    #[serde(default)]
+    pub replayed: Option<u64>,
+    /// Messages the server no longer held when a member resumed (its history was too
+    /// short for the time away).
+    #[serde(default)]
+    pub resume_missed: Option<u64>,
+    /// Corrected latency of replayed deliveries: 50th percentile.
+    #[serde(default)]
+    pub replay_p50_us: Option<u64>,
+    /// 99th percentile of replayed deliveries.
+    #[serde(default)]
+    pub replay_p99_us: Option<u64>,
+    /// Largest corrected latency of a replayed delivery.
+    #[serde(default)]
+    pub replay_max_us: Option<u64>,
 }
+
+/// Summary columns added after the first release: rows without them still read.
+pub const OPTIONAL_COLUMNS: [&str; 7] = [
+    "order_breaks",
+    "churn_reconnects",
+    "replayed",
+    "resume_missed",
+    "replay_p50_us",
+    "replay_p99_us",
+    "replay_max_us",
+];
 
 /// Latency columns of a summary, taken from a corrected and an uncorrected histogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -288,6 +324,19 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         ms(s.uncorrected_p99_us),
         ms(s.uncorrected_max_us)
     );
+    if let Some(breaks) = s.order_breaks {
+        out += &format!("  room order: {breaks} breaks (ids out of sequence at a member)\n");
+    }
+    if let Some(reconnects) = s.churn_reconnects {
+        let replayed = s.replayed.unwrap_or_default();
+        out += &format!(
+            "  churn: {reconnects} reconnects, {replayed} deliveries replayed (latency ms p50 {} p99 {} max {}), {} no longer held\n",
+            ms(s.replay_p50_us.unwrap_or_default()),
+            ms(s.replay_p99_us.unwrap_or_default()),
+            ms(s.replay_max_us.unwrap_or_default()),
+            s.resume_missed.unwrap_or_default()
+        );
+    }
     if let Some(cpu) = s.loadgen_cpu_us_per_msg {
         let user = s.loadgen_user_us_per_msg.unwrap_or_default();
         out += &format!(

@@ -180,6 +180,13 @@ pub(crate) fn example_summary() -> Summary {
         loadgen_user_us_per_msg: None,
         started_at: String::new(),
         interrupted: false,
+        order_breaks: None,
+        churn_reconnects: None,
+        replayed: None,
+        resume_missed: None,
+        replay_p50_us: None,
+        replay_p99_us: None,
+        replay_max_us: None,
     }
 }
 
@@ -242,6 +249,7 @@ pub fn read_summaries(path: &Path) -> Result<Vec<Summary>, ResultsError> {
     let headers = r.headers().map_err(|_| not_summary())?.clone();
     if !summary_header()
         .iter()
+        .filter(|column| !crate::report::OPTIONAL_COLUMNS.contains(&column.as_str()))
         .all(|column| headers.iter().any(|h| h == column))
     {
         return Err(not_summary());

@@ -110,6 +110,8 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         grace_ns: config.grace.as_nanos() as u64,
         max_seq: max_seq.min(f64::from(u32::MAX)) as u32,
         window: config.max_in_flight,
+        churn: config.churn,
+        churn_away_ns: config.churn_away.as_nanos() as u64,
     };
     let shared = Arc::new(Shared::new(clock, settings, stop.clone(), threads));
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -567,6 +569,8 @@ impl<'a> Collector<'a> {
         let mut errors = ErrorCounts::default();
         let mut lag = SendLag::default();
         let mut deferred = 0;
+        let mut churn = crate::churn::ChurnCounts::default();
+        let mut replay = new_histogram();
         let (mut sent, mut connected) = (0, 0);
         let sent_by = |id: u32| {
             self.shared
@@ -585,6 +589,8 @@ impl<'a> Collector<'a> {
             errors.merge(totals.errors);
             lag.merge(totals.lag);
             deferred += totals.deferred;
+            churn.merge(totals.churn);
+            merge(&mut replay, &totals.replay);
             sent += totals.sent_measured;
             for (plan, got) in &totals.receivers {
                 expected += match config.scenario {
@@ -672,6 +678,15 @@ impl<'a> Collector<'a> {
             loadgen_user_us_per_msg: cpu_per_msg.map(|(_, user)| round2(user)),
             started_at: started_rfc,
             interrupted: self.interrupted,
+            order_breaks: (config.scenario == Scenario::Room
+                && config.protocol == crate::config::Protocol::Binary)
+                .then_some(churn.order_breaks),
+            churn_reconnects: (config.churn > 0.0).then_some(churn.reconnects),
+            replayed: (config.churn > 0.0).then_some(churn.replayed),
+            resume_missed: (config.churn > 0.0).then_some(churn.missed),
+            replay_p50_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p50),
+            replay_p99_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p99),
+            replay_max_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).max),
         };
 
         let mut warnings = Vec::new();
@@ -755,6 +770,8 @@ fn empty_totals() -> WorkerTotals {
         errors: ErrorCounts::default(),
         lag: SendLag::default(),
         deferred: 0,
+        churn: crate::churn::ChurnCounts::default(),
+        replay: new_histogram(),
         sent_measured: 0,
         receivers: Vec::new(),
         connected: 0,

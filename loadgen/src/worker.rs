@@ -16,6 +16,7 @@ use crossbeam_channel::Sender;
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 
+use crate::churn::{ChurnCounts, ChurnSchedule};
 use crate::client::{Client, ClientPlan, Ctx, ErrorCounts, Rules, Status, Tally};
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
@@ -77,6 +78,10 @@ pub(crate) struct Settings {
     pub max_seq: u32,
     /// In-flight window per client (0 = unlimited).
     pub window: u32,
+    /// Percent of clients dropped per second of the measured run (0: no churn).
+    pub churn: f64,
+    /// How long a dropped client stays away.
+    pub churn_away_ns: u64,
 }
 
 /// State shared by the coordinating thread and the load threads.
@@ -187,6 +192,10 @@ pub(crate) struct WorkerTotals {
     pub lag: SendLag,
     /// Measured messages that waited for the in-flight window.
     pub deferred: u64,
+    /// Reconnects, replays and the room-order check.
+    pub churn: ChurnCounts,
+    /// Corrected latency of replayed messages.
+    pub replay: Histogram<u64>,
     pub sent_measured: u64,
     /// `(plan, distinct measured deliveries)` of every client that was ready when
     /// sending began; the coordinator turns them into expected and lost counts.
@@ -257,6 +266,8 @@ struct Worker {
     reports: Sender<Report>,
     next_tick_ns: u64,
     errors_reported: u64,
+    /// When the next client drops, with `--churn`.
+    churn: Option<ChurnSchedule>,
 }
 
 impl Worker {
@@ -299,6 +310,7 @@ impl Worker {
             reports,
             next_tick_ns,
             errors_reported: 0,
+            churn: None,
         })
     }
 
@@ -359,7 +371,9 @@ impl Worker {
                 Phase::Running { cursor } => {
                     if stop > 0 {
                         self.shared.end_early(now);
+                        self.churn = None;
                     }
+                    sleep_ns = sleep_ns.min(self.churn_step(now, true));
                     let end_ns = self.shared.end_ns();
                     let mut budget = SEND_BATCH;
                     let mut done = true;
@@ -390,6 +404,7 @@ impl Worker {
                     }
                 }
                 Phase::Draining { deadline_ns } => {
+                    sleep_ns = sleep_ns.min(self.churn_step(now, false));
                     let others_done = self.shared.sending.load(Ordering::Acquire) == 0;
                     if now >= *deadline_ns || (others_done && self.outstanding() == 0) {
                         break;
@@ -492,6 +507,9 @@ impl Worker {
                 };
         }
         let s = &self.shared.settings;
+        // No drop in the last second, so every member is back before the drain.
+        let churn_until = self.shared.end_ns().saturating_sub(SECOND_NS);
+        self.churn = ChurnSchedule::new(s.churn, self.clients.len(), measure_ns, churn_until);
         let schedule = Schedule::new(start_ns, s.rate, s.clients);
         self.rules.schedule = schedule;
         let ids: Vec<u32> = self.clients.iter().map(|c| c.plan.id).collect();
@@ -512,6 +530,50 @@ impl Worker {
         self.clients[due.local].on_due(due.seq, &mut cx);
     }
 
+    /// Drops the clients churn makes due (while `sending`), reconnects those whose time
+    /// away is over and fails those that do not get back in time. Returns how long the
+    /// thread may sleep before the next of these.
+    fn churn_step(&mut self, now: u64, sending: bool) -> u64 {
+        let Some(schedule) = &mut self.churn else {
+            return u64::MAX;
+        };
+        let s = &self.shared.settings;
+        let mut cx = Ctx {
+            rules: &self.rules,
+            registry: self.poll.registry(),
+            clock: self.shared.clock,
+            tally: &mut self.tally,
+            sent: &self.shared.sent,
+        };
+        if sending {
+            while let Some(i) = schedule.due(now) {
+                self.clients[i].drop_for_churn(now + s.churn_away_ns, &mut cx);
+            }
+        }
+        let mut wake_ns = if sending {
+            schedule.next_ns()
+        } else {
+            u64::MAX
+        };
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            match client.status {
+                Status::Away { until_ns } if until_ns <= now => {
+                    client.connect(s.addr, Token(i), now + s.connect_timeout_ns, &mut cx);
+                }
+                Status::Away { until_ns } => wake_ns = wake_ns.min(until_ns),
+                Status::Connecting { deadline_ns } | Status::Handshake { deadline_ns } => {
+                    if now >= deadline_ns {
+                        client.fail(&mut cx, "reconnect after churn timed out".into());
+                    } else {
+                        wake_ns = wake_ns.min(deadline_ns);
+                    }
+                }
+                _ => {}
+            }
+        }
+        wake_ns.saturating_sub(now)
+    }
+
     /// Measured deliveries still missing at this thread's connected receivers.
     fn outstanding(&self) -> u64 {
         let sent = |id: u32| {
@@ -525,7 +587,8 @@ impl Worker {
         // room's counts once, not once per member (a room may hold every client).
         let mut room_cache: Option<(u32, u64)> = None;
         for receiver in &self.clients {
-            if !receiver.ready_at_start || receiver.status != Status::Ready {
+            let present = receiver.ready_at_start && receiver.status == Status::Ready;
+            if !present && !receiver.returning() {
                 continue;
             }
             let plan = &receiver.plan;
@@ -588,6 +651,8 @@ impl Worker {
             errors: tally.errors,
             lag: tally.lag,
             deferred: tally.deferred,
+            churn: tally.churn,
+            replay: tally.replay,
             sent_measured: self.clients.iter().map(|c| c.sent_measured).sum(),
             receivers: self
                 .clients

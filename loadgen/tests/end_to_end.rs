@@ -131,3 +131,57 @@ fn a_rate_limited_client_is_reported_plainly_not_as_an_error() {
         report.warnings
     );
 }
+
+/// Members of a room drop and come back during the run, resuming from the last message
+/// they saw: every member still gets every message once and in the room's order, and
+/// what came in a replay is counted apart from the live traffic.
+#[test]
+fn churned_room_members_resume_and_lose_nothing() {
+    let server = real_server();
+    let out = out_dir("e2e-churn");
+    let config = Config {
+        scenario: Scenario::Room,
+        room_size: 20,
+        // 20 % of 20 clients a second over 3 s: about a dozen drops.
+        churn: 20.0,
+        churn_away: std::time::Duration::from_millis(150),
+        ..quick_config(server.local_addr(), 20, 20.0, 4, &out)
+    };
+    let report = run(&config);
+    let s = &report.summary;
+    assert_eq!(s.connected, 20, "{:?}", report.warnings);
+    assert_eq!(s.errors, 0, "{:?}", report.warnings);
+    assert_eq!(
+        (s.lost, s.duplicated, s.reordered, s.corrupted),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(s.order_breaks, Some(0));
+    assert_eq!(s.resume_missed, Some(0));
+    let reconnects = s.churn_reconnects.unwrap();
+    assert!((8..=16).contains(&reconnects), "{reconnects} reconnects");
+    let replayed = s.replayed.unwrap();
+    // Each drop of 150 ms misses about 20 clients x 20/s x 0.15 s = 60 messages.
+    assert!(replayed >= reconnects * 20, "{replayed} replayed for {reconnects} drops");
+    assert_eq!(s.received, s.expected);
+    // A replayed message waited for its member to come back; live ones did not.
+    assert!(s.replay_p50_us.unwrap() > s.p50_us);
+    assert!(s.replay_max_us.unwrap() >= 50_000, "{:?}", s.replay_max_us);
+    let text = std::fs::read_to_string(&report.files.summary).unwrap();
+    assert!(text.lines().next().unwrap().ends_with("replay_p99_us,replay_max_us"));
+}
+
+/// Without churn, a binary room run still checks the room order and finds it whole.
+#[test]
+fn a_binary_room_run_reports_an_unbroken_room_order() {
+    let server = real_server();
+    let out = out_dir("e2e-room-order");
+    let config = Config {
+        scenario: Scenario::Room,
+        room_size: 4,
+        ..quick_config(server.local_addr(), 8, 50.0, 2, &out)
+    };
+    let s = run(&config).summary;
+    assert_eq!(s.order_breaks, Some(0));
+    assert_eq!(s.churn_reconnects, None);
+    assert_eq!(s.lost, 0);
+}
