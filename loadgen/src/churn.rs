@@ -94,7 +94,7 @@ impl ChurnSchedule {
     /// `None` when that is no drop at all.
     pub(crate) fn new(percent: f64, clients: usize, from_ns: u64, until_ns: u64) -> Option<Self> {
         let per_second = clients as f64 * percent / 100.0;
-        if !(per_second > 0.0) || clients == 0 {
+        if per_second.is_nan() || per_second <= 0.0 || clients == 0 {
             return None;
         }
         let interval_ns = (1e9 / per_second).max(1.0) as u64;
