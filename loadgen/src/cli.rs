@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, Protocol, Scenario, Thresholds, default_threads};
+use crate::config::{
+    Config, ConfigError, MAX_RATE, MIN_RATE, Protocol, Scenario, Thresholds, default_threads,
+};
 
 /// Open-loop load generator with corrected latency (wrk2-style) for the chat server.
 ///
@@ -141,6 +143,18 @@ pub enum CliError {
         /// Why it did not resolve.
         reason: String,
     },
+    /// `--total-rate` is not positive and finite, or gives each client a rate outside
+    /// what `--rate` accepts.
+    #[error(
+        "--total-rate must be between {} and {} messages per second for {clients} clients, not {total}",
+        plain(MIN_RATE * f64::from(*clients)), plain(MAX_RATE * f64::from(*clients))
+    )]
+    TotalRate {
+        /// What was given.
+        total: f64,
+        /// `--clients`.
+        clients: u32,
+    },
     /// The flags combine into an unrunnable configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -154,7 +168,7 @@ impl RunArgs {
             addr,
             clients: self.clients,
             rate: match self.total_rate {
-                Some(total) => total / f64::from(self.clients.max(1)),
+                Some(total) => total_rate_per_client(total, self.clients)?,
                 None => self.rate,
             },
             duration: self.duration,
@@ -179,6 +193,26 @@ impl RunArgs {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// Each client's share of `--total-rate`; refused, naming that flag, when the share
+/// is outside what `--rate` accepts (`--clients 0` is left to [`Config::validate`]).
+fn total_rate_per_client(total: f64, clients: u32) -> Result<f64, CliError> {
+    if clients == 0 {
+        return Ok(total);
+    }
+    let rate = total / f64::from(clients);
+    if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(CliError::TotalRate { total, clients })
+    }
+}
+
+/// A rate as a person writes it: at most six decimals, no trailing zeros.
+fn plain(v: f64) -> String {
+    let text = format!("{v:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`); a host with
@@ -334,6 +368,36 @@ mod tests {
             let config = cli.run.into_config().expect("valid");
             assert_eq!(config.rate, 100.0, "{args:?}");
             assert_eq!(config.target_rate(), 1000.0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_total_rate_out_of_range_names_that_flag() {
+        for (args, expected) in [
+            (
+                &["loadgen", "-c", "10", "-R", "0"][..],
+                "--total-rate must be between 0.01 and 10000000 messages per second for 10 clients, not 0",
+            ),
+            (
+                &["loadgen", "--total-rate", "0"][..],
+                "--total-rate must be between 0.1 and 100000000 messages per second for 100 clients, not 0",
+            ),
+            (
+                &["loadgen", "-c", "1000", "-R", "0.5"][..],
+                "--total-rate must be between 1 and 1000000000 messages per second for 1000 clients, not 0.5",
+            ),
+            (&["loadgen", "--total-rate=-5"][..], "not -5"),
+            (&["loadgen", "-R", "inf"][..], "not inf"),
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let err = cli.run.into_config().expect_err("refused");
+            assert!(
+                matches!(err, CliError::TotalRate { .. }),
+                "{args:?}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.starts_with("--total-rate must be"), "{message}");
+            assert!(message.ends_with(expected), "{args:?}: {message}");
         }
     }
 

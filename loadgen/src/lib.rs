@@ -21,6 +21,7 @@
 //! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
 //! - [`verify`]: per-sender sequence tracking (duplicates, reordering).
 //! - [`recorder`]: latency histograms.
+//! - [`progress`]: the live progress line.
 //! - [`report`]: the summary row, series rows, verdict and exit codes.
 //! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
 //! - [`compare`], [`plot`]: the `compare` and `plot` subcommands.
@@ -34,6 +35,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod plot;
+pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod results;

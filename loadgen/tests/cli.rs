@@ -101,6 +101,8 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--addr", "127.0.0.1:99999"], "--addr 127.0.0.1:99999: "),
         (&["--clients", "0"], "--clients must be at least 1"),
         (&["--rate", "0"], "--rate must be between"),
+        (&["-R", "0"], "--total-rate must be between"),
+        (&["--total-rate", "0"], "--total-rate must be between"),
         (&["--threads", "0"], "--threads must be at least 1"),
         (&["--duration", "0s"], "--duration must be longer than zero"),
         (
