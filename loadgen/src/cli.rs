@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{
     Config, ConfigError, MAX_RATE, MIN_RATE, Protocol, Scenario, Thresholds, default_threads,
 };
+use crate::plot::YScale;
 
 /// Open-loop load generator with corrected latency (wrk2-style) for the chat server.
 ///
@@ -52,9 +53,18 @@ pub enum Command {
         /// SVG file to write.
         #[arg(short, long)]
         output: PathBuf,
-        /// Chart title.
-        #[arg(long, default_value = "Latency by percentile")]
-        title: String,
+        /// Chart title [default: which latency of which load, from the runs' summary
+        /// CSVs: "Corrected latency by percentile: echo binary, 1000 clients x 50/s each"].
+        #[arg(long)]
+        title: Option<String>,
+        /// Also draw each run's uncorrected spectrum (dashed). Without it,
+        /// `.uncorrected.hgrm` inputs are left out.
+        #[arg(long)]
+        uncorrected: bool,
+        /// Latency axis: logarithmic, linear, or auto (logarithmic when the largest value
+        /// is more than 20 times the lowest median).
+        #[arg(long, value_enum, default_value_t = YScale::Auto)]
+        y_scale: YScale,
     },
 }
 

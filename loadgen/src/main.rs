@@ -24,7 +24,15 @@ fn main() -> ExitCode {
             files,
             output,
             title,
-        }) => plot(&files, &output, &title),
+            uncorrected,
+            y_scale,
+        }) => plot(&loadgen::plot::PlotRequest {
+            files,
+            output,
+            title,
+            uncorrected,
+            y_scale,
+        }),
         None => load(cli.run),
     };
     match outcome {
@@ -72,12 +80,13 @@ fn compare(files: &[std::path::PathBuf], include_interrupted: bool) -> anyhow::R
     Ok(exit::OK)
 }
 
-fn plot(
-    files: &[std::path::PathBuf],
-    output: &std::path::Path,
-    title: &str,
-) -> anyhow::Result<i32> {
-    loadgen::plot::plot(files, output, title)?;
-    println!("wrote {}", output.display());
+fn plot(request: &loadgen::plot::PlotRequest) -> anyhow::Result<i32> {
+    let outcome = loadgen::plot::plot(request)?;
+    println!("wrote {}: {}", request.output.display(), outcome.title);
+    match outcome.left_out_uncorrected {
+        0 => {}
+        1 => println!("left out 1 uncorrected spectrum (--uncorrected draws it)"),
+        n => println!("left out {n} uncorrected spectra (--uncorrected draws them)"),
+    }
     Ok(exit::OK)
 }
