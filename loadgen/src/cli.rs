@@ -45,6 +45,21 @@ pub enum Command {
         #[arg(long)]
         include_interrupted: bool,
     },
+    /// Write one self-contained HTML page of runs from summary CSVs: per run the summary
+    /// table, the percentile spectrum and the per-second series; several runs side by
+    /// side with ratios against the first.
+    Report {
+        /// Summary CSV files (each may hold many runs); every run's .hgrm and
+        /// .series.csv are read from beside its CSV.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// HTML file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also show runs cut short by Ctrl+C.
+        #[arg(long)]
+        include_interrupted: bool,
+    },
     /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
     Plot {
         /// `.hgrm` files written by loadgen (or any HdrHistogram tool).

@@ -24,7 +24,8 @@
 //! - [`progress`]: the live progress line.
 //! - [`report`]: the summary row, series rows, verdict and exit codes.
 //! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
-//! - [`compare`], [`plot`]: the `compare` and `plot` subcommands.
+//! - [`compare`], [`plot`], [`html_report`]: the `compare`, `plot` and `report`
+//!   subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
 #![forbid(unsafe_code)]
 
@@ -34,6 +35,7 @@ pub mod clock;
 pub mod compare;
 pub mod config;
 pub mod cpu;
+pub mod html_report;
 pub mod plot;
 pub mod progress;
 pub mod recorder;

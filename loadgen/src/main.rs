@@ -1,5 +1,5 @@
 //! `loadgen`: parses the command line and hands over to the library
-//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`).
+//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`, `loadgen::html_report`).
 
 use std::process::ExitCode;
 
@@ -20,6 +20,11 @@ fn main() -> ExitCode {
             files,
             include_interrupted,
         }) => compare(&files, include_interrupted),
+        Some(Command::Report {
+            files,
+            output,
+            include_interrupted,
+        }) => report(&files, &output, include_interrupted),
         Some(Command::Plot {
             files,
             output,
@@ -76,6 +81,18 @@ fn compare(files: &[std::path::PathBuf], include_interrupted: bool) -> anyhow::R
     let runs = loadgen::compare::load(files)?;
     let (runs, left_out) = loadgen::compare::select(runs, include_interrupted);
     print!("{}", loadgen::compare::render(&runs));
+    print!("{}", loadgen::compare::left_out_note(left_out));
+    Ok(exit::OK)
+}
+
+fn report(
+    files: &[std::path::PathBuf],
+    output: &std::path::Path,
+    include_interrupted: bool,
+) -> anyhow::Result<i32> {
+    let (runs, left_out) = loadgen::html_report::load(files, include_interrupted)?;
+    loadgen::html_report::write(&runs, files, output)?;
+    println!("wrote {} ({} runs)", output.display(), runs.len());
     print!("{}", loadgen::compare::left_out_note(left_out));
     Ok(exit::OK)
 }

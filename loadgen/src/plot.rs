@@ -66,6 +66,9 @@ pub const COLOURS: [RGBColor; 6] = [
     RGBColor(0x8C, 0x56, 0x4B),
 ];
 
+/// Lines of at most this many points may get a dot at each ([`LineStyle::marked`]).
+pub const MARKED_POINTS: usize = 60;
+
 /// Highest `1/(1-p)` drawn: the 99.9999th percentile.
 const MAX_X: f64 = 1e6;
 
@@ -121,7 +124,7 @@ pub fn ms_label(v: f64) -> String {
 }
 
 /// `v` with at most `decimals` decimals and no trailing zeros.
-fn trimmed(v: f64, decimals: usize) -> String {
+pub(crate) fn trimmed(v: f64, decimals: usize) -> String {
     let text = format!("{v:.decimals$}");
     if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -364,6 +367,9 @@ pub fn spectrum_svg(
             } else {
                 "Latency (milliseconds)"
             },
+            // Spectra rise to the right.
+            legend_at: SeriesLabelPosition::UpperLeft,
+            x_labels: 10,
         };
         let x = (1.0..max_x).log_scale();
         if log {
@@ -380,7 +386,7 @@ pub fn spectrum_svg(
 }
 
 /// Title and axis names of a chart.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ChartFrame<'a> {
     /// Caption.
     pub title: &'a str,
@@ -388,6 +394,10 @@ pub struct ChartFrame<'a> {
     pub x_desc: &'a str,
     /// Y axis name.
     pub y_desc: &'a str,
+    /// Where the legend goes: where the lines are not.
+    pub legend_at: SeriesLabelPosition,
+    /// How many x labels at most.
+    pub x_labels: usize,
 }
 
 /// One line drawn by [`draw_lines`]: its points and how it looks.
@@ -398,6 +408,10 @@ pub trait LineStyle {
     fn colour(&self) -> usize;
     /// Drawn dashed.
     fn dashed(&self) -> bool;
+    /// Each point gets a dot when the line has at most [`MARKED_POINTS`].
+    fn marked(&self) -> bool {
+        false
+    }
 }
 
 impl LineStyle for Spectrum {
@@ -443,8 +457,9 @@ where
         .x_desc(frame.x_desc)
         .y_desc(frame.y_desc)
         .x_label_formatter(x_label)
+        .x_labels(frame.x_labels)
         .y_label_formatter(&|v| ms_label(*v))
-        .y_labels(12)
+        .y_labels((root.dim_in_pixel().1 / 60).max(4) as usize)
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
         .draw()
         .map_err(|e| err(&e))?;
@@ -474,9 +489,18 @@ where
                 });
         }
     }
+    // A short run's few seconds are marked, so a lone point is seen at all.
+    for (points, style) in lines {
+        if style.marked() && points.len() <= MARKED_POINTS {
+            let colour = COLOURS[style.colour() % COLOURS.len()];
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| err(&e))?;
+        }
+    }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(frame.legend_at.clone())
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
