@@ -1,6 +1,6 @@
-//! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...` and
-//! `loadgen plot FILES... -o OUT.svg`. Raw arguments become a validated [`Config`] here,
-//! before anything runs.
+//! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...`,
+//! `loadgen plot FILES... -o OUT.svg` and `loadgen report FILES... -o OUT.html`. Raw
+//! arguments become a validated [`Config`] here, before anything runs.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

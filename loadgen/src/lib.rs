@@ -7,8 +7,8 @@
 //! latency (from the intended time) and the uncorrected one (from the actual send) go
 //! into per-thread HdrHistograms, and every message is accounted for: lost, duplicated,
 //! reordered or corrupted. Results land in `--out` as a summary CSV row, `.hgrm`
-//! percentile spectra, a per-second series and an interval log; [`compare`] and
-//! [`plot`] read them back. `docs/LOADGEN.md` is the user guide.
+//! percentile spectra, a per-second series and an interval log; [`compare`], [`plot`]
+//! and [`html_report`] read them back. `docs/LOADGEN.md` is the user guide.
 //!
 //! Layout:
 //! - [`config`]: the validated run configuration ([`Config`]).

@@ -61,6 +61,7 @@ fn help_shows_every_default() {
         "--max-loss",
         "compare",
         "plot",
+        "report",
     ] {
         assert!(help.contains(default), "--help lacks {default}:\n{help}");
     }
