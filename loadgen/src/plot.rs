@@ -179,10 +179,12 @@ pub fn plot(request: &PlotRequest) -> Result<PlotOutcome, PlotError> {
         for file in &group {
             let legend = run.as_ref().map_or_else(
                 || {
-                    file.file_stem().map_or_else(
+                    let name = file.file_name().map_or_else(
                         || file.display().to_string(),
-                        |s| s.to_string_lossy().into(),
-                    )
+                        |s| s.to_string_lossy().into_owned(),
+                    );
+                    let stem = name.strip_suffix(".hgrm").unwrap_or(&name);
+                    stem.strip_suffix(".uncorrected").unwrap_or(stem).to_owned()
                 },
                 |r| r.summary.label.clone(),
             );

@@ -145,9 +145,11 @@ fn unreadable_inputs_exit_1_with_one_line() {
     let csv = out.join("missing.csv").display().to_string();
     let hgrm = out.join("missing.hgrm").display().to_string();
     let svg = out.join("x.svg").display().to_string();
+    let html = out.join("x.html").display().to_string();
     for (args, file) in [
         (vec!["compare", csv.as_str()], &csv),
         (vec!["plot", hgrm.as_str(), "-o", svg.as_str()], &hgrm),
+        (vec!["report", csv.as_str(), "-o", html.as_str()], &csv),
     ] {
         let run = run_loadgen(&args);
         assert_eq!(run.code, Some(exit::ERROR), "{args:?}: {}", run.stderr);
