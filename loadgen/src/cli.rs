@@ -45,9 +45,11 @@ pub enum Command {
         #[arg(long)]
         include_interrupted: bool,
     },
-    /// Write one self-contained HTML page of runs from summary CSVs: per run the summary
-    /// table, the percentile spectrum and the per-second series; several runs side by
-    /// side with ratios against the first.
+    /// Write one self-contained HTML page of runs from summary CSVs.
+    ///
+    /// Per run the summary table, the percentile spectrum and the per-second series
+    /// (rates, p50 and p99 over time); several runs side by side, with ratios against
+    /// the first. No scripts and nothing loaded from elsewhere: it opens offline.
     Report {
         /// Summary CSV files (each may hold many runs); every run's .hgrm and
         /// .series.csv are read from beside its CSV.

@@ -40,8 +40,8 @@ pub enum PlotError {
 /// How the latency axis is scaled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum YScale {
-    /// Logarithmic when the largest value is more than [`AUTO_LOG_RATIO`] times the
-    /// lowest median, linear otherwise.
+    /// Logarithmic when the largest value is more than 20 times the lowest median,
+    /// linear otherwise.
     #[default]
     Auto,
     /// Logarithmic.
@@ -51,7 +51,7 @@ pub enum YScale {
 }
 
 /// Largest value over the lowest median above which [`YScale::Auto`] draws a
-/// logarithmic latency axis.
+/// logarithmic latency axis (its help text says 20).
 pub const AUTO_LOG_RATIO: f64 = 20.0;
 
 /// Line colours, chosen to read on white (each at least 3:1 contrast against it, the
