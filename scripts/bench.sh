@@ -3,6 +3,7 @@
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
 #        [--only echo,coalesce,baseline,search,fanout,metrics,idle] [--previous SERVER_BIN]
+#        [--dry-run]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
@@ -11,10 +12,16 @@
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
 #   summary.md                            medians of every point and the ratios
-#   compare.txt                           `loadgen compare` of every run
+#   report.html                           `loadgen report` of every point's runs
+#   compare.txt                           `loadgen compare` of every point's runs
 #   echo.svg, fanout.svg                  `loadgen plot` percentile spectra
+#   logs/RUN.server.log, RUN.loadgen.log  each run's server and loadgen output
 # Every point is repeated --reps times (default 3) and medians are reported: this
-# machine's 2 cores are shared by the server and the load generator.
+# machine's 2 cores are shared by the server and the load generator. --quick (200
+# clients, 3 s runs, one rep, a short ladder) checks that everything works; a --reps or
+# --duration given with it still counts. A loadgen run that fails, or that does not add
+# exactly one row to its summary CSV, stops the script with the reason. --dry-run prints
+# the settings and exits. The Python helpers are in scripts/bench.py.
 # --previous SERVER_BIN adds an A/B of another build of the server (say, the last
 # release) against this one: echo with 1 and 2 workers and fan-out to a room, the two
 # builds in turn at every rep (labels this-* and previous-*), compared in summary.md.
@@ -23,30 +30,44 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-reps=3
-duration=10
-warmup=3
+# Empty until given: --quick changes only the defaults of what was not given.
+reps=""
+duration=""
 quick=0
+dry_run=0
 only="echo,coalesce,baseline,search,fanout,metrics,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) quick=1; reps=1; duration=3; warmup=1 ;;
+        --quick) quick=1 ;;
         --reps) reps=$2; shift ;;
         --duration) duration=$2; shift ;;
         --out) out=$2; shift ;;
         --only) only=$2; shift ;;
         --previous) previous=$2; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --dry-run) dry_run=1 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
+if [ "$quick" -eq 1 ]; then
+    reps=${reps:-1}; duration=${duration:-3}; warmup=1; clients=200
+else
+    reps=${reps:-3}; duration=${duration:-10}; warmup=3; clients=1000
+fi
+rate=50
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=${out:-results/bench-$stamp}
-mkdir -p "$out"
+if [ "$dry_run" -eq 1 ]; then
+    echo "reps $reps, duration ${duration}s, warmup ${warmup}s, clients $clients x ${rate}/s, only $only, out $out"
+    exit 0
+fi
+mkdir -p "$out/logs"
 want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+bench_py() { python3 "$root/scripts/bench.py" "$@"; }
 
 target=${CARGO_TARGET_DIR:-$root/target}
 echo "==> building release binaries"
@@ -59,19 +80,20 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 server_pid=""
 addr=""
 idle_pid=""
+scraper_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
-    [ -n "${scraper_pid:-}" ] && kill -9 "$scraper_pid" 2>/dev/null || true
+    [ -n "$scraper_pid" ] && kill -9 "$scraper_pid" 2>/dev/null || true
     [ -n "$idle_pid" ] && kill -9 "$idle_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-# start_server CMD...: starts a server that prints "listening on ADDR"; sets
-# server_pid and addr.
+# start_server RUN CMD...: starts a server that prints "listening on ADDR", with its
+# output (stderr too) in logs/RUN.server.log; sets server_pid and addr.
 start_server() {
-    local log=$out/server.log
-    : >"$log"
-    "$@" >"$log" 2>/dev/null &
+    local log=$out/logs/$1.server.log
+    shift
+    "$@" >"$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do
         addr=$(sed -n 's/^listening on //p' "$log" | head -n 1)
@@ -79,8 +101,7 @@ start_server() {
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.05
     done
-    echo "bench.sh: server did not start: $*" >&2
-    exit 1
+    die "server did not start: $* (see $log)"
 }
 
 stop_server() {
@@ -93,60 +114,45 @@ stop_server() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-# Column of the last row of a summary CSV.
-last_col() {
-    python3 - "$1" "$2" <<'EOF'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-print(rows[-1][sys.argv[2]] if rows else "")
-EOF
+# run_loadgen RUN LABEL LOADGEN_ARGS...: one loadgen run against $addr, its output in
+# logs/RUN.loadgen.log. Stops the script if loadgen fails or its summary CSV did not get
+# exactly one new row (a failed run must not pass off the previous run's numbers as
+# its own); sets `row` to that new row's received, p99_us, p999_us and lost.
+run_loadgen() {
+    local run=$1 label=$2; shift 2
+    local csv=$out/$label.csv log=$out/logs/$run.loadgen.log before status=0
+    before=$(bench_py rows "$csv")
+    "$loadgen_bin" --addr "$addr" --out "$out" --label "$label" "$@" >"$log" 2>&1 || status=$?
+    if [ "$status" -ne 0 ]; then
+        die "$run: loadgen exited $status: $(tail -n 1 "$log") (see $log)"
+    fi
+    row=$(bench_py new-row "$csv" "$before" received p99_us p999_us lost) ||
+        die "$run: see $log"
 }
 
 # run_point LABEL SERVER_CMD... -- LOADGEN_ARGS...: one measured run per rep, each
-# against a fresh server; server CPU per received message goes to server_cpu.csv.
+# against a fresh server; server CPU per received message goes to server_cpu.csv. Runs
+# are named LABEL.N, N the rep, or $round where a caller interleaves points by rep.
+round=""
 run_point() {
     local label=$1; shift
     local server_cmd=()
     while [ "$1" != "--" ]; do server_cmd+=("$1"); shift; done
     shift
     for rep in $(seq "$reps"); do
-        start_server "${server_cmd[@]}"
-        local t0 t1 status=0
+        local n=${round:-$rep} t0 t1 received p99 p999 lost cpu
+        start_server "$label.$n" "${server_cmd[@]}"
         t0=$(cpu_ticks "$server_pid")
-        "$loadgen_bin" --addr "$addr" --duration "${duration}s" --warmup "${warmup}s" \
-            --out "$out" --label "$label" "$@" >"$out/$label.$rep.log" 2>&1 || status=$?
+        run_loadgen "$label.$n" "$label" --duration "${duration}s" --warmup "${warmup}s" "$@"
         t1=$(cpu_ticks "$server_pid")
         stop_server
-        if [ "$status" -ne 0 ]; then
-            echo "    $label rep $rep: loadgen exited $status (see $out/$label.$rep.log)"
-        fi
-        local received
-        received=$(last_col "$out/$label.csv" received)
-        python3 - "$out/server_cpu.csv" "$label" "$rep" "$t0" "$t1" "$hz" "$received" \
-            "$warmup" "$duration" <<'EOF'
-import os, sys
-path, label, rep, t0, t1, hz, received, warmup, duration = sys.argv[1:]
-# The server also works during warmup, so count those messages too.
-received = float(received or 0)
-total = received * (float(warmup) + float(duration)) / float(duration)
-cpu_us = (int(t1) - int(t0)) / int(hz) * 1e6
-per_msg = cpu_us / total if total else float("nan")
-new = not os.path.exists(path)
-with open(path, "a") as f:
-    if new:
-        f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg\n")
-    f.write(f"{label},{rep},{cpu_us/1e6:.3f},{int(total)},{per_msg:.3f}\n")
-EOF
+        read -r received p99 p999 lost <<<"$row"
+        cpu=$(bench_py server-cpu "$out/server_cpu.csv" "$label" "$n" "$t0" "$t1" "$hz" \
+            "$received" "$warmup" "$duration")
         printf '    %-22s rep %s: p99 %s us, p99.9 %s us, lost %s, server cpu %s us/msg\n' \
-            "$label" "$rep" "$(last_col "$out/$label.csv" p99_us)" \
-            "$(last_col "$out/$label.csv" p999_us)" "$(last_col "$out/$label.csv" lost)" \
-            "$(tail -n 1 "$out/server_cpu.csv" | cut -d, -f5)"
+            "$label" "$n" "$p99" "$p999" "$lost" "$cpu"
     done
 }
-
-clients=1000
-rate=50
-if [ "$quick" -eq 1 ]; then clients=200; fi
 
 if want echo; then
     echo "==> echo: $clients clients x $rate/s against server --workers W"
@@ -174,17 +180,14 @@ if want baseline; then
         --clients "$clients" --rate "$rate" --protocol text
 fi
 
+# run_once LABEL PROTOCOL RATE REP SERVER_CMD...: one ladder run; sets ok_p99, ok_lost.
 run_once() {
-    local label=$1 protocol=$2 r=$3; shift 3
-    start_server "$@"
-    "$loadgen_bin" --addr "$addr" --duration "$((duration / 2 + 1))s" --warmup 1s \
-        --clients "$clients" --rate "$r" --protocol "$protocol" \
-        --out "$out" --label "$label" >"$out/$label.log" 2>&1 || true
+    local label=$1 protocol=$2 r=$3 n=$4 received p999; shift 4
+    start_server "$label.$r.$n" "$@"
+    run_loadgen "$label.$r.$n" "$label" --duration "$((duration / 2 + 1))s" --warmup 1s \
+        --clients "$clients" --rate "$r" --protocol "$protocol"
     stop_server
-    ok_p99=$(last_col "$out/$label.csv" p99_us)
-    ok_lost=$(last_col "$out/$label.csv" lost)
-    ok_p99=${ok_p99:-999999999}
-    ok_lost=${ok_lost:-1}
+    read -r received ok_p99 p999 ok_lost <<<"$row"
 }
 
 # The rate ladder: the same echo rates against our server and the baseline, one run of
@@ -198,66 +201,47 @@ if want search; then
     echo "server,rate_per_client,rep,p99_us,lost" >"$out/ladder.csv"
     for rep in $(seq "$reps"); do
         for r in $ladder; do
-            run_once "server-search" binary "$r" "$server_bin" --bind 127.0.0.1:0 --workers 2 \
-                --rate-limit 0 -q
+            run_once "server-search" binary "$r" "$rep" "$server_bin" --bind 127.0.0.1:0 \
+                --workers 2 --rate-limit 0 -q
             echo "server,$r,$rep,$ok_p99,$ok_lost" >>"$out/ladder.csv"
             s_p99=$ok_p99
-            run_once "tokio-search" line "$r" "$tokio_bin" --bind 127.0.0.1:0
+            run_once "tokio-search" line "$r" "$rep" "$tokio_bin" --bind 127.0.0.1:0
             echo "tokio,$r,$rep,$ok_p99,$ok_lost" >>"$out/ladder.csv"
             echo "    rep $rep, $r/s per client: p99 server $s_p99 us, tokio $ok_p99 us"
         done
     done
-    python3 - "$out/ladder.csv" "$out/search.csv" "$clients" <<'EOF'
-import csv, statistics, sys
-ladder, search, clients = sys.argv[1], sys.argv[2], int(sys.argv[3])
-runs = {}
-for r in csv.DictReader(open(ladder)):
-    runs.setdefault((r["server"], int(r["rate_per_client"])), []).append(r)
-with open(search, "w") as f:
-    f.write("server,p99_bound_us,clients,rate_per_client,total_rate\n")
-    for server in ("server", "tokio"):
-        rates = sorted(rate for (name, rate) in runs if name == server)
-        for bound in (1000, 10000):
-            best = 0
-            for rate in rates:
-                rr = runs[(server, rate)]
-                p99 = statistics.median(int(r["p99_us"]) for r in rr)
-                if p99 > bound or any(int(r["lost"]) for r in rr):
-                    break
-                best = rate
-            f.write(f"{server},{bound},{clients},{best},{best * clients}\n")
-            print(f"    {server}: median p99 <= {bound} us up to {best}/s per client")
-EOF
+    bench_py search "$out/ladder.csv" "$out/search.csv" "$clients"
 fi
 
 if want fanout; then
     echo "==> fan-out: $clients clients in one room"
     # 50 messages/s in total: every member sends one every 20 s on average.
+    rate_50k=$(bench_py div 50 "$clients")
+    # 1000 messages/s in total, each delivered to every member.
+    rate_1m=$(bench_py div 1000000 "$clients" "$clients")
     run_point "fanout-50k" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q -- \
-        --clients "$clients" --rate "$(python3 -c "print(50/$clients)")" \
-        --scenario room --room-size "$clients"
+        --clients "$clients" --rate "$rate_50k" --scenario room --room-size "$clients"
     run_point "fanout-1m" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q --rate-limit 0 -- \
-        --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
-        --scenario room --room-size "$clients"
+        --clients "$clients" --rate "$rate_1m" --scenario room --room-size "$clients"
     # One server worker and one load thread: a core each instead of four busy threads
     # on two cores.
     run_point "fanout-50k-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q -- \
-        --clients "$clients" --rate "$(python3 -c "print(50/$clients)")" \
-        --scenario room --room-size "$clients" --threads 1
+        --clients "$clients" --rate "$rate_50k" --scenario room --room-size "$clients" \
+        --threads 1
     run_point "fanout-1m-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 -- \
-        --clients "$clients" --rate "$(python3 -c "print(1000000/$clients/$clients)")" \
-        --scenario room --room-size "$clients" --threads 1
+        --clients "$clients" --rate "$rate_1m" --scenario room --room-size "$clients" \
+        --threads 1
 fi
 
 # The metrics endpoint's cost: echo and fan-out with --metrics on and scraped once a
 # second, and off, in turn at every rep (labels metrics-on-* and metrics-off-*).
-scraper_pid=""
 if want metrics; then
     echo "==> metrics: echo and fan-out with --metrics scraped once a second, and without"
     all_reps=$reps
     reps=1
-    fanout_rate=$(python3 -c "print(50/$clients)")
+    fanout_rate=$(bench_py div 50 "$clients")
     for rep in $(seq "$all_reps"); do
+        round=$rep
         for mode in on off; do
             flags=()
             [ "$mode" = on ] && flags=(--metrics 127.0.0.1:0)
@@ -267,25 +251,8 @@ if want metrics; then
                     args=(--clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients")
                 if [ "$mode" = on ]; then
                     # The scraper finds the endpoint in the log of the server about to start.
-                    : >"$out/server.log"
-                    python3 - "$out/server.log" "$((warmup + duration + 5))" \
-                        >>"$out/metrics-on-$point.scrapes" <<'EOF' &
-import re, sys, time, urllib.request
-log, seconds = sys.argv[1], float(sys.argv[2])
-end = time.time() + seconds
-addr = None
-while addr is None and time.time() < end:
-    time.sleep(0.05)
-    found = re.search(r"^metrics on (\S+)$", open(log).read(), re.M)
-    addr = found.group(1) if found else None
-while addr and time.time() < end:
-    try:
-        urllib.request.urlopen(f"http://{addr}/metrics", timeout=2).read()
-        print("scraped", flush=True)
-    except OSError:
-        pass
-    time.sleep(1)
-EOF
+                    bench_py scrape "$out/logs/metrics-on-$point.$rep.server.log" \
+                        "$((warmup + duration + 5))" >>"$out/metrics-on-$point.scrapes" &
                     scraper_pid=$!
                 fi
                 run_point "metrics-$mode-$point" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
@@ -299,6 +266,7 @@ EOF
         done
     done
     reps=$all_reps
+    round=""
 fi
 
 if [ -n "$previous" ]; then
@@ -306,8 +274,9 @@ if [ -n "$previous" ]; then
     echo "==> previous build ($previous) and this one in turn: echo and fan-out"
     all_reps=$reps
     reps=1
-    fanout_rate=$(python3 -c "print(50/$clients)")
+    fanout_rate=$(bench_py div 50 "$clients")
     for rep in $(seq "$all_reps"); do
+        round=$rep
         for build in this previous; do
             bin=$server_bin
             [ "$build" = previous ] && bin=$previous
@@ -320,27 +289,19 @@ if [ -n "$previous" ]; then
         done
     done
     reps=$all_reps
+    round=""
 fi
 
 if want idle; then
     idle_conns=10000
     [ "$quick" -eq 1 ] && idle_conns=1000
     echo "==> idle: $idle_conns idle connections"
-    start_server "$server_bin" --bind 127.0.0.1:0 --workers 2 -q --max-connections 20000
+    start_server idle "$server_bin" --bind 127.0.0.1:0 --workers 2 -q --max-connections 20000
     rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-    python3 - "$addr" "$idle_conns" "$out/idle.ready" <<'EOF' &
-import socket, struct, sys, time
-host, port = sys.argv[1].rsplit(":", 1)
-socks = []
-for _ in range(int(sys.argv[2])):
-    s = socket.create_connection((host, int(port)))
-    s.sendall(struct.pack(">IBH", 3, 0x01, 1))  # Hello, protocol version 1
-    socks.append(s)
-open(sys.argv[3], "w").close()
-time.sleep(60)
-EOF
+    bench_py idle-clients "$addr" "$idle_conns" "$out/idle.ready" &
     idle_pid=$!
     for _ in $(seq 600); do [ -f "$out/idle.ready" ] && break; sleep 0.1; done
+    [ -f "$out/idle.ready" ] || die "the $idle_conns idle connections were not opened in 60 s"
     sleep 2
     rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
     t0=$(cpu_ticks "$server_pid")
@@ -350,31 +311,30 @@ EOF
     wait "$idle_pid" 2>/dev/null || true
     idle_pid=""
     stop_server
-    python3 - "$out/idle.csv" "$idle_conns" "$rss0" "$rss1" "$t0" "$t1" "$hz" <<'EOF'
-import sys
-path, n, rss0, rss1, t0, t1, hz = sys.argv[1:]
-n = int(n)
-per_conn = (int(rss1) - int(rss0)) * 1024 / n
-cpu_pct = (int(t1) - int(t0)) / int(hz) / 10 * 100
-with open(path, "w") as f:
-    f.write("connections,rss_before_kib,rss_after_kib,rss_per_conn_bytes,idle_cpu_percent\n")
-    f.write(f"{n},{rss0},{rss1},{per_conn:.0f},{cpu_pct:.2f}\n")
-print(f"    {n} idle connections: {per_conn:.0f} bytes RSS each, {cpu_pct:.2f} % CPU over 10 s")
-EOF
+    bench_py idle-csv "$out/idle.csv" "$idle_conns" "$rss0" "$rss1" "$t0" "$t1" "$hz"
 fi
 
 echo "==> report"
-"$loadgen_bin" compare "$out"/*.csv >"$out/compare.txt" 2>/dev/null || true
-hgrms() { find "$out" -name "$1-2*.hgrm" ! -name '*.uncorrected.hgrm' | sort; }
+# The points' summary CSVs (the ladder's runs are summed up in search.csv instead).
+mapfile -t summaries < <(find "$out" -maxdepth 1 -name '*.csv' ! -name '*.series.csv' \
+    ! -name '*-search.csv' ! -name server_cpu.csv ! -name ladder.csv ! -name search.csv \
+    ! -name idle.csv | sort)
+if [ "${#summaries[@]}" -gt 0 ]; then
+    "$loadgen_bin" compare "${summaries[@]}" >"$out/compare.txt"
+    "$loadgen_bin" report "${summaries[@]}" -o "$out/report.html" >/dev/null
+fi
+hgrms() { find "$out" -maxdepth 1 -name "$1-2*.hgrm" ! -name '*.uncorrected.hgrm' | sort; }
 if want echo; then
     mapfile -t files < <(hgrms 'echo-w*'; hgrms 'tokio-line')
-    [ "${#files[@]}" -gt 0 ] && "$loadgen_bin" plot -o "$out/echo.svg" \
-        --title "Echo, $clients clients x $rate/s: corrected latency" "${files[@]}" >/dev/null 2>&1 || true
+    if [ "${#files[@]}" -gt 0 ]; then
+        "$loadgen_bin" plot -o "$out/echo.svg" "${files[@]}" >/dev/null
+    fi
 fi
 if want fanout; then
     mapfile -t files < <(hgrms 'fanout-*')
-    [ "${#files[@]}" -gt 0 ] && "$loadgen_bin" plot -o "$out/fanout.svg" \
-        --title "Room of $clients: latency at every receiver" "${files[@]}" >/dev/null 2>&1 || true
+    if [ "${#files[@]}" -gt 0 ]; then
+        "$loadgen_bin" plot -o "$out/fanout.svg" "${files[@]}" >/dev/null
+    fi
 fi
-python3 "$root/scripts/bench_summary.py" "$out" | tee "$out/summary.md"
-echo "results in $out"
+bench_py summary "$out" | tee "$out/summary.md"
+echo "results in $out: summary.md, report.html"

@@ -23,7 +23,16 @@ pub enum Mode {
 
 /// `chat`: the interactive terminal client of the chat server.
 #[derive(Debug, Parser)]
-#[command(name = "chat", version, about, long_about = None)]
+#[command(
+    name = "chat",
+    version,
+    about,
+    long_about = None,
+    after_help = "Reconnecting: when the connection is lost (closed, reset, a failed write) or \
+the server shuts down, chat reconnects by itself with growing, randomized waits, takes its \
+nick back and re-joins its rooms, replaying the messages it missed; it exits (code 4) if \
+that does not succeed within --reconnect-for. Typed lines are not sent meanwhile."
+)]
 pub struct Args {
     /// Server address, HOST:PORT (a host name is tried at each address it resolves to).
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]

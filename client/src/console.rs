@@ -13,7 +13,7 @@
 //! restores the terminal; so [`Console::finish`] raises SIGINT on the calling thread
 //! (delivered synchronously, the handler only writes to rustyline's pipe) and waits,
 //! bounded, for the input thread to drop its editor. It does so only while the input
-//! thread is in (or about to enter) `readline`, decided under the [`EditorState`] lock,
+//! thread is in (or about to enter) `readline`, decided under the `EditorState` lock,
 //! so the signal never reaches a handler other than rustyline's.
 
 use std::io::{self, BufRead, Write};

@@ -8,6 +8,11 @@
 //! other than the user leaving ends with one line on stderr and a non-zero exit code
 //! (see [`error`] and `docs/CLIENT.md`).
 //!
+//! A lost connection is not such an end unless `--no-reconnect` is given: the client
+//! reconnects with bounded, jittered backoff ([`backoff`]), takes its nick back and
+//! re-joins its rooms, resuming each from the last message id it saw, until
+//! `--reconnect-for` passes (see `client/README.md`).
+//!
 //! Layout:
 //! - [`cli`]: command-line arguments, the validated [`Config`] and [`UsageError`].
 //! - [`app`]: [`Client`] and the event loop joining input, network and Ctrl+C.

@@ -1,6 +1,6 @@
-//! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...` and
-//! `loadgen plot FILES... -o OUT.svg`. Raw arguments become a validated [`Config`] here,
-//! before anything runs.
+//! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...`,
+//! `loadgen plot FILES... -o OUT.svg` and `loadgen report FILES... -o OUT.html`. Raw
+//! arguments become a validated [`Config`] here, before anything runs.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, Protocol, Scenario, Thresholds, default_threads};
+use crate::config::{
+    Config, ConfigError, MAX_RATE, MIN_RATE, Protocol, Scenario, Thresholds, default_threads,
+};
+use crate::plot::YScale;
 
 /// Open-loop load generator with corrected latency (wrk2-style) for the chat server.
 ///
@@ -42,6 +45,23 @@ pub enum Command {
         #[arg(long)]
         include_interrupted: bool,
     },
+    /// Write one self-contained HTML page of runs from summary CSVs.
+    ///
+    /// Per run the summary table, the percentile spectrum and the per-second series
+    /// (rates, p50 and p99 over time); several runs side by side, with ratios against
+    /// the first. No scripts and nothing loaded from elsewhere: it opens offline.
+    Report {
+        /// Summary CSV files (each may hold many runs); every run's .hgrm and
+        /// .series.csv are read from beside its CSV.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// HTML file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also show runs cut short by Ctrl+C.
+        #[arg(long)]
+        include_interrupted: bool,
+    },
     /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
     Plot {
         /// `.hgrm` files written by loadgen (or any HdrHistogram tool).
@@ -50,9 +70,18 @@ pub enum Command {
         /// SVG file to write.
         #[arg(short, long)]
         output: PathBuf,
-        /// Chart title.
-        #[arg(long, default_value = "Latency by percentile")]
-        title: String,
+        /// Chart title [default: which latency of which load, from the runs' summary
+        /// CSVs: "Corrected latency by percentile: echo binary, 1000 clients x 50/s each"].
+        #[arg(long)]
+        title: Option<String>,
+        /// Also draw each run's uncorrected spectrum (dashed). Without it,
+        /// `.uncorrected.hgrm` inputs are left out.
+        #[arg(long)]
+        uncorrected: bool,
+        /// Latency axis: logarithmic, linear, or auto (logarithmic when the largest value
+        /// is more than 20 times the lowest median).
+        #[arg(long, value_enum, default_value_t = YScale::Auto)]
+        y_scale: YScale,
     },
 }
 
@@ -149,6 +178,18 @@ pub enum CliError {
         /// Why it did not resolve.
         reason: String,
     },
+    /// `--total-rate` is not positive and finite, or gives each client a rate outside
+    /// what `--rate` accepts.
+    #[error(
+        "--total-rate must be between {} and {} messages per second for {clients} clients, not {total}",
+        plain(MIN_RATE * f64::from(*clients)), plain(MAX_RATE * f64::from(*clients))
+    )]
+    TotalRate {
+        /// What was given.
+        total: f64,
+        /// `--clients`.
+        clients: u32,
+    },
     /// The flags combine into an unrunnable configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -162,7 +203,7 @@ impl RunArgs {
             addr,
             clients: self.clients,
             rate: match self.total_rate {
-                Some(total) => total / f64::from(self.clients.max(1)),
+                Some(total) => total_rate_per_client(total, self.clients)?,
                 None => self.rate,
             },
             duration: self.duration,
@@ -189,6 +230,26 @@ impl RunArgs {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// Each client's share of `--total-rate`; refused, naming that flag, when the share
+/// is outside what `--rate` accepts (`--clients 0` is left to [`Config::validate`]).
+fn total_rate_per_client(total: f64, clients: u32) -> Result<f64, CliError> {
+    if clients == 0 {
+        return Ok(total);
+    }
+    let rate = total / f64::from(clients);
+    if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(CliError::TotalRate { total, clients })
+    }
+}
+
+/// A rate as a person writes it: at most six decimals, no trailing zeros.
+fn plain(v: f64) -> String {
+    let text = format!("{v:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`); a host with
@@ -344,6 +405,36 @@ mod tests {
             let config = cli.run.into_config().expect("valid");
             assert_eq!(config.rate, 100.0, "{args:?}");
             assert_eq!(config.target_rate(), 1000.0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_total_rate_out_of_range_names_that_flag() {
+        for (args, expected) in [
+            (
+                &["loadgen", "-c", "10", "-R", "0"][..],
+                "--total-rate must be between 0.01 and 10000000 messages per second for 10 clients, not 0",
+            ),
+            (
+                &["loadgen", "--total-rate", "0"][..],
+                "--total-rate must be between 0.1 and 100000000 messages per second for 100 clients, not 0",
+            ),
+            (
+                &["loadgen", "-c", "1000", "-R", "0.5"][..],
+                "--total-rate must be between 1 and 1000000000 messages per second for 1000 clients, not 0.5",
+            ),
+            (&["loadgen", "--total-rate=-5"][..], "not -5"),
+            (&["loadgen", "-R", "inf"][..], "not inf"),
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let err = cli.run.into_config().expect_err("refused");
+            assert!(
+                matches!(err, CliError::TotalRate { .. }),
+                "{args:?}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.starts_with("--total-rate must be"), "{message}");
+            assert!(message.ends_with(expected), "{args:?}: {message}");
         }
     }
 

@@ -57,7 +57,8 @@ pub fn left_out_note(left_out: usize) -> String {
     }
 }
 
-fn ratio(value: f64, base: f64) -> String {
+/// `value / base` as `1.25x`; `1.00x` for two zeros, `-` when only the base is zero.
+pub(crate) fn ratio(value: f64, base: f64) -> String {
     if base > 0.0 {
         format!("{:.2}x", value / base)
     } else if value == 0.0 {

@@ -73,6 +73,12 @@ pub const MAX_BINARY_PAYLOAD: usize = shared::DEFAULT_MAX_FRAME - 1024;
 /// Longest run (ramp excluded) a stamp's 48-bit nanosecond times can describe, with margin.
 pub const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
 
+/// Slowest `--rate`: one message in 1000 s.
+pub const MIN_RATE: f64 = 0.001;
+
+/// Fastest `--rate`: one message per microsecond.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 /// Everything one run needs. Build with [`Config::default`] and adjust fields, or from
 /// the command line with [`crate::cli::RunArgs`].
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +170,7 @@ pub enum ConfigError {
     #[error("--clients must be at least 1")]
     NoClients,
     /// `--rate` is zero, negative, not finite, or faster than one message per microsecond.
-    #[error("--rate must be between 0.001 and 1000000 messages per second, not {0}")]
+    #[error("--rate must be between {MIN_RATE} and {MAX_RATE} messages per second, not {0}")]
     BadRate(f64),
     /// `--connect-rate` is zero, negative or not finite.
     #[error("--connect-rate must be positive, not {0}")]
@@ -230,7 +236,7 @@ impl Config {
         if self.clients == 0 {
             return Err(ConfigError::NoClients);
         }
-        if !(self.rate.is_finite() && (0.001..=1_000_000.0).contains(&self.rate)) {
+        if !(self.rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&self.rate)) {
             return Err(ConfigError::BadRate(self.rate));
         }
         if !(self.connect_rate.is_finite() && self.connect_rate > 0.0) {

@@ -7,8 +7,8 @@
 //! latency (from the intended time) and the uncorrected one (from the actual send) go
 //! into per-thread HdrHistograms, and every message is accounted for: lost, duplicated,
 //! reordered or corrupted. Results land in `--out` as a summary CSV row, `.hgrm`
-//! percentile spectra, a per-second series and an interval log; [`compare`] and
-//! [`plot`] read them back. `docs/LOADGEN.md` is the user guide.
+//! percentile spectra, a per-second series and an interval log; [`compare`], [`plot`]
+//! and [`html_report`] read them back. `docs/LOADGEN.md` is the user guide.
 //!
 //! Layout:
 //! - [`config`]: the validated run configuration ([`Config`]).
@@ -21,9 +21,11 @@
 //! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
 //! - [`verify`]: per-sender sequence tracking (duplicates, reordering).
 //! - [`recorder`]: latency histograms.
+//! - [`progress`]: the live progress line.
 //! - [`report`]: the summary row, series rows, verdict and exit codes.
 //! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
-//! - [`compare`], [`plot`]: the `compare` and `plot` subcommands.
+//! - [`compare`], [`plot`], [`html_report`]: the `compare`, `plot` and `report`
+//!   subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
 #![forbid(unsafe_code)]
 
@@ -34,7 +36,9 @@ pub mod clock;
 pub mod compare;
 pub mod config;
 pub mod cpu;
+pub mod html_report;
 pub mod plot;
+pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod results;

@@ -1,5 +1,5 @@
 //! `loadgen`: parses the command line and hands over to the library
-//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`).
+//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`, `loadgen::html_report`).
 
 use std::process::ExitCode;
 
@@ -20,11 +20,24 @@ fn main() -> ExitCode {
             files,
             include_interrupted,
         }) => compare(&files, include_interrupted),
+        Some(Command::Report {
+            files,
+            output,
+            include_interrupted,
+        }) => report(&files, &output, include_interrupted),
         Some(Command::Plot {
             files,
             output,
             title,
-        }) => plot(&files, &output, &title),
+            uncorrected,
+            y_scale,
+        }) => plot(&loadgen::plot::PlotRequest {
+            files,
+            output,
+            title,
+            uncorrected,
+            y_scale,
+        }),
         None => load(cli.run),
     };
     match outcome {
@@ -72,12 +85,25 @@ fn compare(files: &[std::path::PathBuf], include_interrupted: bool) -> anyhow::R
     Ok(exit::OK)
 }
 
-fn plot(
+fn report(
     files: &[std::path::PathBuf],
     output: &std::path::Path,
-    title: &str,
+    include_interrupted: bool,
 ) -> anyhow::Result<i32> {
-    loadgen::plot::plot(files, output, title)?;
-    println!("wrote {}", output.display());
+    let (runs, left_out) = loadgen::html_report::load(files, include_interrupted)?;
+    loadgen::html_report::write(&runs, files, output)?;
+    println!("wrote {} ({} runs)", output.display(), runs.len());
+    print!("{}", loadgen::compare::left_out_note(left_out));
+    Ok(exit::OK)
+}
+
+fn plot(request: &loadgen::plot::PlotRequest) -> anyhow::Result<i32> {
+    let outcome = loadgen::plot::plot(request)?;
+    println!("wrote {}: {}", request.output.display(), outcome.title);
+    match outcome.left_out_uncorrected {
+        0 => {}
+        1 => println!("left out 1 uncorrected spectrum (--uncorrected draws it)"),
+        n => println!("left out {n} uncorrected spectra (--uncorrected draws them)"),
+    }
     Ok(exit::OK)
 }

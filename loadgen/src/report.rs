@@ -279,6 +279,11 @@ pub fn render_thresholds(s: &Summary, thresholds: &crate::config::Thresholds) ->
     out
 }
 
+/// Shortest measured run whose CPU time is split into user and kernel time in the
+/// printed account: the kernel counts CPU time in clock ticks (10 ms), so over a second
+/// or so the split is mostly rounding.
+pub const MIN_CPU_SPLIT_S: f64 = 2.0;
+
 /// The human-readable account of a run that `loadgen` prints when it ends.
 pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
     let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
@@ -338,11 +343,15 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         );
     }
     if let Some(cpu) = s.loadgen_cpu_us_per_msg {
-        let user = s.loadgen_user_us_per_msg.unwrap_or_default();
-        out += &format!(
-            "  loadgen cpu {cpu:.2} us per message ({user:.2} user, {:.2} kernel)\n",
-            cpu - user
-        );
+        match s.loadgen_user_us_per_msg {
+            Some(user) if s.duration_s >= MIN_CPU_SPLIT_S => {
+                out += &format!(
+                    "  loadgen cpu {cpu:.2} us per message ({user:.2} user, {:.2} kernel)\n",
+                    cpu - user
+                );
+            }
+            _ => out += &format!("  loadgen cpu {cpu:.2} us per message\n"),
+        }
     }
     out += &format!(
         "  results: {} (summary row), {}, {}, {}, {}\n",
@@ -393,6 +402,31 @@ mod tests {
         let (rfc, file) = utc_stamps(1_714_564_805);
         assert_eq!(rfc, "2024-05-01T12:00:05Z");
         assert_eq!(file, "20240501T120005Z");
+    }
+
+    fn cpu_line(duration_s: f64) -> String {
+        let s = Summary {
+            duration_s,
+            loadgen_cpu_us_per_msg: Some(7.5),
+            loadgen_user_us_per_msg: Some(2.25),
+            ..crate::results::example_summary()
+        };
+        let files = crate::results::ResultFiles::new(std::path::Path::new("out"), "x", "s");
+        render(&s, &files)
+            .lines()
+            .find(|l| l.contains("loadgen cpu"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_cpu_split_is_printed_only_for_runs_long_enough_to_measure_it() {
+        assert_eq!(
+            cpu_line(10.0),
+            "  loadgen cpu 7.50 us per message (2.25 user, 5.25 kernel)"
+        );
+        assert_eq!(cpu_line(1.0), "  loadgen cpu 7.50 us per message");
+        assert_eq!(cpu_line(1.9), "  loadgen cpu 7.50 us per message");
     }
 
     #[test]

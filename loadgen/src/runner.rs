@@ -15,6 +15,7 @@ use crate::client::{ClientPlan, ErrorCounts};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Scenario};
 use crate::cpu::{CpuTime, process_cpu_time};
+use crate::progress::{self, Progress, Schedule};
 use crate::recorder::{merge, new_histogram};
 use crate::report::{Percentiles, SeriesRow, Summary, Verdict, utc_stamps};
 use crate::results::{self, HlogWriter, ResultFiles, ResultsError};
@@ -521,38 +522,26 @@ impl<'a> Collector<'a> {
     }
 
     fn progress_line(&self, k: u64, sum: &TickSum) -> String {
-        let elapsed = (k + 1) as f64;
-        let (phase, total) = match self.timeline {
-            None => ("ramp", None),
-            Some(t) => {
-                let end_ns = self.shared.end_ns();
-                let now_ns = (k + 1) * SECOND_NS;
-                let phase = if now_ns <= t.start_ns {
-                    "ready"
-                } else if now_ns <= t.measure_ns {
-                    "warmup"
-                } else if now_ns <= end_ns {
-                    "measure"
-                } else {
-                    "drain"
-                };
-                (phase, Some(end_ns as f64 / 1e9))
-            }
-        };
-        let total = total.map_or("?".to_string(), |t| format!("{t:.0}s"));
-        let ms = |us: u64| format!("{:.3}ms", us as f64 / 1000.0);
-        let (p50, p99) = if sum.progress.is_empty() {
-            ("-".to_string(), "-".to_string())
-        } else {
+        let latency_us = (!sum.progress.is_empty()).then(|| {
             (
-                ms(sum.progress.value_at_quantile(0.5)),
-                ms(sum.progress.value_at_quantile(0.99)),
+                sum.progress.value_at_quantile(0.5),
+                sum.progress.value_at_quantile(0.99),
             )
-        };
-        format!(
-            "[{elapsed:>5.0}s/{total:>5}] {phase:<7} conns {}/{} sent {}/s recv {}/s p50 {p50} p99 {p99} errors {}",
-            sum.open, self.clients, sum.sent_all, sum.received_all, self.progress_errors
-        )
+        });
+        progress::line(&Progress {
+            elapsed_s: k + 1,
+            schedule: self.timeline.map(|t| Schedule {
+                start_ns: t.start_ns,
+                measure_ns: t.measure_ns,
+                end_ns: self.shared.end_ns(),
+            }),
+            open: sum.open,
+            clients: self.clients,
+            sent: sum.sent_all,
+            received: sum.received_all,
+            latency_us,
+            errors: self.progress_errors,
+        })
     }
 
     /// Merges the threads' totals and writes every result file.

@@ -61,6 +61,7 @@ fn help_shows_every_default() {
         "--max-loss",
         "compare",
         "plot",
+        "report",
     ] {
         assert!(help.contains(default), "--help lacks {default}:\n{help}");
     }
@@ -101,6 +102,8 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--addr", "127.0.0.1:99999"], "--addr 127.0.0.1:99999: "),
         (&["--clients", "0"], "--clients must be at least 1"),
         (&["--rate", "0"], "--rate must be between"),
+        (&["-R", "0"], "--total-rate must be between"),
+        (&["--total-rate", "0"], "--total-rate must be between"),
         (&["--threads", "0"], "--threads must be at least 1"),
         (&["--duration", "0s"], "--duration must be longer than zero"),
         (
@@ -147,9 +150,11 @@ fn unreadable_inputs_exit_1_with_one_line() {
     let csv = out.join("missing.csv").display().to_string();
     let hgrm = out.join("missing.hgrm").display().to_string();
     let svg = out.join("x.svg").display().to_string();
+    let html = out.join("x.html").display().to_string();
     for (args, file) in [
         (vec!["compare", csv.as_str()], &csv),
         (vec!["plot", hgrm.as_str(), "-o", svg.as_str()], &hgrm),
+        (vec!["report", csv.as_str(), "-o", html.as_str()], &csv),
     ] {
         let run = run_loadgen(&args);
         assert_eq!(run.code, Some(exit::ERROR), "{args:?}: {}", run.stderr);

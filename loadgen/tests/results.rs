@@ -97,28 +97,73 @@ fn runs_append_to_one_summary_and_compare_and_plot_read_them() {
     let ratio = second.summary.achieved_send_rate / first.summary.achieved_send_rate;
     assert!(lines[2].contains(&format!("{ratio:.2}x")), "{table}");
 
-    // plot: one SVG with both runs.
+    // plot: one SVG with both runs; the uncorrected inputs (a shell glob brings them
+    // along) are left out unless asked for.
     let svg = out.join("spectrum.svg");
-    plot::plot(
-        &[first.files.hgrm.clone(), second.files.hgrm.clone()],
-        &svg,
-        "two runs",
-    )
-    .expect("plot");
-    let svg = fs::read_to_string(&svg).expect("read svg");
-    assert!(svg.starts_with("<svg"));
-    assert!(svg.contains("two runs"));
+    let request = plot::PlotRequest {
+        files: vec![
+            first.files.hgrm.clone(),
+            first.files.uncorrected_hgrm.clone(),
+            second.files.hgrm.clone(),
+            second.files.uncorrected_hgrm.clone(),
+        ],
+        output: svg.clone(),
+        title: None,
+        uncorrected: false,
+        y_scale: plot::YScale::Auto,
+    };
+    let outcome = plot::plot(&request).expect("plot");
+    assert_eq!(outcome.left_out_uncorrected, 2);
+    assert_eq!(
+        outcome.title,
+        "Corrected latency by percentile: echo binary, 2 clients x 20-40/s each"
+    );
+    let text = fs::read_to_string(&svg).expect("read svg");
+    assert!(text.starts_with("<svg"));
+    assert!(text.contains(&outcome.title));
+    // Legends are the runs' labels; the two runs share one, so their start times tell
+    // them apart.
     for run in [&first, &second] {
-        let name = run
-            .files
-            .hgrm
-            .file_stem()
-            .expect("stem")
-            .to_string_lossy()
-            .into_owned();
-        assert!(svg.contains(&name), "legend names {name}");
+        let legend = format!("pair {}", run.summary.started_at);
+        assert!(text.contains(&legend), "legend {legend}");
     }
-    assert!(svg.contains("99.9%"), "percentile axis labels");
+    assert!(
+        !text.contains("uncorrected"),
+        "no uncorrected line unless asked"
+    );
+    assert!(text.contains("99.9%"), "percentile axis labels");
+    // Every line is drawn in a colour of the palette (which reads on white).
+    let palette: Vec<String> = plot::COLOURS
+        .iter()
+        .map(|c| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2))
+        .collect();
+    let polylines: Vec<&str> = text.split("<polyline").skip(1).collect();
+    assert!(!polylines.is_empty());
+    for line in polylines {
+        let stroke = line
+            .split("stroke=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("stroke");
+        assert!(
+            palette.iter().any(|c| c.eq_ignore_ascii_case(stroke)),
+            "{stroke}"
+        );
+    }
+
+    // --uncorrected: each run's uncorrected spectrum joins it, dashed, and the title
+    // says so; a given title replaces the made one.
+    let outcome = plot::plot(&plot::PlotRequest {
+        files: vec![first.files.hgrm.clone()],
+        uncorrected: true,
+        title: Some("mine & yours".into()),
+        ..request
+    })
+    .expect("plot");
+    assert_eq!(outcome.left_out_uncorrected, 0);
+    let text = fs::read_to_string(&svg).expect("read svg");
+    assert!(text.contains("pair (uncorrected)"), "{text}");
+    assert!(text.contains("mine &amp; yours"), "the title is escaped");
 }
 
 #[test]
@@ -147,6 +192,15 @@ fn unreadable_inputs_are_errors() {
     let not_hgrm = out.join("x.hgrm");
     fs::write(&not_hgrm, "hello world\n").expect("write");
     assert!(results::read_hgrm(&not_hgrm).is_err());
-    assert!(plot::plot(&[not_hgrm], &out.join("x.svg"), "t").is_err());
+    assert!(
+        plot::plot(&plot::PlotRequest {
+            files: vec![not_hgrm],
+            output: out.join("x.svg"),
+            title: None,
+            uncorrected: false,
+            y_scale: plot::YScale::Auto,
+        })
+        .is_err()
+    );
     assert!(compare::load(&[out.join("missing.csv")]).is_err());
 }

@@ -1,13 +1,15 @@
 //! Integration tests of `loadgen`, compiled as one binary. Each module covers one part of
 //! the issue: `recorder` (corrected vs uncorrected latency, exact merging),
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
-//! plot), `cli` (the binary: help, exit codes, Ctrl+C) and `end_to_end` (the real chat
-//! server, every scenario and protocol). Helpers live in `common`.
+//! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
+//! exit codes, Ctrl+C) and `end_to_end` (the real chat server, every scenario and
+//! protocol). Helpers live in `common`.
 
 mod common;
 
 mod cli;
 mod end_to_end;
 mod recorder;
+mod report_html;
 mod results;
 mod verification;

@@ -1,15 +1,37 @@
 #!/usr/bin/env python3
-"""Summarizes a scripts/bench.sh result directory as Markdown: the median of every
-point over its repetitions, server CPU per message, ratios against the tokio baseline,
-the rate ladder and the highest rate under each p99 bound, and the idle-connection
-figures.
+"""The Python half of scripts/bench.sh: every step that is easier in Python than in
+shell, as subcommands, so bench.sh holds no inline Python.
 
-Usage: python3 scripts/bench_summary.py RESULTS_DIR
+  summary DIR                       Markdown summary of a result directory: the median
+                                    of every point over its repetitions, server CPU per
+                                    message, ratios against the tokio baseline, the rate
+                                    ladder and the highest rate under each p99 bound, the
+                                    idle-connection figures
+  rows CSV                          number of data rows of a CSV (0 if it does not exist)
+  new-row CSV BEFORE COLUMN...      checks that the CSV has exactly BEFORE + 1 rows (one
+                                    run appended one row) and prints the named columns of
+                                    that row; exits 1 naming the problem otherwise
+  server-cpu OUT LABEL REP T0 T1 HZ RECEIVED WARMUP DURATION
+                                    appends a row of server CPU per message to OUT
+  search LADDER SEARCH CLIENTS      highest ladder rate under each p99 bound, to SEARCH
+  scrape LOG SECONDS                scrapes the /metrics endpoint named in a server log
+                                    once a second
+  idle-clients ADDR COUNT READY     opens COUNT idle connections (Hello sent), touches
+                                    READY, holds them 60 s
+  idle-csv OUT COUNT RSS0 RSS1 T0 T1 HZ
+                                    writes the idle-connection figures
+  div A B...                        A / B / ... (per-client rates for bench.sh)
 """
 
 import csv
+import os
+import re
+import socket
 import statistics
+import struct
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -47,8 +69,8 @@ def paired_table(points, a_prefix, b_prefix, a_name, b_name, title):
               f"| {ratio('srv_cpu')} | {a['lost']}, {b['lost']} |")
 
 
-def main():
-    out = Path(sys.argv[1])
+def summary(out):
+    out = Path(out)
     cpu = {}
     if (out / "server_cpu.csv").exists():
         for r in rows(out / "server_cpu.csv"):
@@ -175,5 +197,142 @@ def main():
               f"{r['idle_cpu_percent']} % CPU over 10 s.")
 
 
+class BenchError(Exception):
+    """A step of the benchmark went wrong; bench.sh stops with this message."""
+
+
+def count_rows(path):
+    if not os.path.exists(path):
+        return 0
+    return len(rows(path))
+
+
+def new_row(path, before, columns):
+    """The named columns of the one row a run appended to the summary CSV at PATH,
+    which held BEFORE rows before it."""
+    after = count_rows(path)
+    if after != before + 1:
+        raise BenchError(
+            f"{path}: expected exactly one new row after the run ({before} before), "
+            f"found {after - before}; the run's numbers are not there")
+    row = rows(path)[-1]
+    missing = [c for c in columns if c not in row]
+    if missing:
+        raise BenchError(f"{path}: no column {', '.join(missing)}")
+    return [row[c] for c in columns]
+
+
+def server_cpu(path, label, rep, t0, t1, hz, received, warmup, duration):
+    # The server also works during warmup, so count those messages too.
+    received = float(received or 0)
+    total = received * (float(warmup) + float(duration)) / float(duration)
+    cpu_us = (int(t1) - int(t0)) / int(hz) * 1e6
+    per_msg = cpu_us / total if total else float("nan")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg\n")
+        f.write(f"{label},{rep},{cpu_us/1e6:.3f},{int(total)},{per_msg:.3f}\n")
+    return per_msg
+
+
+def search(ladder, out, clients):
+    clients = int(clients)
+    runs = {}
+    for r in rows(ladder):
+        runs.setdefault((r["server"], int(r["rate_per_client"])), []).append(r)
+    with open(out, "w") as f:
+        f.write("server,p99_bound_us,clients,rate_per_client,total_rate\n")
+        for server in ("server", "tokio"):
+            rates = sorted(rate for (name, rate) in runs if name == server)
+            for bound in (1000, 10000):
+                best = 0
+                for rate in rates:
+                    rr = runs[(server, rate)]
+                    p99 = statistics.median(int(r["p99_us"]) for r in rr)
+                    if p99 > bound or any(int(r["lost"]) for r in rr):
+                        break
+                    best = rate
+                f.write(f"{server},{bound},{clients},{best},{best * clients}\n")
+                print(f"    {server}: median p99 <= {bound} us up to {best}/s per client")
+
+
+def scrape(log, seconds):
+    end = time.time() + float(seconds)
+    addr = None
+    while addr is None and time.time() < end:
+        time.sleep(0.05)
+        try:
+            text = open(log).read()
+        except FileNotFoundError:
+            continue
+        found = re.search(r"^metrics on (\S+)$", text, re.M)
+        addr = found.group(1) if found else None
+    while addr and time.time() < end:
+        try:
+            urllib.request.urlopen(f"http://{addr}/metrics", timeout=2).read()
+            print("scraped", flush=True)
+        except OSError:
+            pass
+        time.sleep(1)
+
+
+def idle_clients(addr, count, ready):
+    host, port = addr.rsplit(":", 1)
+    socks = []
+    for _ in range(int(count)):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(struct.pack(">IBH", 3, 0x01, 1))  # Hello, protocol version 1
+        socks.append(s)
+    open(ready, "w").close()
+    time.sleep(60)
+
+
+def idle_csv(path, n, rss0, rss1, t0, t1, hz):
+    n = int(n)
+    per_conn = (int(rss1) - int(rss0)) * 1024 / n
+    cpu_pct = (int(t1) - int(t0)) / int(hz) / 10 * 100
+    with open(path, "w") as f:
+        f.write("connections,rss_before_kib,rss_after_kib,rss_per_conn_bytes,idle_cpu_percent\n")
+        f.write(f"{n},{rss0},{rss1},{per_conn:.0f},{cpu_pct:.2f}\n")
+    print(f"    {n} idle connections: {per_conn:.0f} bytes RSS each, {cpu_pct:.2f} % CPU over 10 s")
+
+
+def main(argv):
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, args = argv[0], argv[1:]
+    try:
+        if command == "summary":
+            summary(*args)
+        elif command == "rows":
+            print(count_rows(*args))
+        elif command == "new-row":
+            print(" ".join(new_row(args[0], int(args[1]), args[2:])))
+        elif command == "server-cpu":
+            print(f"{server_cpu(*args):.3f}")
+        elif command == "search":
+            search(*args)
+        elif command == "scrape":
+            scrape(*args)
+        elif command == "idle-clients":
+            idle_clients(*args)
+        elif command == "idle-csv":
+            idle_csv(*args)
+        elif command == "div":
+            value = float(args[0])
+            for b in args[1:]:
+                value /= float(b)
+            print(f"{value:.12g}")
+        else:
+            print(f"bench.py: unknown command {command}\n{__doc__}", file=sys.stderr)
+            return 2
+    except BenchError as e:
+        print(f"bench.py: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

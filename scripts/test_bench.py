@@ -1,0 +1,104 @@
+"""Tests of scripts/bench.sh's settings and of the helpers in scripts/bench.py that guard
+its numbers. Run: python3 -m unittest discover -s scripts -p 'test_*.py'"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))
+
+import bench  # noqa: E402
+
+HEADER = "label,received,p99_us,p999_us,lost\n"
+
+
+def settings(*args):
+    """What bench.sh --dry-run says it would do with ARGS."""
+    done = subprocess.run(["bash", str(SCRIPTS / "bench.sh"), *args, "--dry-run"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+class NewRow(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.csv = os.path.join(self.dir.name, "echo.csv")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, *rows):
+        with open(self.csv, "w") as f:
+            f.write(HEADER + "".join(rows))
+
+    def test_the_one_new_row_is_read(self):
+        self.write("echo,10,100,200,0\n", "echo,20,300,400,1\n")
+        self.assertEqual(bench.new_row(self.csv, 1, ["received", "p99_us", "lost"]),
+                         ["20", "300", "1"])
+
+    def test_a_run_that_added_no_row_is_refused(self):
+        # The failed run's would-be numbers are the previous run's: refuse them.
+        self.write("echo,10,100,200,0\n")
+        with self.assertRaisesRegex(bench.BenchError, "exactly one new row.*found 0"):
+            bench.new_row(self.csv, 1, ["p99_us"])
+
+    def test_a_missing_csv_is_refused(self):
+        with self.assertRaisesRegex(bench.BenchError, "found 0"):
+            bench.new_row(self.csv, 0, ["p99_us"])
+
+    def test_two_new_rows_are_refused(self):
+        self.write("echo,10,100,200,0\n", "echo,20,300,400,1\n")
+        with self.assertRaisesRegex(bench.BenchError, "found 2"):
+            bench.new_row(self.csv, 0, ["p99_us"])
+
+    def test_the_command_line_exits_1_with_the_reason(self):
+        self.write("echo,10,100,200,0\n")
+        done = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "new-row", self.csv,
+                               "1", "p99_us"], capture_output=True, text=True)
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("expected exactly one new row", done.stderr)
+        self.assertEqual(done.stdout, "")
+
+    def test_rows_counts_data_rows(self):
+        self.assertEqual(bench.count_rows(self.csv), 0)
+        self.write("echo,10,100,200,0\n", "echo,20,300,400,1\n")
+        self.assertEqual(bench.count_rows(self.csv), 2)
+
+
+class Settings(unittest.TestCase):
+    def test_quick_keeps_an_explicit_reps_and_duration(self):
+        self.assertIn("reps 2,", settings("--reps", "2", "--quick"))
+        self.assertIn("reps 2,", settings("--quick", "--reps", "2"))
+        self.assertIn("duration 7s,", settings("--duration", "7", "--quick"))
+
+    def test_quick_alone_and_the_defaults(self):
+        quick = settings("--quick")
+        self.assertIn("reps 1, duration 3s, warmup 1s, clients 200 x 50/s", quick)
+        full = settings()
+        self.assertIn("reps 3, duration 10s, warmup 3s, clients 1000 x 50/s", full)
+
+
+class Script(unittest.TestCase):
+    def test_bench_sh_holds_no_inline_python_and_keeps_server_output(self):
+        text = (SCRIPTS / "bench.sh").read_text()
+        self.assertNotIn("python3 -", text)
+        self.assertNotIn("<<'EOF'", text)
+        start = text[text.index("start_server() {"):]
+        launch = [line.strip() for line in start.splitlines() if line.strip().startswith('"$@"')]
+        # The server's stdout and stderr both go to its log in the output directory.
+        self.assertEqual(launch[0], '"$@" >"$log" 2>&1 &')
+
+    def test_div_gives_per_client_rates(self):
+        def div(*args):
+            return subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "div", *args],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(div("50", "1000"), "0.05")
+        self.assertEqual(div("1000000", "200", "200"), "25")
+
+
+if __name__ == "__main__":
+    unittest.main()
