@@ -21,12 +21,48 @@ fn s(x: &str) -> String {
     x.to_owned()
 }
 
+/// The creation time of the example room, in nanoseconds since the epoch: its message
+/// ids start after it.
+const ROOM_BASE: u64 = 1_700_000_000_000_000_000;
+
+/// The receive time of the example messages (as in the `EchoReply` example).
+const TIME_NS: u64 = 1_700_000_000_123_456_789;
+
+/// The example `RoomMsg`, also shown as a history line.
+fn room_msg() -> Frame {
+    Frame::RoomMsg {
+        room: s("lobby"),
+        from: s("alice"),
+        id: ROOM_BASE + 7,
+        time_ns: TIME_NS,
+        text: s("hi"),
+    }
+}
+
 /// The frame each `hex frame=NAME` block of the document encodes.
 fn examples() -> Vec<(&'static str, Frame)> {
     vec![
-        ("Hello", Frame::Hello { version: 1 }),
+        (
+            "Hello",
+            Frame::Hello {
+                version: shared::PROTOCOL_VERSION,
+            },
+        ),
         ("SetNick", Frame::SetNick { nick: s("alice") }),
-        ("Join", Frame::Join { room: s("lobby") }),
+        (
+            "Join",
+            Frame::Join {
+                room: s("lobby"),
+                since: None,
+            },
+        ),
+        (
+            "Join+since",
+            Frame::Join {
+                room: s("lobby"),
+                since: Some(ROOM_BASE + 2),
+            },
+        ),
         ("Leave", Frame::Leave { room: s("lobby") }),
         (
             "Say",
@@ -55,13 +91,21 @@ fn examples() -> Vec<(&'static str, Frame)> {
         ("ListRooms", Frame::ListRooms),
         ("Who", Frame::Who { room: s("lobby") }),
         ("GetStats", Frame::GetStats),
+        (
+            "GetHistory",
+            Frame::GetHistory {
+                room: s("lobby"),
+                before: 0,
+                limit: 2,
+            },
+        ),
         ("Ping", Frame::Ping { token: 42 }),
         ("Pong", Frame::Pong { token: 42 }),
         ("Goodbye", Frame::Goodbye { reason: s("bye") }),
         (
             "Welcome",
             Frame::Welcome {
-                version: 1,
+                version: shared::PROTOCOL_VERSION,
                 max_frame: 1_048_576,
                 nick: s("guest-1"),
             },
@@ -79,6 +123,7 @@ fn examples() -> Vec<(&'static str, Frame)> {
                 room: s("lobby"),
                 nick: s("alice"),
                 members: 2,
+                last: ROOM_BASE + 7,
             },
         ),
         (
@@ -111,14 +156,7 @@ fn examples() -> Vec<(&'static str, Frame)> {
                 nicks: vec![s("alice"), s("bob")],
             },
         ),
-        (
-            "RoomMsg",
-            Frame::RoomMsg {
-                room: s("lobby"),
-                from: s("alice"),
-                text: s("hi"),
-            },
-        ),
+        ("RoomMsg", room_msg()),
         (
             "DirectMsg",
             Frame::DirectMsg {
@@ -175,11 +213,27 @@ fn examples() -> Vec<(&'static str, Frame)> {
                 text: s("you are in lobby"),
             },
         ),
+        (
+            "HistoryPage",
+            Frame::HistoryPage {
+                room: s("lobby"),
+                count: 2,
+                more: true,
+            },
+        ),
+        (
+            "Resumed",
+            Frame::Resumed {
+                room: s("lobby"),
+                replayed: 2,
+                missed: 3,
+            },
+        ),
     ]
 }
 
 /// Every type code the crate defines, from the `types` module.
-const ALL_TYPES: [u8; 35] = [
+const ALL_TYPES: [u8; 38] = [
     types::HELLO,
     types::SET_NICK,
     types::JOIN,
@@ -194,6 +248,7 @@ const ALL_TYPES: [u8; 35] = [
     types::LIST_ROOMS,
     types::WHO,
     types::GET_STATS,
+    types::GET_HISTORY,
     types::PING,
     types::PONG,
     types::GOODBYE,
@@ -215,6 +270,8 @@ const ALL_TYPES: [u8; 35] = [
     types::ERROR,
     types::SHUTDOWN,
     types::NOTICE,
+    types::HISTORY_PAGE,
+    types::RESUMED,
 ];
 
 /// A fenced code block of the document: its info string and its lines.
@@ -450,7 +507,12 @@ fn binary_session_is_well_formed() {
         }
         frames.push(frame);
     }
-    assert_eq!(frames.first(), Some(&Frame::Hello { version: 1 }));
+    assert_eq!(
+        frames.first(),
+        Some(&Frame::Hello {
+            version: shared::PROTOCOL_VERSION
+        })
+    );
     assert!(matches!(frames.get(1), Some(Frame::Welcome { .. })));
     assert!(matches!(frames.last(), Some(Frame::Goodbye { .. })));
 }
@@ -491,6 +553,14 @@ fn doc_states_the_limits_of_the_code() {
             shared::PROTOCOL_VERSION
         ),
         format!("{} bytes", shared::frame::MAX_STR8),
+        format!("# Chat wire protocol, version {}", shared::PROTOCOL_VERSION),
+        format!(
+            "`{}` (`Hello`, version {})",
+            hex(&encode(&Frame::Hello {
+                version: shared::PROTOCOL_VERSION
+            })),
+            shared::PROTOCOL_VERSION
+        ),
     ];
     // Compare with line breaks folded, since the document wraps its prose.
     let prose = DOC.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -499,8 +569,8 @@ fn doc_states_the_limits_of_the_code() {
     }
     assert_eq!(
         shared::PROTOCOL_VERSION,
-        1,
-        "the document describes version 1"
+        2,
+        "the document describes version 2"
     );
     for line in text::HELP {
         let command = line.split_whitespace().next().unwrap();
@@ -508,6 +578,82 @@ fn doc_states_the_limits_of_the_code() {
             assert!(
                 DOC.contains(&format!("`{command}")),
                 "{command} undocumented"
+            );
+        }
+    }
+}
+
+#[test]
+fn history_lines_are_written_as_the_doc_shows() {
+    let mut line = BytesMut::new();
+    assert!(text::render_history_line(&room_msg(), &mut line));
+    let line = std::str::from_utf8(&line).unwrap();
+    assert_eq!(line, "[lobby] 22:13:20 <alice> hi\n");
+    let prose = DOC.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        prose.contains(&format!("`{}`", line.trim_end())),
+        "PROTOCOL.md does not show the history line {line:?}"
+    );
+    let mut other = BytesMut::new();
+    assert!(!text::render_history_line(&Frame::GetStats, &mut other));
+    assert!(other.is_empty());
+    // The other forms the document quotes.
+    let short_forms = [
+        Frame::HistoryPage {
+            room: s("lobby"),
+            count: 1,
+            more: false,
+        },
+        Frame::Resumed {
+            room: s("lobby"),
+            replayed: 2,
+            missed: 0,
+        },
+    ];
+    for frame in short_forms {
+        let mut out = BytesMut::new();
+        assert!(render_line(&frame, &mut out));
+        let rendered = std::str::from_utf8(&out).unwrap().trim_end().to_owned();
+        assert!(
+            prose.contains(&format!("`{rendered}`")),
+            "PROTOCOL.md does not show {rendered:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_error_table_matches_the_parser() {
+    let (_, rest) = DOC
+        .split_once("Argument errors are answered with")
+        .expect("the usage error table");
+    let rows: Vec<&str> = rest
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() >= 10, "{rows:?}");
+    let quoted = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    for row in rows {
+        let cells: Vec<&str> = row.trim().trim_matches('|').split(" | ").collect();
+        let [inputs, answer] = cells.as_slice() else {
+            panic!("bad usage table row {row:?}");
+        };
+        let [answer] = quoted(answer).try_into().unwrap();
+        let inputs = quoted(inputs);
+        assert!(!inputs.is_empty(), "{row:?}");
+        for input in inputs {
+            let error = parse_command(&input).expect_err(&input);
+            assert_eq!(
+                format!("ERR {} {}", error.code.0, error.message),
+                answer,
+                "{input}"
             );
         }
     }
