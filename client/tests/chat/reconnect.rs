@@ -116,6 +116,37 @@ fn after_a_server_restart_history_is_not_available_and_the_session_goes_on() {
 }
 
 #[test]
+fn a_nick_still_held_by_the_old_connection_is_taken_back_once_free() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr);
+    let mut chat = Chat::spawn("keeper", proxy.addr, &["--nick", "keeper"]);
+    chat.expect("[lobby] * keeper joined");
+    let mut watcher = Chat::spawn("watcher", server.addr, &["--nick", "watcher"]);
+    watcher.expect("[lobby] * watcher joined");
+    chat.expect("[lobby] * watcher joined");
+
+    // The client's link dies; the server still holds the old connection and its nick.
+    proxy.cut_client_side();
+    chat.expect("connection lost");
+    chat.expect("nick keeper is still held");
+    let line = chat.expect("* reconnected, ");
+    assert!(
+        line.ends_with("; nick keeper still held, trying again"),
+        "{line}"
+    );
+    // A guest meanwhile, in the room all the same.
+    chat.send("as a guest");
+    watcher.expect("> as a guest");
+    proxy.release();
+    watcher.expect("[lobby] * keeper left");
+    chat.expect("* took back nick keeper");
+    chat.send("as myself");
+    watcher.expect("[lobby] <keeper> as myself");
+    let (status, _, stderr) = chat.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
 fn no_reconnect_exits_4_on_a_lost_connection() {
     let server = TestServer::start();
     let proxy = Proxy::start(server.addr);

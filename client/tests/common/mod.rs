@@ -321,8 +321,13 @@ struct ProxyInner {
     /// While set, new connections are closed as soon as they are accepted.
     paused: AtomicBool,
     stop: AtomicBool,
-    /// Both sides of every forwarded connection, to cut them.
-    streams: Mutex<Vec<TcpStream>>,
+    /// While set, a forwarder whose source ends does not pass the end on, so a
+    /// connection cut on the client's side stays open on the server's.
+    quiet: AtomicBool,
+    /// Both sides (client, server) of every forwarded connection, to cut them.
+    streams: Mutex<Vec<(TcpStream, TcpStream)>>,
+    /// Server sides left open by [`Proxy::cut_client_side`].
+    held: Mutex<Vec<TcpStream>>,
 }
 
 impl Proxy {
@@ -333,7 +338,9 @@ impl Proxy {
             upstream,
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
             streams: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         });
         let shared = Arc::clone(&inner);
         let thread = thread::spawn(move || {
@@ -349,12 +356,17 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(shared.upstream) else {
                     continue;
                 };
-                let mut streams = shared.streams.lock().unwrap();
-                streams.push(client.try_clone().unwrap());
-                streams.push(server.try_clone().unwrap());
-                drop(streams);
-                forward(client.try_clone().unwrap(), server.try_clone().unwrap());
-                forward(server, client);
+                shared
+                    .streams
+                    .lock()
+                    .unwrap()
+                    .push((client.try_clone().unwrap(), server.try_clone().unwrap()));
+                forward(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Arc::clone(&shared),
+                );
+                forward(server, client, Arc::clone(&shared));
             }
         });
         Proxy {
@@ -366,8 +378,28 @@ impl Proxy {
 
     /// Closes every connection carried so far, both sides, as a broken link would.
     pub fn cut(&self) {
-        for stream in self.inner.streams.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
+        for (client, server) in self.inner.streams.lock().unwrap().drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Closes every connection carried so far on the client's side only: the server
+    /// does not notice until [`Proxy::release`] (a client whose link died while the
+    /// server still holds its old connection).
+    pub fn cut_client_side(&self) {
+        self.inner.quiet.store(true, Ordering::Release);
+        let mut held = self.inner.held.lock().unwrap();
+        for (client, server) in self.inner.streams.lock().unwrap().drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+            held.push(server);
+        }
+    }
+
+    /// Closes the server sides [`Proxy::cut_client_side`] left open.
+    pub fn release(&self) {
+        for server in self.inner.held.lock().unwrap().drain(..) {
+            let _ = server.shutdown(Shutdown::Both);
         }
     }
 
@@ -391,13 +423,17 @@ impl Drop for Proxy {
             let _ = thread.join();
         }
         self.cut();
+        self.release();
     }
 }
 
-/// Copies `from` to `to` on a thread until `from` ends, then ends `to`'s sending side.
-fn forward(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` on a thread until `from` ends, then ends `to`'s sending side
+/// (unless the proxy is quiet).
+fn forward(mut from: TcpStream, mut to: TcpStream, proxy: Arc<ProxyInner>) {
     thread::spawn(move || {
         let _ = std::io::copy(&mut from, &mut to);
-        let _ = to.shutdown(Shutdown::Write);
+        if !proxy.quiet.load(Ordering::Acquire) {
+            let _ = to.shutdown(Shutdown::Write);
+        }
     });
 }
