@@ -27,6 +27,9 @@ use crate::render;
 pub(crate) const NICK_RETRY_EVERY: Duration = Duration::from_secs(2);
 /// How long after reconnecting the nick is asked for again before giving up.
 pub(crate) const NICK_RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long a re-join may wait for the server's answers before the session goes on
+/// without them (typed lines are refused until it is done).
+pub(crate) const REJOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether requests can go to the server.
 #[derive(Debug)]
@@ -53,6 +56,8 @@ pub(super) struct Rejoin {
     missed: u64,
     /// Rooms whose resume the server refused: joined without history.
     unavailable: Vec<String>,
+    /// Past this, the session stops waiting for the re-join to finish.
+    deadline: Instant,
 }
 
 /// Where the room being re-joined stands.
@@ -147,6 +152,7 @@ impl Session {
                     replayed: 0,
                     missed: 0,
                     unavailable: Vec::new(),
+                    deadline: now + REJOIN_TIMEOUT,
                 });
             }
             None => self.finish(0, 0, &[], &mut reaction),
@@ -156,15 +162,46 @@ impl Session {
 
     /// When [`tick`](Session::tick) has something to do next, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        match &self.claim {
+        let claim = match &self.claim {
             NickClaim::Waiting { at, .. } => Some(*at),
             _ => None,
-        }
+        };
+        let rejoin = match &self.link {
+            Link::Rejoining(rejoin) => Some(rejoin.deadline),
+            _ => None,
+        };
+        claim.into_iter().chain(rejoin).min()
     }
 
     /// Moves timed work along: schedules and sends another claim of a nick that was
-    /// still held. Call it after every event and at [`deadline`](Session::deadline).
+    /// still held, and stops waiting for a re-join the server does not finish. Call it
+    /// after every event and at [`deadline`](Session::deadline).
     pub fn tick(&mut self, now: Instant) -> Reaction {
+        let mut reaction = self.tick_claim(now);
+        let due = matches!(&self.link, Link::Rejoining(rejoin) if now >= rejoin.deadline);
+        if due && let Link::Rejoining(rejoin) = std::mem::replace(&mut self.link, Link::Online) {
+            let room = match rejoin.step {
+                Step::Joining { room, .. }
+                | Step::AwaitingResume { room, .. }
+                | Step::Replaying { room, .. } => room,
+            };
+            reaction.lines.push(format!(
+                "! re-joining {} got no complete answer within {} s; going on \
+                 without it (/join ROOM to try again)",
+                escape(&room),
+                REJOIN_TIMEOUT.as_secs()
+            ));
+            // What was not re-joined is not ours any more.
+            self.forget_room(&room);
+            for room in rejoin.todo {
+                self.forget_room(&room);
+            }
+            reaction.reconnected = true;
+        }
+        reaction
+    }
+
+    fn tick_claim(&mut self, now: Instant) -> Reaction {
         match std::mem::replace(&mut self.claim, NickClaim::None) {
             NickClaim::Refused { nick, since } => {
                 if now.saturating_duration_since(since) >= NICK_RETRY_FOR {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::reconnect::{NICK_RETRY_EVERY, NICK_RETRY_FOR};
+use super::reconnect::{NICK_RETRY_EVERY, NICK_RETRY_FOR, REJOIN_TIMEOUT};
 use super::*;
 use shared::ErrorCode;
 
@@ -419,4 +419,28 @@ fn losing_the_connection_ends_the_private_chat_and_forgets_pending_answers() {
     });
     // The echo and the history asked on the old connection are not waited for.
     assert!(s.is_idle());
+}
+
+#[test]
+fn a_rejoin_the_server_does_not_finish_is_given_up_at_its_deadline() {
+    let mut s = alice_in_two_rooms();
+    s.connection_lost();
+    let t0 = Instant::now();
+    s.reconnected("alice".into(), t0);
+    s.receive(joined("lobby", "alice", 5));
+    // `Resumed` never comes.
+    assert_eq!(s.deadline(), Some(t0 + REJOIN_TIMEOUT));
+    assert!(s.tick(t0 + REJOIN_TIMEOUT / 2).lines.is_empty());
+    assert!(s.is_rejoining());
+    let r = s.tick(t0 + REJOIN_TIMEOUT);
+    assert!(r.reconnected);
+    assert!(
+        r.lines[0].starts_with("! re-joining lobby got no complete answer"),
+        "{r:?}"
+    );
+    assert!(s.is_online());
+    assert_eq!(s.deadline(), None);
+    // Neither the room that stalled nor the one never reached is assumed joined.
+    assert_eq!(s.current_room(), None);
+    assert!(!s.input("/join lobby").frames.is_empty());
 }
