@@ -332,13 +332,14 @@ impl App {
         if !cause.is_transient() || !matches!(self.phase, Phase::Running) {
             return Some(Err(cause));
         }
-        reconnector.lost(&cause, now);
+        let why = brief(&cause);
+        reconnector.lost(why.clone(), now);
         self.link.abandon(now);
         let reaction = self.session.connection_lost();
         if let Some(outcome) = self.apply(reaction) {
             return Some(outcome);
         }
-        self.schedule(&format!("connection lost: {}", brief(&cause)), None)
+        self.schedule(&format!("connection lost: {why}"), None)
     }
 
     /// Shows `what` and when the next attempt starts, or gives up.

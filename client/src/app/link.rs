@@ -81,11 +81,11 @@ impl Reconnector {
     /// reconnect finished (the server welcomed us, then dropped us while re-joining)
     /// continues that effort: its schedule and its `--reconnect-for` bound go on, so a
     /// server that keeps failing that way is not hammered at the shortest wait.
-    pub(super) fn lost(&mut self, cause: &ClientError, now: Instant) {
+    pub(super) fn lost(&mut self, cause: String, now: Instant) {
         if self.lost_at.is_none() {
             self.lost_at = Some(now);
             self.backoff.reset();
-            self.cause = cause.to_string();
+            self.cause = cause;
         }
     }
 
@@ -149,10 +149,8 @@ pub(super) fn spawn_attempt(
 mod tests {
     use super::*;
 
-    fn lost() -> ClientError {
-        ClientError::ConnectionLost {
-            reason: "reset".to_owned(),
-        }
+    fn lost() -> String {
+        "reset".to_owned()
     }
 
     fn retry(next: Next) -> (Duration, u32) {
@@ -166,16 +164,19 @@ mod tests {
     fn an_effort_is_bounded_and_a_loss_during_it_does_not_restart_it() {
         let mut r = Reconnector::new(ReconnectPolicy::new(Duration::from_secs(10)));
         let t0 = Instant::now();
-        r.lost(&lost(), t0);
+        r.lost(lost(), t0);
         assert_eq!(retry(r.next(t0, None)).1, 1);
         assert_eq!(retry(r.next(t0, None)).1, 2);
         // Welcomed, then lost again before the rooms were back: the same effort.
-        r.lost(&lost(), t0 + Duration::from_secs(5));
+        r.lost(lost(), t0 + Duration::from_secs(5));
         let (delay, attempt) = retry(r.next(t0 + Duration::from_secs(9), None));
         assert_eq!(attempt, 3);
         // No attempt starts after the bound.
         assert!(delay <= Duration::from_secs(1), "{delay:?}");
-        match r.next(t0 + Duration::from_secs(10), Some(&lost())) {
+        match r.next(
+            t0 + Duration::from_secs(10),
+            Some(&ClientError::Local(lost())),
+        ) {
             Next::GiveUp(ClientError::GaveUp {
                 attempts,
                 tried_for,
@@ -192,13 +193,13 @@ mod tests {
     fn success_starts_the_next_effort_afresh() {
         let mut r = Reconnector::new(ReconnectPolicy::new(Duration::from_secs(10)));
         let t0 = Instant::now();
-        r.lost(&lost(), t0);
+        r.lost(lost(), t0);
         for _ in 0..5 {
             r.next(t0, None);
         }
         r.succeeded();
         let t1 = t0 + Duration::from_secs(60);
-        r.lost(&lost(), t1);
+        r.lost(lost(), t1);
         let (delay, attempt) = retry(r.next(t1, None));
         assert_eq!(attempt, 1);
         assert!(delay <= Duration::from_millis(250), "{delay:?}");
