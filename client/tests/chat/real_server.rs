@@ -183,3 +183,38 @@ fn a_message_over_the_servers_limit_is_refused_locally() {
     let (status, _, stderr) = chat.finish();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }
+
+#[test]
+fn history_shows_the_last_messages_with_their_times() {
+    let server = TestServer::start();
+    let mut chat = Chat::spawn("historian", server.addr, &["--nick", "historian"]);
+    chat.expect("[lobby] * historian joined");
+    for text in ["one", "two", "three"] {
+        chat.send(text);
+        chat.expect(&format!("[lobby] <historian> {text}"));
+    }
+    chat.send("/history 2");
+    chat.expect("* history of lobby: 2 messages; older ones not shown");
+    let two = chat.expect("<historian> two");
+    let three = chat.expect("<historian> three");
+    for (line, text) in [(two, "two"), (three, "three")] {
+        // `[lobby] HH:MM:SS <historian> TEXT`, not a live line.
+        let rest = line
+            .strip_prefix("[lobby] ")
+            .unwrap_or_else(|| panic!("{line}"));
+        let (time, said) = rest.split_at(8);
+        assert!(
+            time.bytes().enumerate().all(|(i, b)| if i == 2 || i == 5 {
+                b == b':'
+            } else {
+                b.is_ascii_digit()
+            }),
+            "{line}"
+        );
+        assert_eq!(said, format!(" <historian> {text}"), "{line}");
+    }
+    chat.send("/history nowhere");
+    chat.expect("! error ");
+    let (status, _, stderr) = chat.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
