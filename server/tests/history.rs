@@ -231,3 +231,63 @@ fn ids_the_server_never_handed_out_are_refused_with_210() {
     ));
     assert!(matches!(bob.recv(), Frame::RoomMsg { text, .. } if text == "hi"));
 }
+
+/// A room message keeps its place among its sender's other frames: a direct message
+/// sent after it, to a member on the same worker or another, arrives after it, and so
+/// does the sender's own next answer.
+#[test]
+fn a_room_message_keeps_its_place_among_the_senders_frames() {
+    for workers in [1, 2] {
+        let server = TestServer::with(|c| c.workers = workers);
+        let mut ann = BinClient::named(server.addr, "ann");
+        let mut bob = BinClient::named(server.addr, "bob");
+        ann.join("den");
+        bob.join("den");
+        ann.expect(|f| matches!(f, Frame::Joined { nick, .. } if nick == "bob"));
+        for round in 0..50 {
+            let mut burst = bytes::BytesMut::new();
+            for frame in [
+                say("den", &format!("room {round}")),
+                Frame::Direct {
+                    to: "bob".into(),
+                    text: format!("dm {round}"),
+                },
+                Frame::Echo {
+                    payload: bytes::Bytes::from_static(b"after"),
+                },
+            ] {
+                frame.encode(&mut burst).unwrap();
+            }
+            ann.send_raw(&burst);
+            assert!(
+                matches!(ann.recv(), Frame::RoomMsg { text, .. } if text == format!("room {round}")),
+                "{workers} workers, round {round}: own room message first"
+            );
+            assert!(matches!(ann.recv(), Frame::EchoReply { .. }));
+            assert!(
+                matches!(bob.recv(), Frame::RoomMsg { text, .. } if text == format!("room {round}")),
+                "{workers} workers, round {round}"
+            );
+            assert!(
+                matches!(bob.recv(), Frame::DirectMsg { text, .. } if text == format!("dm {round}"))
+            );
+        }
+        // A join notice goes out before the joiner's first message.
+        let mut cat = BinClient::named(server.addr, "cat");
+        let mut burst = bytes::BytesMut::new();
+        for frame in [
+            Frame::Join {
+                room: "den".into(),
+                since: None,
+            },
+            say("den", "hi all"),
+        ] {
+            frame.encode(&mut burst).unwrap();
+        }
+        cat.send_raw(&burst);
+        for member in [&mut ann, &mut bob] {
+            assert!(matches!(member.recv(), Frame::Joined { nick, .. } if nick == "cat"));
+            assert!(matches!(member.recv(), Frame::RoomMsg { text, .. } if text == "hi all"));
+        }
+    }
+}

@@ -306,13 +306,26 @@ impl Worker {
     }
 
     /// Applies one request to the connection's session and carries out its effects.
+    ///
+    /// A room message goes out through the workers' channels, in its room's order (see
+    /// `routing`). So that it also keeps its place among the sender's other frames, the
+    /// deliveries this worker holds for other workers go out before it, and this
+    /// worker's own channel, which now ends with it, is served before anything that
+    /// follows (the rest of this request's effects, the next request).
     fn apply(&mut self, conn: &mut Connection, request: Request) {
         let Some(session) = conn.session.as_mut() else {
             return;
         };
+        if matches!(request, Request::Say { .. }) {
+            self.route_outbox();
+        }
         let mut effects = std::mem::take(&mut self.effects);
-        let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+        let outlet = RoomOutlet::new(&self.shared, self.turn_at, &self.to_wake);
         session.apply(request, &context(&self.shared, &outlet), &mut effects);
+        if self.to_wake[self.index].replace(false) {
+            // All of it: the message just sent may be past any budget.
+            self.drain_channel_serving(usize::MAX, Some(conn));
+        }
         self.carry_out(conn, &mut effects);
         self.effects = effects;
     }
@@ -329,7 +342,7 @@ impl Worker {
         }
         let announce = self.phase == super::Phase::Running && !self.shared.shutting_down();
         let mut effects = std::mem::take(&mut self.effects);
-        let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+        let outlet = RoomOutlet::new(&self.shared, self.turn_at, &self.to_wake);
         session.depart(&context(&self.shared, &outlet), announce, &mut effects);
         self.carry_out(conn, &mut effects);
         self.effects = effects;
@@ -352,7 +365,7 @@ impl Worker {
             && let Some(session) = conn.session.as_mut()
         {
             let mut effects = std::mem::take(&mut self.effects);
-            let outlet = RoomOutlet::new(&self.shared, self.index, self.turn_at, &self.to_wake);
+            let outlet = RoomOutlet::new(&self.shared, self.turn_at, &self.to_wake);
             session.greet(&context(&self.shared, &outlet), &mut effects);
             self.carry_out(conn, &mut effects);
             self.effects = effects;

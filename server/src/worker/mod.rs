@@ -36,6 +36,7 @@ use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 
 use crate::config::Config;
+use crate::connection::Connection;
 use crate::engine::{Engine, HistoryLimits, MemoryEngine};
 use crate::permit::{Admission, Permit};
 use crate::session::Effect;
@@ -497,6 +498,12 @@ impl Worker {
     }
 
     fn drain_channel(&mut self, budget: usize) {
+        self.drain_channel_serving(budget, None);
+    }
+
+    /// [`Worker::drain_channel`] while connection `me` is being served (out of the
+    /// table): what the channel holds for it is delivered to it directly.
+    fn drain_channel_serving(&mut self, budget: usize, mut me: Option<&mut Connection>) {
         self.shared.workers[self.index]
             .wake_pending
             .swap(false, Ordering::AcqRel);
@@ -513,12 +520,12 @@ impl Worker {
                 WorkerMsg::Deliver(deliveries) => {
                     self.stats().backlog_sub(deliveries.len());
                     for delivery in deliveries {
-                        self.deliver_local(delivery);
+                        self.deliver_local(delivery, me.as_deref_mut());
                     }
                 }
                 WorkerMsg::Room(delivery) => {
                     self.stats().backlog_sub(1);
-                    self.deliver_local(delivery);
+                    self.deliver_local(delivery, me.as_deref_mut());
                 }
             }
         }

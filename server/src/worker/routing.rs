@@ -110,26 +110,19 @@ pub(crate) enum Delivery {
 }
 
 /// Hands the engine's room messages to the workers of their members (see the module
-/// docs), on behalf of the worker `me` serving a request whose input was read at
-/// `read_at`.
+/// docs), on behalf of a worker serving a request whose input was read at `read_at`.
 pub(crate) struct RoomOutlet<'a> {
     shared: &'a Shared,
-    me: usize,
     read_at: Instant,
-    /// Set for each other worker sent to; the worker wakes them at the end of its turn.
+    /// Set for each worker sent to: the worker wakes the others at the end of its turn
+    /// and serves its own channel at once (see `Worker::apply`).
     to_wake: &'a [Cell<bool>],
 }
 
 impl<'a> RoomOutlet<'a> {
-    pub(crate) fn new(
-        shared: &'a Shared,
-        me: usize,
-        read_at: Instant,
-        to_wake: &'a [Cell<bool>],
-    ) -> Self {
+    pub(crate) fn new(shared: &'a Shared, read_at: Instant, to_wake: &'a [Cell<bool>]) -> Self {
         Self {
             shared,
-            me,
             read_at,
             to_wake,
         }
@@ -169,9 +162,7 @@ impl Outlet for RoomOutlet<'_> {
                 .is_err()
             {
                 stats.backlog_sub(1);
-            } else if worker != self.me
-                && let Some(flag) = self.to_wake.get(worker)
-            {
+            } else if let Some(flag) = self.to_wake.get(worker) {
                 flag.set(true);
             }
         }
@@ -301,7 +292,7 @@ impl Worker {
         if to == me.id {
             self.enqueue(me, bytes);
         } else if to.worker as usize == self.index {
-            self.deliver_local(Delivery::One { to, bytes, scope });
+            self.deliver_local(Delivery::One { to, bytes, scope }, None);
         } else if let Some(out) = self.outbox.get_mut(to.worker as usize) {
             out.push(Delivery::One { to, bytes, scope });
         }
@@ -346,18 +337,27 @@ impl Worker {
         }
     }
 
-    pub(super) fn deliver_local(&mut self, delivery: Delivery) {
+    /// Delivers to connections of this worker; `me` is the connection being served,
+    /// out of the table meanwhile, if any.
+    pub(super) fn deliver_local(&mut self, delivery: Delivery, mut me: Option<&mut Connection>) {
         match delivery {
-            Delivery::One { to, bytes, scope } => {
-                if let Some(slot) = self.conns.live_slot(to)
-                    && let Some(mut conn) = self.conns.take(slot)
-                {
-                    if admit(&mut conn, scope, 0) {
-                        self.enqueue(&mut conn, bytes);
+            Delivery::One { to, bytes, scope } => match me {
+                Some(me) if me.id == to => {
+                    if admit(me, scope, 0) {
+                        self.enqueue(me, bytes);
                     }
-                    self.put_back(slot, conn);
                 }
-            }
+                _ => {
+                    if let Some(slot) = self.conns.live_slot(to)
+                        && let Some(mut conn) = self.conns.take(slot)
+                    {
+                        if admit(&mut conn, scope, 0) {
+                            self.enqueue(&mut conn, bytes);
+                        }
+                        self.put_back(slot, conn);
+                    }
+                }
+            },
             Delivery::Many {
                 fanout,
                 payload,
@@ -365,7 +365,16 @@ impl Worker {
             } => {
                 if let Some(list) = fanout.per_worker.get(self.index) {
                     for &member in list {
-                        self.deliver_to_member(member, &payload, scope);
+                        match me.as_deref_mut() {
+                            Some(me) if me.id == member.id => {
+                                if admit(me, scope, member.epoch)
+                                    && let Some(bytes) = me.mode().and_then(|m| payload.get(m))
+                                {
+                                    self.enqueue(me, bytes.clone());
+                                }
+                            }
+                            _ => self.deliver_to_member(member, &payload, scope),
+                        }
                     }
                     self.served(&payload, list.len());
                 }
@@ -417,7 +426,7 @@ impl Worker {
     /// and wakes the workers the room outlet sent to.
     pub(super) fn route_outbox(&mut self) {
         for (worker, flag) in self.to_wake.iter().enumerate() {
-            if flag.replace(false) {
+            if flag.replace(false) && worker != self.index {
                 self.shared.workers[worker].wake();
             }
         }
