@@ -20,6 +20,9 @@ shell, as subcommands, so bench.sh holds no inline Python.
                                     READY, holds them 60 s
   idle-csv OUT COUNT RSS0 RSS1 T0 T1 HZ
                                     writes the idle-connection figures
+  stat ADDR NAME                    one /stats counter of a running server (text mode)
+  history-csv OUT ROOMS BUDGET RSS0 RSS1 HELD
+                                    writes the history-memory figures
   div A B...                        A / B / ... (per-client rates for bench.sh)
 """
 
@@ -78,7 +81,8 @@ def summary(out):
 
     points = {}
     for path in sorted(out.glob("*.csv")):
-        if path.name in ("server_cpu.csv", "search.csv", "ladder.csv", "idle.csv") or path.name.endswith(
+        if path.name in ("server_cpu.csv", "search.csv", "ladder.csv", "idle.csv",
+                         "history.csv") or path.name.endswith(
             ".series.csv"
         ):
             continue
@@ -140,6 +144,30 @@ def summary(out):
 
     paired_table(points, "metrics-on-", "metrics-off-", "on", "off",
                  "--metrics scraped once a second against no metrics (ratio = on / off)")
+    paired_table(points, "history-on-", "history-off-", "on", "off",
+                 "Room history kept (the default) against none (--history-messages 0); "
+                 "ratio = on / off")
+    churned = {label: path for label, path in churn_runs(out).items()}
+    if churned:
+        print("\n## Churn: members dropping and resuming during the run\n")
+        print("| point | runs | reconnects | replayed | lost | duplicated | reordered "
+              "| order breaks | no longer held | live p99 | replay p99 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for label, runs in churned.items():
+            total = lambda key: sum(int(r[key] or 0) for r in runs)
+            print(f"| {label} | {len(runs)} | {total('churn_reconnects')} | {total('replayed')} "
+                  f"| {total('lost')} | {total('duplicated')} | {total('reordered')} "
+                  f"| {total('order_breaks')} | {total('resume_missed')} "
+                  f"| {fmt_ms(median(r['p99_us'] for r in runs))} "
+                  f"| {fmt_ms(median(r['replay_p99_us'] for r in runs))} |")
+    if (out / "history.csv").exists():
+        r = rows(out / "history.csv")[0]
+        print("\n## History memory\n")
+        print(f"{r['rooms']} rooms filled past their history limit: "
+              f"{int(r['history_bytes']) / 2**20:.1f} MiB of history kept against a "
+              f"{int(r['budget_bytes']) / 2**20:.0f} MiB budget; server RSS grew "
+              f"{int(r['rss_growth_bytes']) / 2**20:.1f} MiB (from {r['rss_before_kib']} to "
+              f"{r['rss_after_kib']} KiB).")
     paired_table(points, "this-", "previous-", "this", "previous",
                  "This build against the previous one (ratio = this / previous; lower is better)")
 
@@ -195,6 +223,18 @@ def summary(out):
         print(f"{r['connections']} idle connections: {int(r['rss_per_conn_bytes']) / 1024:.1f} KiB "
               f"RSS each (from {r['rss_before_kib']} to {r['rss_after_kib']} KiB), "
               f"{r['idle_cpu_percent']} % CPU over 10 s.")
+
+
+def churn_runs(out):
+    """The runs of every point that churned, by label."""
+    found = {}
+    for path in sorted(Path(out).glob("*.csv")):
+        if path.name.endswith(".series.csv"):
+            continue
+        runs = rows(path)
+        if runs and runs[0].get("churn_reconnects"):
+            found[runs[0]["label"]] = runs
+    return found
 
 
 class BenchError(Exception):
@@ -277,12 +317,16 @@ def scrape(log, seconds):
         time.sleep(1)
 
 
+# The binary protocol version the server speaks (shared::PROTOCOL_VERSION).
+PROTOCOL_VERSION = 2
+
+
 def idle_clients(addr, count, ready):
     host, port = addr.rsplit(":", 1)
     socks = []
     for _ in range(int(count)):
         s = socket.create_connection((host, int(port)))
-        s.sendall(struct.pack(">IBH", 3, 0x01, 1))  # Hello, protocol version 1
+        s.sendall(struct.pack(">IBH", 3, 0x01, PROTOCOL_VERSION))  # Hello
         socks.append(s)
     open(ready, "w").close()
     time.sleep(60)
@@ -296,6 +340,32 @@ def idle_csv(path, n, rss0, rss1, t0, t1, hz):
         f.write("connections,rss_before_kib,rss_after_kib,rss_per_conn_bytes,idle_cpu_percent\n")
         f.write(f"{n},{rss0},{rss1},{per_conn:.0f},{cpu_pct:.2f}\n")
     print(f"    {n} idle connections: {per_conn:.0f} bytes RSS each, {cpu_pct:.2f} % CPU over 10 s")
+
+
+def stat(addr, name):
+    """One counter from the server's `/stats`, asked in text mode."""
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"/stats\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            found = re.search(rb"^\*\s+" + re.escape(name.encode()) + rb" (\d+)$", data, re.M)
+            if found:
+                return int(found.group(1))
+    raise BenchError(f"no {name} in the /stats of {addr}")
+
+
+def history_csv(path, rooms, budget, rss0, rss1, held):
+    growth = (int(rss1) - int(rss0)) * 1024
+    with open(path, "w") as f:
+        f.write("rooms,budget_bytes,history_bytes,rss_before_kib,rss_after_kib,rss_growth_bytes\n")
+        f.write(f"{rooms},{budget},{held},{rss0},{rss1},{growth}\n")
+    print(f"    {rooms} rooms at their limit: history {int(held) / 2**20:.1f} MiB of a "
+          f"{int(budget) / 2**20:.0f} MiB budget, RSS grew {growth / 2**20:.1f} MiB")
 
 
 def main(argv):
@@ -320,6 +390,10 @@ def main(argv):
             idle_clients(*args)
         elif command == "idle-csv":
             idle_csv(*args)
+        elif command == "stat":
+            print(stat(*args))
+        elif command == "history-csv":
+            history_csv(*args)
         elif command == "div":
             value = float(args[0])
             for b in args[1:]:

@@ -2,7 +2,8 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,metrics,idle] [--previous SERVER_BIN]
+#        [--only echo,coalesce,baseline,search,fanout,metrics,history,idle]
+#        [--previous SERVER_BIN]
 #        [--dry-run]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
@@ -11,6 +12,7 @@
 #   server_cpu.csv                        server CPU time per message, per run
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
+#   history.csv                           history kept and RSS of rooms filled past their limit
 #   summary.md                            medians of every point and the ratios
 #   report.html                           `loadgen report` of every point's runs
 #   compare.txt                           `loadgen compare` of every point's runs
@@ -35,7 +37,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,metrics,idle"
+only="echo,coalesce,baseline,search,fanout,metrics,history,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -269,6 +271,56 @@ if want metrics; then
     round=""
 fi
 
+# Room history: echo and fan-out with history kept (the default) and off, in turn at
+# every rep (labels history-on-* and history-off-*); a fan-out run with 1 % of the
+# members dropping and resuming every second (churn-fanout, 60 s unless --quick); and
+# the memory of many rooms filled past their history limit.
+if want history; then
+    echo "==> history: echo and fan-out with history kept and off; churn; memory"
+    all_reps=$reps
+    reps=1
+    fanout_rate=$(bench_py div 50 "$clients")
+    for rep in $(seq "$all_reps"); do
+        round=$rep
+        for mode in on off; do
+            flags=()
+            [ "$mode" = off ] && flags=(--history-messages 0)
+            for point in echo fanout; do
+                args=(--clients "$clients" --rate "$rate" --scenario echo --protocol binary)
+                [ "$point" = fanout ] &&
+                    args=(--clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients")
+                run_point "history-$mode-$point" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                    "${flags[@]}" -- "${args[@]}"
+            done
+        done
+    done
+    reps=$all_reps
+    round=""
+    churn_duration=60
+    [ "$quick" -eq 1 ] && churn_duration=$duration
+    saved_duration=$duration
+    duration=$churn_duration
+    run_point "churn-fanout" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q -- \
+        --clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients" \
+        --churn 1
+    duration=$saved_duration
+    # Rooms of one member, each sent more than its 64 KiB of history holds (75
+    # messages of 1000 bytes), far more in all than the budget.
+    history_rooms=10000
+    [ "$quick" -eq 1 ] && history_rooms=1000
+    budget_mib=64
+    start_server history-memory "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+        --max-connections 20000 --history-room-bytes 64KiB --history-budget "${budget_mib}MiB"
+    rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+    run_loadgen history-memory history-memory --clients "$history_rooms" --room-size 1 \
+        --scenario room --rate 15 --duration 5s --warmup 0s --payload 1000 --connect-rate 5000
+    rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+    held=$(bench_py stat "$addr" history_bytes)
+    stop_server
+    bench_py history-csv "$out/history.csv" "$history_rooms" "$((budget_mib << 20))" \
+        "$rss0" "$rss1" "$held"
+fi
+
 if [ -n "$previous" ]; then
     [ -x "$previous" ] || { echo "bench.sh: --previous $previous is not an executable" >&2; exit 2; }
     echo "==> previous build ($previous) and this one in turn: echo and fan-out"
@@ -318,7 +370,7 @@ echo "==> report"
 # The points' summary CSVs (the ladder's runs are summed up in search.csv instead).
 mapfile -t summaries < <(find "$out" -maxdepth 1 -name '*.csv' ! -name '*.series.csv' \
     ! -name '*-search.csv' ! -name server_cpu.csv ! -name ladder.csv ! -name search.csv \
-    ! -name idle.csv | sort)
+    ! -name idle.csv ! -name history.csv | sort)
 if [ "${#summaries[@]}" -gt 0 ]; then
     "$loadgen_bin" compare "${summaries[@]}" >"$out/compare.txt"
     "$loadgen_bin" report "${summaries[@]}" -o "$out/report.html" >/dev/null

@@ -356,6 +356,7 @@ impl<'a> Flood<'a> {
             &mut out,
             &Frame::Join {
                 room: self.config.room.clone(),
+                since: None,
             },
         );
         self.members.push(Member {
@@ -588,11 +589,12 @@ fn next_frame(buf: &[u8]) -> Option<(u8, usize)> {
 }
 
 /// The stamp of a `RoomMsg` body (`room` and `from` as one length byte plus bytes,
-/// then the text), without decoding the strings.
+/// the message's id and time as two `u64`s, then the text), without decoding the
+/// strings.
 fn room_msg_stamp(body: &[u8]) -> Option<(usize, u64, u64)> {
     let room = usize::from(*body.first()?);
     let from = usize::from(*body.get(1 + room)?);
-    let text = body.get(2 + room + from..)?;
+    let text = body.get(2 + room + from + 16..)?;
     let mut fields = text.splitn(4, |&b| b == b':');
     let mut number = || -> Option<u64> {
         let digits = fields.next()?;
@@ -619,14 +621,35 @@ fn put(out: &mut BytesMut, frame: &Frame) {
 mod tests {
     use super::*;
 
-    /// A `RoomMsg` body: room and sender nick with a length byte each, then the text.
+    /// A `RoomMsg` body: room and sender nick with a length byte each, id and time,
+    /// then the text.
     fn body(text: &str) -> Vec<u8> {
         let mut body = vec![4];
         body.extend_from_slice(b"room");
         body.push(3);
         body.extend_from_slice(b"ann");
+        body.extend_from_slice(&7u64.to_be_bytes());
+        body.extend_from_slice(&8u64.to_be_bytes());
         body.extend_from_slice(text.as_bytes());
         body
+    }
+
+    #[test]
+    fn the_stamp_is_read_from_a_real_room_message() {
+        let mut text = String::new();
+        stamp(&mut text, 3, 12345, 987654321, 64);
+        let frame = Frame::RoomMsg {
+            room: "room".into(),
+            from: "ann".into(),
+            id: 1 << 60,
+            time_ns: 5,
+            text,
+        };
+        let bytes = frame.to_bytes().unwrap();
+        assert_eq!(
+            room_msg_stamp(&bytes[LEN_PREFIX + 1..]),
+            Some((3, 12345, 987654321))
+        );
     }
 
     #[test]

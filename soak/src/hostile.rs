@@ -632,14 +632,14 @@ impl<'a> Driver<'a> {
                 put_frame(&mut conn.out, &hello());
                 for k in 0..self.config.rooms_per_conn {
                     let room = format!("{}-{}-{k}", self.config.room, conn.slot);
-                    put_frame(&mut conn.out, &Frame::Join { room });
+                    put_frame(&mut conn.out, &Frame::Join { room, since: None });
                     conn.requests += 1;
                 }
             }
             Kind::NonReader | Kind::Talker => {
                 put_frame(&mut conn.out, &hello());
                 let room = self.config.room.clone();
-                put_frame(&mut conn.out, &Frame::Join { room });
+                put_frame(&mut conn.out, &Frame::Join { room, since: None });
                 let after = if conn.kind == Kind::Talker {
                     Duration::from_secs_f64(1.0 / self.config.talk_rate.max(0.1))
                 } else {
