@@ -433,7 +433,11 @@ fn shutdown_delivers_accepted_replies_to_a_client_that_is_still_sending() {
     socket.connect(&server.addr.into()).unwrap();
     let mut stream: std::net::TcpStream = socket.into();
     let mut out = BytesMut::new();
-    Frame::Hello { version: 1 }.encode(&mut out).unwrap();
+    Frame::Hello {
+        version: shared::PROTOCOL_VERSION,
+    }
+    .encode(&mut out)
+    .unwrap();
     let echo = Frame::Echo {
         payload: bytes::Bytes::from(vec![b'x'; 400]),
     };
