@@ -13,7 +13,8 @@
 //! notice or a `3xx` error, the loop waits per [`crate::backoff`] and tries again, each
 //! attempt on a thread of its own (see `app/link.rs`), showing a status line for each;
 //! once connected, the [`Session`] takes the nick back and re-joins the rooms. It gives
-//! up after `--reconnect-for`.
+//! up after `--reconnect-for`. Not once piped input has ended: with nothing left to
+//! send, a lost connection (a shutdown notice or `3xx` included) ends the client.
 
 mod link;
 
@@ -113,6 +114,7 @@ impl Client {
             reconnector: self.config.reconnect.map(Reconnector::new),
             console,
             phase: Phase::Running,
+            input_ended: false,
             config: self.config,
         };
         app.console
@@ -177,6 +179,10 @@ struct App {
     reconnector: Option<Reconnector>,
     console: Console,
     phase: Phase,
+    /// Piped input has ended: nothing more will be sent, so a new connection would have
+    /// nothing to answer and nothing to end the loop (`Running` waits for the person).
+    /// A loss then ends the client instead of reconnecting.
+    input_ended: bool,
     config: Config,
 }
 
@@ -250,6 +256,7 @@ impl App {
                 outcome
             }
             Event::Input(InputEvent::Eof) if self.config.mode == Mode::Piped && !closing => {
+                self.input_ended = true;
                 if !matches!(self.link, Link::Up { .. }) {
                     // What was sent will not be answered: as when the connection is
                     // lost while draining, the script learns it from the exit code.
@@ -331,6 +338,14 @@ impl App {
         };
         if !cause.is_transient() || !matches!(self.phase, Phase::Running) {
             return Some(Err(cause));
+        }
+        if self.input_ended {
+            // Lost while waiting for the last replies (a shutdown notice or a `3xx`
+            // while draining): as at the end of input while disconnected, what was sent
+            // will not be answered and the script learns it from the exit code.
+            return Some(Err(ClientError::ConnectionLost {
+                reason: brief(&cause),
+            }));
         }
         let why = brief(&cause);
         reconnector.lost(why.clone(), now);

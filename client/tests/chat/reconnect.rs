@@ -2,7 +2,9 @@
 //! restart on the same port, a hand-over between two servers sharing the port, and
 //! `--no-reconnect`.
 
-use crate::common::{Chat, Proxy, TestServer};
+use shared::{ErrorCode, Frame};
+
+use crate::common::{Chat, FakeServer, Proxy, TestServer};
 
 /// The texts of `from`'s lines in `room`, in the order printed.
 fn said<'a>(lines: &'a [String], room: &str, from: &str) -> Vec<&'a str> {
@@ -199,6 +201,62 @@ fn end_of_piped_input_while_reconnecting_reports_the_loss() {
     assert!(
         stderr.starts_with("chat: connection to the server lost: server shut down"),
         "{stderr:?}"
+    );
+}
+
+/// A first server that ends the connection with `last` (a shutdown notice or a `3xx`
+/// error) once the client, its input ended, waits for its last replies; the real server
+/// then takes the port over, so a reconnect would succeed. The client must not
+/// reconnect (nothing is left to send, so nothing would ever end it) but exit 4.
+fn ended_while_waiting_for_the_last_replies(last: Frame, reason: &str) {
+    let fake = FakeServer::start(move |mut conn| {
+        conn.handshake("guest-1");
+        conn.recv_until(|f| matches!(f, Frame::Echo { payload } if payload.as_ref() == b"one"));
+        // The barrier: sent only after the end of input.
+        conn.recv_until(|f| matches!(f, Frame::Echo { .. }));
+        conn.send(&last);
+    });
+    let addr = fake.addr;
+    let mut chat = Chat::spawn("script", addr, &[]);
+    chat.send("/echo one");
+    chat.close_stdin();
+    fake.join();
+    let _server = TestServer::start_on(addr, false);
+    let (status, stdout, stderr) = chat.finish();
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "stderr: {stderr}; stdout: {stdout:#?}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with(&format!("chat: connection to the server lost: {reason}")),
+        "{stderr:?}"
+    );
+    assert!(
+        !stdout.iter().any(|l| l.contains("reconnect")),
+        "{stdout:#?}"
+    );
+}
+
+#[test]
+fn a_shutdown_notice_while_waiting_for_the_last_replies_exits_4() {
+    ended_while_waiting_for_the_last_replies(
+        Frame::Shutdown {
+            reason: "server shutting down".into(),
+        },
+        "server shut down: server shutting down",
+    );
+}
+
+#[test]
+fn a_3xx_error_while_waiting_for_the_last_replies_exits_4() {
+    ended_while_waiting_for_the_last_replies(
+        Frame::Error {
+            code: ErrorCode::IDLE_TIMEOUT,
+            text: "idle for too long".into(),
+        },
+        "server closed the connection: error 302",
     );
 }
 
