@@ -214,7 +214,7 @@ fn type_codes_are_unique_and_in_their_ranges() {
             _ => panic!("type {t:#04x} out of range"),
         }
     }
-    assert_eq!(seen.len(), 35);
+    assert_eq!(seen.len(), 38);
 }
 
 #[test]
