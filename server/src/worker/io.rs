@@ -323,8 +323,10 @@ impl Worker {
         let outlet = RoomOutlet::new(&self.shared, self.turn_at, &self.to_wake);
         session.apply(request, &context(&self.shared, &outlet), &mut effects);
         if self.to_wake[self.index].replace(false) {
-            // All of it: the message just sent may be past any budget.
-            self.drain_channel_serving(usize::MAX, Some(conn));
+            // Everything up to the message just sent, however many, and no more: other
+            // workers may keep adding behind it.
+            let through_own = self.rx.len();
+            self.drain_channel_serving(through_own, Some(conn));
         }
         self.carry_out(conn, &mut effects);
         self.effects = effects;
