@@ -3,13 +3,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use server::{Config, Server};
+use server::{Config, Server, ShutdownHandle, TlsFiles};
 use shared::Limits;
 use shared::units::{parse_duration, parse_size};
 
@@ -36,6 +37,17 @@ struct Cli {
     /// hand-over restart). Without it a taken address is an error.
     #[arg(long)]
     share_port: bool,
+    /// Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// SIGHUP reads both files again: new handshakes use them, open sessions go on.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Close a TLS connection whose handshake has not finished this long after it was
+    /// accepted.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    tls_handshake_timeout: Duration,
     /// Worker threads [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
@@ -138,9 +150,19 @@ impl Cli {
             !self.flood_close_after.is_zero(),
             "--flood-close-after must be more than 0"
         );
+        anyhow::ensure!(
+            !self.tls_handshake_timeout.is_zero(),
+            "--tls-handshake-timeout must be more than 0"
+        );
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
         Ok(Config {
             bind: self.bind,
             share_port: self.share_port,
+            tls,
+            tls_handshake_timeout: self.tls_handshake_timeout,
             metrics: self.metrics,
             workers,
             backlog: self.backlog,
@@ -216,6 +238,7 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
+    let tls = config.tls.is_some();
     let server = Server::bind(config).with_context(|| format!("cannot listen on {bind}"))?;
     let handle = server.shutdown_handle();
     static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -232,6 +255,9 @@ fn run(config: Config) -> anyhow::Result<()> {
         }
     })
     .context("cannot install the signal handler")?;
+    if tls {
+        reload_on_sighup(server.shutdown_handle())?;
+    }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.local_addr())?;
     if let Some(addr) = server.metrics_addr() {
@@ -240,4 +266,23 @@ fn run(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     server.run().context("server failed")
+}
+
+/// SIGHUP reloads the TLS certificate and key, on a thread of its own that waits for
+/// the signal. A failed reload is logged and the certificate in use stays.
+fn reload_on_sighup(handle: ShutdownHandle) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .context("cannot install the SIGHUP handler")?;
+    std::thread::Builder::new()
+        .name("sighup".to_owned())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match handle.reload_tls() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => tracing::warn!("TLS certificate not reloaded, the old one stays: {e}"),
+                }
+            }
+        })
+        .context("cannot start the SIGHUP thread")?;
+    Ok(())
 }

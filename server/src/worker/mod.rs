@@ -39,6 +39,7 @@ use crate::engine::{Engine, MemoryEngine};
 use crate::permit::{Admission, Permit};
 use crate::session::Effect;
 use crate::stats::{Stats, WorkerStats};
+use crate::tls::CertStore;
 
 pub(crate) use routing::Delivery;
 use shutdown::Phase;
@@ -151,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Nicks, rooms, chats.
     pub(crate) engine: Box<dyn Engine>,
+    /// The certificate new connections get, on a TLS port; replaced on a reload.
+    pub(crate) tls: Option<CertStore>,
     /// Counters.
     pub(crate) stats: Stats,
     /// One handle per worker, index = worker number.
@@ -182,6 +185,7 @@ impl Shared {
     /// worker number.
     pub(crate) fn new(
         config: Config,
+        tls: Option<CertStore>,
         acceptor_waker: Arc<Waker>,
         metrics_waker: Option<Arc<Waker>>,
     ) -> std::io::Result<(Arc<Self>, Vec<WorkerParts>)> {
@@ -202,6 +206,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             config,
             engine: Box::new(MemoryEngine::new(workers)),
+            tls,
             stats: Stats::new(workers),
             workers: handles,
             acceptor_waker,
