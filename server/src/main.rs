@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -240,24 +239,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let tls = config.tls.is_some();
     let server = Server::bind(config).with_context(|| format!("cannot listen on {bind}"))?;
-    let handle = server.shutdown_handle();
-    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if SIGNALS.fetch_add(1, Ordering::AcqRel) == 0 {
-            // Shut down first: writing to a closed stderr must not stop the shutdown.
-            handle.shutdown();
-            let _ = writeln!(
-                std::io::stderr(),
-                "server: shutting down (press Ctrl+C again to exit at once)"
-            );
-        } else {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the signal handler")?;
-    if tls {
-        reload_on_sighup(server.shutdown_handle())?;
-    }
+    handle_signals(server.shutdown_handle(), tls)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.local_addr())?;
     if let Some(addr) = server.metrics_addr() {
@@ -268,21 +250,40 @@ fn run(config: Config) -> anyhow::Result<()> {
     server.run().context("server failed")
 }
 
-/// SIGHUP reloads the TLS certificate and key, on a thread of its own that waits for
-/// the signal. A failed reload is logged and the certificate in use stays.
-fn reload_on_sighup(handle: ShutdownHandle) -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-        .context("cannot install the SIGHUP handler")?;
+/// Signals, on a thread of its own that waits for them: Ctrl+C (SIGINT) and SIGTERM
+/// start a graceful shutdown, a second one exits at once with 130. SIGHUP reloads the
+/// TLS certificate and key when serving TLS (a failed reload is logged and the
+/// certificate in use stays), and shuts down like SIGTERM otherwise.
+fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install the signal handlers")?;
     std::thread::Builder::new()
-        .name("sighup".to_owned())
+        .name("signals".to_owned())
         .spawn(move || {
-            for _ in signals.forever() {
-                match handle.reload_tls() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::warn!("TLS certificate not reloaded, the old one stays: {e}"),
+            let mut stops = 0;
+            for signal in signals.forever() {
+                if signal == SIGHUP && tls {
+                    match handle.reload_tls() {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => {
+                            tracing::warn!("TLS certificate not reloaded, the old one stays: {e}");
+                        }
+                    }
+                    continue;
                 }
+                stops += 1;
+                if stops > 1 {
+                    std::process::exit(130);
+                }
+                // Shut down first: writing to a closed stderr must not stop the shutdown.
+                handle.shutdown();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "server: shutting down (press Ctrl+C again to exit at once)"
+                );
             }
         })
-        .context("cannot start the SIGHUP thread")?;
+        .context("cannot start the signal thread")?;
     Ok(())
 }
