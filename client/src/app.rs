@@ -88,6 +88,7 @@ impl Client {
         let mut connected = connection::connect(
             &self.config.addr,
             &self.config.addrs,
+            self.config.tls.as_ref(),
             self.config.connect_timeout,
         )?;
         let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);

@@ -6,6 +6,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
+use shared::tls::{Trust, TrustError, client_config, server_name};
+
+use crate::transport::TlsSettings;
 use shared::names::{NameError, validate_nick, validate_room};
 
 /// How the client talks to the person (or script) in front of it.
@@ -26,6 +29,14 @@ pub struct Args {
     /// Server address, HOST:PORT (a host name is tried at each address it resolves to).
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
+    /// Speak TLS, verifying the server's certificate against the system's trusted roots
+    /// (or --ca); the certificate must name the host of --addr.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls, trust the CA certificates in this PEM file (a private CA) instead of
+    /// the system's.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
     /// Nick to ask for after connecting (the server assigns guest-N otherwise).
     #[arg(long)]
     pub nick: Option<String>,
@@ -61,6 +72,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Bound on connecting and on the handshake.
     pub connect_timeout: Duration,
+    /// With `--tls`, what the TLS session starts from.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Config {
@@ -74,6 +87,7 @@ impl Config {
             mode: Mode::Piped,
             drain_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -95,6 +109,10 @@ pub enum UsageError {
         /// Why it did not resolve.
         reason: String,
     },
+    /// The TLS flags do not make a client configuration: an unreadable `--ca`, no
+    /// system roots, or an address whose host no certificate can name.
+    #[error("--tls: {0}")]
+    Tls(TrustError),
     /// `--nick` breaks the server's naming rules.
     #[error("--nick: {0}")]
     Nick(NameError),
@@ -162,6 +180,15 @@ impl Args {
         let connect_timeout = seconds("connect-timeout", self.connect_timeout, false)?;
         // Last: the only check that may have to wait (for a name server).
         let addrs = resolve(&self.addr)?;
+        let tls = if self.tls {
+            let trust = self.ca.map_or(Trust::System, Trust::Ca);
+            Some(TlsSettings {
+                config: client_config(&trust).map_err(UsageError::Tls)?,
+                name: server_name(&self.addr).map_err(UsageError::Tls)?,
+            })
+        } else {
+            None
+        };
         let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         Ok(Config {
             addr: self.addr,
@@ -175,6 +202,7 @@ impl Args {
             },
             drain_timeout,
             connect_timeout,
+            tls,
         })
     }
 }

@@ -79,6 +79,9 @@ pub const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
 pub struct Config {
     /// Server address.
     pub addr: SocketAddr,
+    /// Speak TLS, with this configuration and server name (`--tls`); `None` for
+    /// plaintext.
+    pub tls: Option<crate::TlsClient>,
     /// Number of client connections.
     pub clients: u32,
     /// Messages per second per client.
@@ -122,6 +125,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
+            tls: None,
             clients: 100,
             rate: 10.0,
             duration: Duration::from_secs(30),
@@ -282,6 +286,9 @@ impl Config {
     pub fn label(&self) -> String {
         match &self.label {
             Some(label) => label.clone(),
+            None if self.tls.is_some() => {
+                format!("{}-{}-tls", self.scenario.name(), self.protocol.name())
+            }
             None => format!("{}-{}", self.scenario.name(), self.protocol.name()),
         }
     }

@@ -25,6 +25,7 @@
 //! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
 //! - [`compare`], [`plot`]: the `compare` and `plot` subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
+//! - `transport`: a client's socket, plain or TLS ([`TlsClient`]).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -41,6 +42,7 @@ pub mod runner;
 pub mod schedule;
 pub mod stamp;
 mod timer;
+mod transport;
 pub mod verify;
 mod worker;
 
@@ -48,4 +50,5 @@ pub use client::ErrorCounts;
 pub use config::{Config, ConfigError, Protocol, Scenario, Thresholds};
 pub use report::{Summary, Verdict, exit};
 pub use runner::{RunError, RunReport, run};
+pub use transport::TlsClient;
 pub use worker::StopSignal;

@@ -1,8 +1,8 @@
 //! Integration tests of `loadgen`, compiled as one binary. Each module covers one part of
 //! the issue: `recorder` (corrected vs uncorrected latency, exact merging),
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
-//! plot), `cli` (the binary: help, exit codes, Ctrl+C) and `end_to_end` (the real chat
-//! server, every scenario and protocol). Helpers live in `common`.
+//! plot), `cli` (the binary: help, exit codes, Ctrl+C), `end_to_end` (the real chat
+//! server, every scenario and protocol) and `tls` (the real server over TLS). Helpers live in `common`.
 
 mod common;
 
@@ -10,4 +10,5 @@ mod cli;
 mod end_to_end;
 mod recorder;
 mod results;
+mod tls;
 mod verification;

@@ -160,12 +160,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
-        let config = server::Config {
+        Self::with(|_| {})
+    }
+
+    /// A server whose configuration `adjust` changes first.
+    pub fn with(adjust: impl FnOnce(&mut server::Config)) -> Self {
+        let mut config = server::Config {
             bind: "127.0.0.1:0".parse().unwrap(),
             workers: 2,
             log_interval: Duration::ZERO,
             ..server::Config::default()
         };
+        adjust(&mut config);
         let running = server::Server::bind(config).expect("bind").spawn();
         TestServer {
             addr: running.local_addr(),
