@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,metrics,idle] [--previous SERVER_BIN]
+#        [--only echo,coalesce,baseline,search,fanout,metrics,tls,idle] [--previous SERVER_BIN]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
@@ -27,7 +27,7 @@ reps=3
 duration=10
 warmup=3
 quick=0
-only="echo,coalesce,baseline,search,fanout,metrics,idle"
+only="echo,coalesce,baseline,search,fanout,metrics,tls,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -296,6 +296,38 @@ EOF
                     scraper_pid=""
                 fi
             done
+        done
+    done
+    reps=$all_reps
+fi
+
+# TLS against plaintext: echo and fan-out with the server on a self-signed certificate
+# (loadgen --tls --tls-insecure) and without, in turn at every rep (labels tls-on-*
+# and tls-off-*).
+if want tls; then
+    echo "==> tls: echo and fan-out over TLS, and in plaintext"
+    mkdir -p "$out/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 -nodes \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" 2>/dev/null
+    all_reps=$reps
+    reps=1
+    fanout_rate=$(python3 -c "print(50/$clients)")
+    for rep in $(seq "$all_reps"); do
+        for mode in on off; do
+            server_tls=()
+            loadgen_tls=()
+            if [ "$mode" = on ]; then
+                server_tls=(--tls-cert "$out/tls/cert.pem" --tls-key "$out/tls/key.pem")
+                loadgen_tls=(--tls --tls-insecure)
+            fi
+            run_point "tls-$mode-echo" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                "${server_tls[@]}" -- --clients "$clients" --rate "$rate" --scenario echo \
+                --protocol binary "${loadgen_tls[@]}"
+            run_point "tls-$mode-fanout" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                "${server_tls[@]}" -- --clients "$clients" --rate "$fanout_rate" \
+                --scenario room --room-size "$clients" "${loadgen_tls[@]}"
         done
     done
     reps=$all_reps

@@ -118,6 +118,8 @@ def main():
 
     paired_table(points, "metrics-on-", "metrics-off-", "on", "off",
                  "--metrics scraped once a second against no metrics (ratio = on / off)")
+    paired_table(points, "tls-on-", "tls-off-", "TLS", "plaintext",
+                 "TLS against plaintext (ratio = TLS / plaintext)")
     paired_table(points, "this-", "previous-", "this", "previous",
                  "This build against the previous one (ratio = this / previous; lower is better)")
 
