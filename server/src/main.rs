@@ -256,13 +256,19 @@ fn run(config: Config) -> anyhow::Result<()> {
 /// certificate in use stays), and shuts down like SIGTERM otherwise.
 fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
         .context("cannot install the signal handlers")?;
     std::thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {
             let mut stops = 0;
-            for signal in signals.forever() {
+            for origin in signals.forever() {
+                let signal = origin.signal;
+                // Who sent it, for the log: a process manager, a person, a script.
+                let sender = origin.process.map(|p| p.pid);
+                tracing::info!(signal, sender, "signal received");
                 if signal == SIGHUP && tls {
                     match handle.reload_tls() {
                         Ok(()) => tracing::info!("TLS certificate reloaded"),
