@@ -194,9 +194,12 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A log line that cannot be written (stderr closed) is dropped, not reported with
+    // `eprintln!`, which would panic the thread that logged it (the signal thread too).
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().init(),
@@ -268,13 +271,13 @@ fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
                 let signal = origin.signal;
                 // Who sent it, for the log: a process manager, a person, a script.
                 let sender = origin.process.map(|p| p.pid);
-                tracing::info!(signal, sender, "signal received");
                 if signal == SIGHUP && tls {
                     match handle.reload_tls() {
-                        Ok(()) => tracing::info!("TLS certificate reloaded"),
-                        Err(e) => {
-                            tracing::warn!("TLS certificate not reloaded, the old one stays: {e}");
-                        }
+                        Ok(()) => tracing::info!(sender, "SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::warn!(
+                            sender,
+                            "SIGHUP: TLS certificate not reloaded, the old one stays: {e}"
+                        ),
                     }
                     continue;
                 }
@@ -284,6 +287,7 @@ fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
                 }
                 // Shut down first: writing to a closed stderr must not stop the shutdown.
                 handle.shutdown();
+                tracing::info!(signal, sender, "shutdown requested by a signal");
                 let _ = writeln!(
                     std::io::stderr(),
                     "server: shutting down (press Ctrl+C again to exit at once)"
