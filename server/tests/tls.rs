@@ -584,3 +584,32 @@ fn a_missing_certificate_stops_the_server_from_starting() {
     assert!(err.to_string().contains("nope.pem"), "{err}");
     assert!(!Path::new(&dir).join("nope.pem").exists());
 }
+
+#[test]
+fn a_full_tls_server_refuses_a_newcomer_inside_tls_and_closes_a_silent_one() {
+    let pki = TestPki::new("full");
+    let server = tls_server(&pki, |c| c.max_connections = 1);
+    let config = pki.client();
+    let (mut first, _) = TlsBin::hello(server.addr, &config);
+
+    // Past its handshake, in binary: told in its framing, encrypted.
+    let mut newcomer = TlsBin {
+        tls: connect(server.addr, &config),
+        decoder: FrameDecoder::new(1 << 20),
+    };
+    newcomer.send(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    let refusal = newcomer.recv();
+    assert!(
+        matches!(refusal, Frame::Error { code, .. } if code == ErrorCode::SERVER_FULL),
+        "{refusal:?}"
+    );
+    assert!(newcomer.try_recv().is_err(), "then closed");
+
+    // No handshake at all: closed without a word once the grace has passed.
+    let mut silent = raw(server.addr);
+    assert_eq!(read_to_close(&mut silent), b"");
+    server.wait_stat("closed_server_full", 2);
+    first.echo(b"the one admitted is served");
+}
