@@ -144,6 +144,8 @@ def summary(out):
 
     paired_table(points, "metrics-on-", "metrics-off-", "on", "off",
                  "--metrics scraped once a second against no metrics (ratio = on / off)")
+    paired_table(points, "tls-on-", "tls-off-", "TLS", "plaintext",
+                 "TLS against plaintext (ratio = TLS / plaintext)")
     paired_table(points, "history-on-", "history-off-", "on", "off",
                  "Room history kept (the default) against none (--history-messages 0); "
                  "ratio = on / off")

@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,metrics,history,idle]
+#        [--only echo,coalesce,baseline,search,fanout,metrics,tls,history,idle]
 #        [--previous SERVER_BIN]
 #        [--dry-run]
 #
@@ -37,7 +37,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,metrics,history,idle"
+only="echo,coalesce,baseline,search,fanout,metrics,tls,history,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -319,6 +319,38 @@ if want history; then
     stop_server
     bench_py history-csv "$out/history.csv" "$history_rooms" "$((budget_mib << 20))" \
         "$rss0" "$rss1" "$held"
+fi
+
+# TLS against plaintext: echo and fan-out with the server on a self-signed certificate
+# (loadgen --tls --tls-insecure) and without, in turn at every rep (labels tls-on-*
+# and tls-off-*).
+if want tls; then
+    echo "==> tls: echo and fan-out over TLS, and in plaintext"
+    mkdir -p "$out/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 -nodes \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" 2>/dev/null
+    all_reps=$reps
+    reps=1
+    fanout_rate=$(python3 -c "print(50/$clients)")
+    for rep in $(seq "$all_reps"); do
+        for mode in on off; do
+            server_tls=()
+            loadgen_tls=()
+            if [ "$mode" = on ]; then
+                server_tls=(--tls-cert "$out/tls/cert.pem" --tls-key "$out/tls/key.pem")
+                loadgen_tls=(--tls --tls-insecure)
+            fi
+            run_point "tls-$mode-echo" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                "${server_tls[@]}" -- --clients "$clients" --rate "$rate" --scenario echo \
+                --protocol binary "${loadgen_tls[@]}"
+            run_point "tls-$mode-fanout" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                "${server_tls[@]}" -- --clients "$clients" --rate "$fanout_rate" \
+                --scenario room --room-size "$clients" "${loadgen_tls[@]}"
+        done
+    done
+    reps=$all_reps
 fi
 
 if [ -n "$previous" ]; then

@@ -693,6 +693,114 @@ case_list_cost() {
     fi
 }
 
+# ---- case 10: TLS: plaintext, garbage and stalled handshakes next to TLS clients -------
+
+case_tls() {
+    local name=tls clients n dur timeout_s=2
+    clients=$(pick 500 100)
+    n=$(pick 300 60)
+    dur=$(pick 15 5)
+    section "$name: $n each of plaintext, garbage-record and stalled-handshake clients next to $clients loadgen --tls clients at 50/s (server --tls-handshake-timeout ${timeout_s}s)"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 -nodes \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$WORK/$name.key.pem" -out "$WORK/$name.cert.pem" 2>"$WORK/$name.openssl.err"; then
+        record "$name" FAIL "openssl could not make a certificate: $(head -1 "$WORK/$name.openssl.err")"
+        return
+    fi
+    start_server "$name" --tls-cert "$WORK/$name.cert.pem" --tls-key "$WORK/$name.key.pem" \
+        --tls-handshake-timeout "${timeout_s}s" --metrics 127.0.0.1:0 || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    local maddr abuse="$WORK/$name.abuse.out"
+    maddr="$(sed -n 's/^metrics on //p' "$WORK/$name.server.out")"
+    # Plaintext clients must be told and closed, garbage records closed, and handshakes
+    # that stop halfway closed after the timeout (checked once a second: within 1 s).
+    python3 - "$ADDR" "$n" "$timeout_s" >"$abuse" 2>&1 <<'PY' &
+import os, selectors, socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+n, timeout = int(sys.argv[2]), float(sys.argv[3])
+sel = selectors.DefaultSelector()
+closed = {"plaintext": [], "garbage": [], "stalled": []}
+for kind in closed:
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)))
+        if kind == "plaintext":
+            s.sendall(b"/nick plain\n")
+        elif kind == "garbage":
+            # A ClientHello record of the right length whose body is random.
+            s.sendall(bytes.fromhex("16030100c8010000c4") + os.urandom(196))
+        else:
+            # The first 12 bytes of a ClientHello, then nothing.
+            s.sendall(bytes.fromhex("160301020001000001fc0303"))
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, (kind, time.monotonic(), bytearray()))
+left = 3 * n
+deadline = time.monotonic() + timeout + 15
+while left and time.monotonic() < deadline:
+    for key, _ in sel.select(timeout=0.5):
+        kind, t0, buf = key.data
+        try:
+            data = key.fileobj.recv(4096)
+        except BlockingIOError:
+            continue
+        except ConnectionResetError:
+            data = b""
+        if data:
+            buf.extend(data)
+            continue
+        closed[kind].append((time.monotonic() - t0, bytes(buf)))
+        sel.unregister(key.fileobj)
+        key.fileobj.close()
+        left -= 1
+told = sum(b.startswith(b"ERR 100 this port speaks TLS") for _, b in closed["plaintext"])
+alerts = sum(b[:1] == b"\x15" for _, b in closed["garbage"])
+stall = [t for t, _ in closed["stalled"]]
+print(f"abuse plaintext={len(closed['plaintext'])} told={told} garbage={len(closed['garbage'])} "
+      f"alerts={alerts} stalled={len(stall)} stall_min_s={min(stall, default=0):.2f} "
+      f"stall_max_s={max(stall, default=0):.2f} open={left}")
+PY
+    local apid=$!
+    PIDS+=("$apid")
+    "$BIN/loadgen" --addr "$ADDR" --tls --tls-insecure --clients "$clients" --rate 50 \
+        --duration "${dur}s" --warmup "$(pick 3s 1s)" --grace 2s --out "$WORK/results" \
+        --label tls -q >"$WORK/$name.loadgen.out" 2>"$WORK/$name.loadgen.err"
+    wait "$apid"
+    local closes
+    closes="$(python3 - "$maddr" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
+got = dict(re.findall(r'^chat_connections_closed_total\{reason="(\w+)"\} (\d+)', text, re.M))
+print(" ".join(f"{k}={got.get(k, '?')}" for k in ("not_tls", "tls_error", "tls_handshake_timeout")))
+PY
+)"
+    stop_server 10
+    check_server_log "$name"
+    local line c="$WORK/results/tls.csv"
+    line="$(grep -m1 '^abuse ' "$abuse")"
+    local lost errors disc p99
+    lost=$(csv_get "$c" lost)
+    errors=$(csv_get "$c" errors)
+    disc=$(csv_get "$c" disconnects)
+    p99=$(csv_get "$c" p99_us)
+    say "$line"
+    say "server closes: $closes; loadgen --tls: sent=$(csv_get "$c" sent) received=$(csv_get "$c" received) lost=$lost errors=$errors disconnects=$disc p99=${p99}us; server exit=$SERVER_RC"
+    local ok=1
+    [[ "$(kv "$line" told)" == "$n" && "$(kv "$line" garbage)" == "$n" &&
+        "$(kv "$line" stalled)" == "$n" && "$(kv "$line" open)" == 0 ]] || ok=0
+    awk -v lo="$(kv "$line" stall_min_s)" -v hi="$(kv "$line" stall_max_s)" -v t="$timeout_s" \
+        'BEGIN { exit !(lo >= t - 0.1 && hi <= t + 2.5) }' || ok=0
+    [[ "$(kv "$closes" not_tls)" -ge "$n" && "$(kv "$closes" tls_error)" -ge "$n" &&
+        "$(kv "$closes" tls_handshake_timeout)" -ge "$n" ]] 2>/dev/null || ok=0
+    [[ "$lost" == 0 && "$errors" == 0 && "$disc" == 0 && "$SERVER_RC" == 0 ]] || ok=0
+    if ((ok)); then
+        record "$name" PASS "$n plaintext told and closed, $n garbage closed, $n stalled handshakes closed after $(kv "$line" stall_min_s)-$(kv "$line" stall_max_s)s; TLS clients lost 0, errors 0, p99 ${p99}us"
+    else
+        record "$name" FAIL "$line; $closes; lost=$lost errors=$errors disconnects=$disc exit=$SERVER_RC"
+    fi
+}
+
 case_connections
 case_hostile_mix
 case_non_reader
@@ -702,6 +810,7 @@ case_sigint
 case_inbound_budget
 case_fan_out
 case_list_cost
+case_tls
 
 section "summary ($( ((QUICK)) && echo quick || echo full ) mode, $(($(date +%s) - SUITE_START)) s without the build)"
 printf '%s\n' "${SUMMARY[@]}"

@@ -90,6 +90,7 @@ impl Client {
         let mut connected = connection::connect(
             &self.config.addr,
             &self.config.addrs,
+            self.config.tls.as_ref(),
             self.config.connect_timeout,
         )?;
         let net = start_reader(&mut connected)?;
@@ -382,6 +383,7 @@ impl App {
         match link::spawn_attempt(
             self.config.addr.clone(),
             self.config.addrs.clone(),
+            self.config.tls.clone(),
             self.config.connect_timeout,
         ) {
             Ok(result) => {

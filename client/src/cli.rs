@@ -6,6 +6,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
+use shared::tls::{Trust, TrustError, client_config, server_name};
+
+use crate::transport::TlsSettings;
 use shared::names::{NameError, validate_nick, validate_room};
 
 use crate::backoff::ReconnectPolicy;
@@ -37,6 +40,14 @@ pub struct Args {
     /// Server address, HOST:PORT (a host name is tried at each address it resolves to).
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
+    /// Speak TLS, verifying the server's certificate against the system's trusted roots
+    /// (or --ca); the certificate must name the host of --addr.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls, trust the CA certificates in this PEM file (a private CA) instead of
+    /// the system's.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
     /// Nick to ask for after connecting (the server assigns guest-N otherwise).
     #[arg(long)]
     pub nick: Option<String>,
@@ -84,6 +95,8 @@ pub struct Config {
     /// How to reconnect after losing the connection; `None` exits instead
     /// (`--no-reconnect`).
     pub reconnect: Option<ReconnectPolicy>,
+    /// With `--tls`, what the TLS session starts from.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Config {
@@ -98,6 +111,7 @@ impl Config {
             drain_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             reconnect: Some(ReconnectPolicy::new(Duration::from_secs(300))),
+            tls: None,
         }
     }
 }
@@ -119,6 +133,10 @@ pub enum UsageError {
         /// Why it did not resolve.
         reason: String,
     },
+    /// The TLS flags do not make a client configuration: an unreadable `--ca`, no
+    /// system roots, or an address whose host no certificate can name.
+    #[error("--tls: {0}")]
+    Tls(TrustError),
     /// `--nick` breaks the server's naming rules.
     #[error("--nick: {0}")]
     Nick(NameError),
@@ -187,6 +205,15 @@ impl Args {
         let reconnect = (!self.no_reconnect).then(|| ReconnectPolicy::new(self.reconnect_for));
         // Last: the only check that may have to wait (for a name server).
         let addrs = resolve(&self.addr)?;
+        let tls = if self.tls {
+            let trust = self.ca.map_or(Trust::System, Trust::Ca);
+            Some(TlsSettings {
+                config: client_config(&trust).map_err(UsageError::Tls)?,
+                name: server_name(&self.addr).map_err(UsageError::Tls)?,
+            })
+        } else {
+            None
+        };
         let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         Ok(Config {
             addr: self.addr,
@@ -201,6 +228,7 @@ impl Args {
             drain_timeout,
             connect_timeout,
             reconnect,
+            tls,
         })
     }
 }

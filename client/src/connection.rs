@@ -3,10 +3,11 @@
 //!
 //! The socket is blocking. The reader thread owns one handle and blocks in `read`; the
 //! event loop owns a [`FrameWriter`] on a clone of the same socket. A write timeout
-//! keeps a server that stopped reading from hanging the client.
+//! keeps a server that stopped reading from hanging the client. With `--tls` both
+//! handles are [`ChatStream`]s on one TLS session.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use shared::text::escape;
 use shared::{DecodeError, EncodeError, Frame, FrameDecoder, PROTOCOL_VERSION};
 
 use crate::error::ClientError;
+use crate::transport::{ChatStream, TlsSettings};
 
 /// Largest frame we accept from the server. The server's own limit bounds what it
 /// relays; this bound only stops a broken peer from making us buffer without end.
@@ -95,7 +97,7 @@ pub enum SendError {
 /// Writes frames to the server.
 #[derive(Debug)]
 pub struct FrameWriter {
-    stream: TcpStream,
+    stream: ChatStream,
     buf: BytesMut,
     /// The server's `max_frame`: larger frames would get us disconnected.
     max_frame: usize,
@@ -122,13 +124,13 @@ impl FrameWriter {
         let _ = self.send(&Frame::Goodbye {
             reason: "bye".to_owned(),
         });
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.stream.shutdown_write();
     }
 
     /// Abandons the connection: both directions are shut, so the reader thread's
     /// `read` returns and the thread ends.
     pub fn close(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown_both();
     }
 }
 
@@ -140,7 +142,7 @@ pub struct Connected {
     /// What the server said.
     pub welcome: Welcome,
     /// Reading half, with whatever arrived after `Welcome`.
-    reader: (TcpStream, FrameDecoder),
+    reader: (ChatStream, FrameDecoder),
 }
 
 impl Connected {
@@ -158,7 +160,7 @@ impl Connected {
     }
 }
 
-fn read_loop(mut stream: TcpStream, mut decoder: FrameDecoder, events: &Sender<NetEvent>) {
+fn read_loop(mut stream: ChatStream, mut decoder: FrameDecoder, events: &Sender<NetEvent>) {
     let mut buf = vec![0u8; 64 << 10];
     let cause = loop {
         loop {
@@ -185,12 +187,13 @@ fn read_loop(mut stream: TcpStream, mut decoder: FrameDecoder, events: &Sender<N
     let _ = events.send(NetEvent::Closed(cause));
 }
 
-/// Connects to the first of `addrs` (what `addr` resolved to) that accepts, says
-/// `Hello`, and waits for `Welcome`, each step bounded by `timeout`. Errors name the
-/// server by `addr`.
+/// Connects to the first of `addrs` (what `addr` resolved to) that accepts, runs the
+/// TLS handshake with `tls`, says `Hello`, and waits for `Welcome`, each step bounded
+/// by `timeout`. Errors name the server by `addr`.
 pub fn connect(
     addr: &str,
     addrs: &[SocketAddr],
+    tls: Option<&TlsSettings>,
     timeout: Duration,
 ) -> Result<Connected, ClientError> {
     let connect_error = |source: io::Error| ClientError::Connect {
@@ -208,17 +211,24 @@ pub fn connect(
             Err(e) => last = e,
         }
     }
-    let Some(mut stream) = stream else {
+    let Some(sock) = stream else {
         return Err(connect_error(last));
     };
-    let _ = stream.set_nodelay(true);
-    stream
-        .set_write_timeout(Some(WRITE_TIMEOUT))
+    let _ = sock.set_nodelay(true);
+    sock.set_write_timeout(Some(WRITE_TIMEOUT))
         .map_err(connect_error)?;
 
     let handshake_error = |reason: String| ClientError::Handshake {
         addr: addr.to_owned(),
         reason,
+    };
+    let mut stream = match tls {
+        None => ChatStream::plain(sock),
+        Some(settings) => {
+            sock.set_read_timeout(Some(timeout))
+                .map_err(|e| handshake_error(e.to_string()))?;
+            ChatStream::tls(sock, settings).map_err(|e| handshake_error(format!("TLS: {e}")))?
+        }
     };
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
@@ -259,7 +269,7 @@ enum WelcomeError {
 }
 
 fn read_welcome(
-    stream: &mut TcpStream,
+    stream: &mut ChatStream,
     decoder: &mut FrameDecoder,
     timeout: Duration,
 ) -> Result<Welcome, WelcomeError> {

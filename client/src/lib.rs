@@ -20,6 +20,8 @@
 //!   what carries over a reconnect (rooms, last message ids, nick).
 //! - [`backoff`]: when to try reconnecting: [`backoff::Backoff`] and its policy.
 //! - [`connection`]: connect, handshake, frame writer and reader thread.
+//! - [`transport`]: the socket, plain or TLS ([`TlsSettings`]), shared by reader and
+//!   writer.
 //! - [`console`]: the rustyline terminal and the plain stdin/stdout console.
 //! - [`render`]: how frames and echo timings are shown; local time.
 //! - [`error`]: [`ClientError`] and the exit codes.
@@ -33,10 +35,12 @@ pub mod console;
 pub mod error;
 pub mod render;
 pub mod session;
+pub mod transport;
 
 pub use app::{Client, Interrupter};
 pub use cli::{Args, Config, Mode, UsageError};
 pub use error::ClientError;
+pub use transport::TlsSettings;
 
 /// Runs a client until the session ends; see [`Client::run`].
 pub fn run(config: Config) -> Result<(), ClientError> {

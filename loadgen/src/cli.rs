@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::TlsClient;
 use crate::config::{
     Config, ConfigError, MAX_RATE, MIN_RATE, Protocol, Scenario, Thresholds, default_threads,
 };
 use crate::plot::YScale;
+use shared::tls::Trust;
 
 /// Open-loop load generator with corrected latency (wrk2-style) for the chat server.
 ///
@@ -92,6 +94,22 @@ pub struct RunArgs {
     /// Server address (host:port).
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
+    /// Speak TLS, verifying the server's certificate against the system's roots (or
+    /// --ca); the certificate must name the host of --addr.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls, trust the CA certificates in this PEM file instead of the system's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "tls_insecure"
+    )]
+    pub ca: Option<PathBuf>,
+    /// With --tls, accept any server certificate without verifying it (benchmarks
+    /// against a self-signed certificate; never across a network you do not trust).
+    #[arg(long, requires = "tls")]
+    pub tls_insecure: bool,
     /// Client connections.
     #[arg(short, long, visible_alias = "connections", default_value_t = 100)]
     pub clients: u32,
@@ -190,6 +208,10 @@ pub enum CliError {
         /// `--clients`.
         clients: u32,
     },
+    /// The TLS flags do not make a client configuration (an unreadable `--ca`, no
+    /// system roots, an address whose host no certificate can name).
+    #[error("--tls: {0}")]
+    Tls(shared::tls::TrustError),
     /// The flags combine into an unrunnable configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -199,8 +221,21 @@ impl RunArgs {
     /// Resolves the address and validates the whole configuration.
     pub fn into_config(self) -> Result<Config, CliError> {
         let addr = resolve(&self.addr)?;
+        let tls = if self.tls {
+            let trust = match (self.ca, self.tls_insecure) {
+                (Some(ca), _) => Trust::Ca(ca),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::System,
+            };
+            let config = shared::tls::client_config(&trust).map_err(CliError::Tls)?;
+            let name = shared::tls::server_name(&self.addr).map_err(CliError::Tls)?;
+            Some(TlsClient { config, name })
+        } else {
+            None
+        };
         let config = Config {
             addr,
+            tls,
             clients: self.clients,
             rate: match self.total_rate {
                 Some(total) => total_rate_per_client(total, self.clients)?,

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+
+use crate::transport::{TlsClient, Transport};
 use shared::frame::{LEN_PREFIX, types};
 use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 
@@ -70,7 +72,7 @@ impl ClientPlan {
 }
 
 /// Run-wide facts a client needs to send and to judge arrivals.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Rules {
     pub protocol: Protocol,
     pub scenario: Scenario,
@@ -84,6 +86,8 @@ pub(crate) struct Rules {
     pub window: u32,
     /// The send schedule (set when sending begins).
     pub schedule: Schedule,
+    /// With `--tls`, what every connection's TLS session starts from.
+    pub tls: Option<TlsClient>,
 }
 
 /// What a client needs from its thread while handling an event or a send.
@@ -226,7 +230,7 @@ enum Inbox {
 /// An open connection.
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     token: Token,
     /// Whether WRITABLE is in the registered interest: only while a connect is in
     /// progress or bytes are pending, so a loopback ACK does not wake the thread for
@@ -300,11 +304,12 @@ impl Client {
         deadline_ns: u64,
         cx: &mut Ctx<'_>,
     ) {
-        let result = TcpStream::connect(addr).and_then(|mut stream| {
-            cx.registry
-                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-            Ok(stream)
-        });
+        let result = TcpStream::connect(addr)
+            .and_then(|stream| Transport::new(stream, cx.rules.tls.as_ref()))
+            .and_then(|mut stream| {
+                stream.register(cx.registry, token, Interest::READABLE | Interest::WRITABLE)?;
+                Ok(stream)
+            });
         match result {
             Ok(stream) => {
                 self.conn = Some(Conn {
@@ -331,7 +336,7 @@ impl Client {
 
     fn drop_conn(&mut self, registry: &Registry) {
         if let Some(mut conn) = self.conn.take() {
-            let _ = registry.deregister(&mut conn.stream);
+            let _ = conn.stream.deregister(registry);
         }
     }
 
@@ -404,7 +409,11 @@ impl Client {
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let writable = event.is_writable() || event.is_write_closed();
         if let Status::Connecting { deadline_ns } = self.status {
-            match self.conn.as_ref().map(|c| connect_outcome(&c.stream)) {
+            match self
+                .conn
+                .as_ref()
+                .map(|c| connect_outcome(c.stream.socket()))
+            {
                 Some(Ok(true)) => self.on_connected(deadline_ns, cx),
                 Some(Ok(false)) | None => return,
                 Some(Err(e)) => {
@@ -426,7 +435,7 @@ impl Client {
 
     fn on_connected(&mut self, deadline_ns: u64, cx: &mut Ctx<'_>) {
         let Some(conn) = &mut self.conn else { return };
-        let _ = conn.stream.set_nodelay(true);
+        let _ = conn.stream.socket().set_nodelay(true);
         let rules = cx.rules;
         match rules.protocol {
             Protocol::Binary => {
@@ -568,13 +577,14 @@ impl Client {
                     return;
                 }
             };
+            let drained = conn.stream.drained(n, scratch.len());
             // One timestamp per read: everything in it arrived together.
             let at = cx.clock.now_ns();
             match &mut conn.inbox {
                 Inbox::Frames(d) => d.feed(&scratch[..n]),
                 Inbox::Lines(d) => d.feed(&scratch[..n]),
             }
-            if !self.drain_inbox(at, cx) || (n < scratch.len() && !final_edge) {
+            if !self.drain_inbox(at, cx) || (drained && !final_edge) {
                 // A short read emptied the socket; data arriving later raises a new
                 // edge, so the extra read that would return WouldBlock is skipped.
                 return;
@@ -841,6 +851,8 @@ impl Conn {
     /// Writes until done or the socket would block, and asks for WRITABLE events only
     /// while something is left. Errors mean the connection is gone.
     fn flush(&mut self, registry: &Registry) -> io::Result<()> {
+        // TLS records left over from the handshake or an earlier write go first.
+        self.stream.flush()?;
         while self.sent < self.out.len() {
             match self.stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -857,14 +869,14 @@ impl Conn {
             self.out.drain(..self.sent);
             self.sent = 0;
         }
-        let want_writable = !self.out.is_empty();
+        let want_writable = !self.out.is_empty() || self.stream.wants_write();
         if want_writable != self.writable_interest {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
             };
-            registry.reregister(&mut self.stream, self.token, interest)?;
+            self.stream.reregister(registry, self.token, interest)?;
             self.writable_interest = want_writable;
         }
         Ok(())

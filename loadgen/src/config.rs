@@ -85,6 +85,9 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 pub struct Config {
     /// Server address.
     pub addr: SocketAddr,
+    /// Speak TLS, with this configuration and server name (`--tls`); `None` for
+    /// plaintext.
+    pub tls: Option<crate::TlsClient>,
     /// Number of client connections.
     pub clients: u32,
     /// Messages per second per client.
@@ -134,6 +137,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
+            tls: None,
             clients: 100,
             rate: 10.0,
             duration: Duration::from_secs(30),
@@ -310,6 +314,9 @@ impl Config {
     pub fn label(&self) -> String {
         match &self.label {
             Some(label) => label.clone(),
+            None if self.tls.is_some() => {
+                format!("{}-{}-tls", self.scenario.name(), self.protocol.name())
+            }
             None => format!("{}-{}", self.scenario.name(), self.protocol.name()),
         }
     }

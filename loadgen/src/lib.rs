@@ -27,6 +27,7 @@
 //! - [`compare`], [`plot`], [`html_report`]: the `compare`, `plot` and `report`
 //!   subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
+//! - `transport`: a client's socket, plain or TLS ([`TlsClient`]).
 #![forbid(unsafe_code)]
 
 mod churn;
@@ -46,6 +47,7 @@ pub mod runner;
 pub mod schedule;
 pub mod stamp;
 mod timer;
+mod transport;
 pub mod verify;
 mod worker;
 
@@ -54,4 +56,5 @@ pub use client::ErrorCounts;
 pub use config::{Config, ConfigError, Protocol, Scenario, Thresholds};
 pub use report::{Summary, Verdict, exit};
 pub use runner::{RunError, RunReport, run};
+pub use transport::TlsClient;
 pub use worker::StopSignal;

@@ -101,6 +101,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     let max_seq = ((config.warmup + config.duration).as_secs_f64() / period_s).ceil() + 2.0;
     let settings = Settings {
         addr: config.addr,
+        tls: config.tls.clone(),
         protocol: config.protocol,
         scenario: config.scenario,
         payload: config.payload,

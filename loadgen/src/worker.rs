@@ -65,6 +65,8 @@ impl StopSignal {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub addr: std::net::SocketAddr,
+    /// With `--tls`, the clients' TLS configuration.
+    pub tls: Option<crate::transport::TlsClient>,
     pub protocol: Protocol,
     pub scenario: Scenario,
     pub payload: usize,
@@ -295,6 +297,7 @@ impl Worker {
             max_seq: s.max_seq,
             window: s.window,
             schedule: Schedule::new(0, s.rate, s.clients),
+            tls: s.tls.clone(),
         };
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
         Ok(Self {

@@ -161,13 +161,21 @@ fn churned_room_members_resume_and_lose_nothing() {
     assert!((8..=16).contains(&reconnects), "{reconnects} reconnects");
     let replayed = s.replayed.unwrap();
     // Each drop of 150 ms misses about 20 clients x 20/s x 0.15 s = 60 messages.
-    assert!(replayed >= reconnects * 20, "{replayed} replayed for {reconnects} drops");
+    assert!(
+        replayed >= reconnects * 20,
+        "{replayed} replayed for {reconnects} drops"
+    );
     assert_eq!(s.received, s.expected);
     // A replayed message waited for its member to come back; live ones did not.
     assert!(s.replay_p50_us.unwrap() > s.p50_us);
     assert!(s.replay_max_us.unwrap() >= 50_000, "{:?}", s.replay_max_us);
     let text = std::fs::read_to_string(&report.files.summary).unwrap();
-    assert!(text.lines().next().unwrap().ends_with("replay_p99_us,replay_max_us"));
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("replay_p99_us,replay_max_us")
+    );
 }
 
 /// Without churn, a binary room run still checks the room order and finds it whole.

@@ -2,8 +2,8 @@
 //! the issue: `recorder` (corrected vs uncorrected latency, exact merging),
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
 //! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
-//! exit codes, Ctrl+C) and `end_to_end` (the real chat server, every scenario and
-//! protocol). Helpers live in `common`.
+//! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and protocol)
+//! and `tls` (the real server over TLS). Helpers live in `common`.
 
 mod common;
 
@@ -12,4 +12,5 @@ mod end_to_end;
 mod recorder;
 mod report_html;
 mod results;
+mod tls;
 mod verification;

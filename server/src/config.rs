@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use shared::Limits;
 
+use crate::tls::TlsFiles;
+
 /// Validated server settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -15,6 +17,11 @@ pub struct Config {
     /// nodes on one host, or a hand-over restart) instead of refusing to start when it
     /// is taken.
     pub share_port: bool,
+    /// Serve TLS with this certificate and key (PEM) instead of plaintext.
+    pub tls: Option<TlsFiles>,
+    /// A TLS handshake that has not finished this long after the connection was
+    /// accepted is closed (`tls_handshake_timeout`).
+    pub tls_handshake_timeout: Duration,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
     /// Worker threads; each owns a `mio::Poll` and its connections.
@@ -72,6 +79,8 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
             share_port: false,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(5),
             metrics: None,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             backlog: 1024,

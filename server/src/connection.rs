@@ -9,6 +9,9 @@
 //! `Closing` (what is owed is flushed, then the FIN, then the peer's FIN or a
 //! deadline). Every transition is a method here; the worker never sets fields of the
 //! state by hand.
+//!
+//! On a TLS port the bytes cross the socket inside a [`TlsSession`]: `Detecting` then
+//! also covers the handshake, and the framing is detected on the first decrypted byte.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use crate::permit::Permit;
 use crate::rate::TokenBucket;
 use crate::session::Session;
 use crate::stats::CloseReason;
+use crate::tls::{TlsRead, TlsSession};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +82,23 @@ pub(crate) enum Enqueued {
 /// What reading from the socket produced.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
-    /// `n` bytes were fed to the decoder.
-    Data(usize),
+    /// Bytes were fed to the decoder.
+    Data {
+        /// Bytes fed to the decoder (plaintext).
+        fed: usize,
+        /// Bytes read from the socket (more than `fed` with TLS).
+        wire: usize,
+        /// The read found the socket empty: a new readiness edge brings more.
+        drained: bool,
+    },
     /// Nothing more to read now.
     WouldBlock,
     /// The peer closed its side.
     Eof,
+    /// TLS port: the first byte is not TLS (a plaintext client). Carries that byte.
+    NotTls(u8),
+    /// TLS port: the peer's bytes are not TLS that rustls accepts.
+    TlsRefused,
 }
 
 /// A client connection owned by one worker.
@@ -93,6 +108,9 @@ pub(crate) struct Connection {
     pub(crate) id: ConnId,
     /// The non-blocking socket, registered with the owning worker's `Poll`.
     pub(crate) stream: TcpStream,
+    /// On a TLS port, the TLS state every byte passes through; boxed, as it is large
+    /// and plaintext connections have none.
+    tls: Option<Box<TlsSession>>,
     /// Remote address, for logs.
     pub(crate) peer: SocketAddr,
     /// Decoder; its mode becomes known with the first byte.
@@ -129,10 +147,12 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A freshly accepted connection.
+    /// A freshly accepted connection; `tls` on a TLS port.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
         stream: TcpStream,
+        tls: Option<TlsSession>,
         peer: SocketAddr,
         limits: Limits,
         bucket: TokenBucket,
@@ -143,6 +163,7 @@ impl Connection {
         Self {
             id,
             stream,
+            tls: tls.map(Box::new),
             peer,
             decoder: ConnectionDecoder::new(limits),
             session: None,
@@ -170,6 +191,26 @@ impl Connection {
     /// The framing, once known.
     pub(crate) fn mode(&self) -> Option<Mode> {
         self.decoder.mode()
+    }
+
+    /// Since when the connection can carry the protocol: its acceptance, or on a TLS
+    /// port the end of its handshake (`None` while that runs).
+    pub(crate) fn ready_since(&self) -> Option<Instant> {
+        match &self.tls {
+            None => Some(self.accepted_at),
+            Some(tls) => tls.ready_at(),
+        }
+    }
+
+    /// Whether a TLS handshake still runs.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// A plaintext client on the TLS port: it is answered in plaintext from now on
+    /// (its refusal, then the close).
+    pub(crate) fn drop_tls(&mut self) {
+        self.tls = None;
     }
 
     /// Whether it was accepted while the server was full.
@@ -242,11 +283,15 @@ impl Connection {
                 ..
             })
         ) && self.out.is_empty()
+            && !self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Sends our FIN and waits at most `linger` for the peer's.
     pub(crate) fn send_fin(&mut self, now: Instant, linger: Duration) {
         if let ConnState::Closing(c) = &mut self.state {
+            if let Some(tls) = &mut self.tls {
+                tls.close_notify(&mut self.stream);
+            }
             let _ = self.stream.shutdown(std::net::Shutdown::Write);
             c.fin_sent = true;
             let linger = now.checked_add(linger);
@@ -290,9 +335,10 @@ impl Connection {
         self.held = 0;
     }
 
-    /// Queued outbound bytes.
+    /// Queued outbound bytes (plus one while TLS records wait to be written).
     pub(crate) fn pending(&self) -> usize {
-        self.out.len()
+        let tls = self.tls.as_ref().is_some_and(|tls| tls.wants_write());
+        self.out.len() + usize::from(tls)
     }
 
     /// Queues `bytes` for sending. A closing connection takes nothing new. A
@@ -327,14 +373,35 @@ impl Connection {
         }
     }
 
-    /// Reads once into `scratch` and feeds the decoder.
+    /// Reads once into `scratch` and feeds the decoder (with TLS: reads and decrypts
+    /// until there is plaintext or nothing more to read).
     pub(crate) fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
+        if let Some(tls) = &mut self.tls {
+            return Ok(match tls.read(&mut self.stream, scratch)? {
+                TlsRead::Data { n, drained, wire } => {
+                    self.decoder.feed(&scratch[..n]);
+                    ReadOutcome::Data {
+                        fed: n,
+                        wire,
+                        drained,
+                    }
+                }
+                TlsRead::WouldBlock => ReadOutcome::WouldBlock,
+                TlsRead::Eof => ReadOutcome::Eof,
+                TlsRead::NotTls(first) => ReadOutcome::NotTls(first),
+                TlsRead::Refused => ReadOutcome::TlsRefused,
+            });
+        }
         loop {
             return match self.stream.read(scratch) {
                 Ok(0) => Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     self.decoder.feed(&scratch[..n]);
-                    Ok(ReadOutcome::Data(n))
+                    Ok(ReadOutcome::Data {
+                        fed: n,
+                        wire: n,
+                        drained: n < scratch.len(),
+                    })
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -358,10 +425,17 @@ impl Connection {
         false
     }
 
-    /// Writes queued output until the queue is empty or the socket would block.
-    /// Returns the bytes written.
+    /// Writes queued output until the queue is empty or the socket would block (with
+    /// TLS: encrypting as the TLS buffer limit allows). Returns the socket bytes
+    /// written.
     pub(crate) fn flush(&mut self) -> io::Result<usize> {
-        self.out.write_to(&mut self.stream)
+        match &mut self.tls {
+            None => self.out.write_to(&mut self.stream),
+            Some(tls) => {
+                let out = &mut self.out;
+                tls.flush(&mut self.stream, |mut sink| out.write_to(&mut sink))
+            }
+        }
     }
 }
 
@@ -384,6 +458,7 @@ mod tests {
         let conn = Connection::new(
             id,
             TcpStream::from_std(stream),
+            None,
             addr,
             Limits::default(),
             TokenBucket::new(0, 1, now),

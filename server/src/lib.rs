@@ -5,7 +5,7 @@
 //! over crossbeam channels.
 //!
 //! The public surface is what embedders call: [`Server`], [`Config`], [`Running`],
-//! [`ShutdownHandle`], and [`MAX_LIST_ITEMS`].
+//! [`ShutdownHandle`], [`TlsFiles`], [`TlsError`] and [`MAX_LIST_ITEMS`].
 //!
 //! Layout:
 //! - `config`: [`Config`].
@@ -20,6 +20,8 @@
 //!   without sockets.
 //! - `engine`: the engine seam and `MemoryEngine`.
 //! - `stats`: counters and close reasons.
+//! - `tls`: the certificate store and one connection's TLS session, driven by its
+//!   worker.
 //! - `metrics`: the Prometheus endpoint (`--metrics`), on a thread of its own.
 #![forbid(unsafe_code)]
 
@@ -34,8 +36,10 @@ mod rate;
 mod server;
 mod session;
 mod stats;
+mod tls;
 mod worker;
 
 pub use config::Config;
 pub use server::{Running, Server, ShutdownHandle};
 pub use session::MAX_LIST_ITEMS;
+pub use tls::{TlsError, TlsFiles};

@@ -3,13 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use server::{Config, Server};
+use server::{Config, Server, ShutdownHandle, TlsFiles};
 use shared::Limits;
 use shared::units::{parse_duration, parse_size};
 
@@ -36,6 +36,17 @@ struct Cli {
     /// hand-over restart). Without it a taken address is an error.
     #[arg(long)]
     share_port: bool,
+    /// Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// SIGHUP reads both files again: new handshakes use them, open sessions go on.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Close a TLS connection whose handshake has not finished this long after it was
+    /// accepted.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    tls_handshake_timeout: Duration,
     /// Worker threads [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
@@ -155,9 +166,19 @@ impl Cli {
             !self.flood_close_after.is_zero(),
             "--flood-close-after must be more than 0"
         );
+        anyhow::ensure!(
+            !self.tls_handshake_timeout.is_zero(),
+            "--tls-handshake-timeout must be more than 0"
+        );
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
         Ok(Config {
             bind: self.bind,
             share_port: self.share_port,
+            tls,
+            tls_handshake_timeout: self.tls_handshake_timeout,
             metrics: self.metrics,
             workers,
             backlog: self.backlog,
@@ -193,9 +214,12 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A log line that cannot be written (stderr closed) is dropped, not reported with
+    // `eprintln!`, which would panic the thread that logged it (the signal thread too).
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().init(),
@@ -236,22 +260,9 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
+    let tls = config.tls.is_some();
     let server = Server::bind(config).with_context(|| format!("cannot listen on {bind}"))?;
-    let handle = server.shutdown_handle();
-    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if SIGNALS.fetch_add(1, Ordering::AcqRel) == 0 {
-            // Shut down first: writing to a closed stderr must not stop the shutdown.
-            handle.shutdown();
-            let _ = writeln!(
-                std::io::stderr(),
-                "server: shutting down (press Ctrl+C again to exit at once)"
-            );
-        } else {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the signal handler")?;
+    handle_signals(server.shutdown_handle(), tls)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.local_addr())?;
     if let Some(addr) = server.metrics_addr() {
@@ -260,4 +271,49 @@ fn run(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     server.run().context("server failed")
+}
+
+/// Signals, on a thread of its own that waits for them: Ctrl+C (SIGINT) and SIGTERM
+/// start a graceful shutdown, a second one exits at once with 130. SIGHUP reloads the
+/// TLS certificate and key when serving TLS (a failed reload is logged and the
+/// certificate in use stays), and shuts down like SIGTERM otherwise.
+fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install the signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            let mut stops = 0;
+            for origin in signals.forever() {
+                let signal = origin.signal;
+                // Who sent it, for the log: a process manager, a person, a script.
+                let sender = origin.process.map(|p| p.pid);
+                if signal == SIGHUP && tls {
+                    match handle.reload_tls() {
+                        Ok(()) => tracing::info!(sender, "SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::warn!(
+                            sender,
+                            "SIGHUP: TLS certificate not reloaded, the old one stays: {e}"
+                        ),
+                    }
+                    continue;
+                }
+                stops += 1;
+                if stops > 1 {
+                    std::process::exit(130);
+                }
+                // Shut down first: writing to a closed stderr must not stop the shutdown.
+                handle.shutdown();
+                tracing::info!(signal, sender, "shutdown requested by a signal");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "server: shutting down (press Ctrl+C again to exit at once)"
+                );
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
 }

@@ -16,6 +16,7 @@ use crate::acceptor::{ACCEPTOR_WAKER, Acceptor, LISTENER};
 use crate::config::Config;
 use crate::metrics::MetricsEndpoint;
 use crate::stats::CloseReason;
+use crate::tls::{CertStore, TlsError};
 use crate::worker::{Shared, Worker, WorkerParts};
 
 /// Starts a graceful shutdown of a running server. Cheap to clone and send.
@@ -29,6 +30,15 @@ impl ShutdownHandle {
     /// Calling it again does nothing more.
     pub fn shutdown(&self) {
         self.shared.begin_shutdown();
+    }
+
+    /// Reads the TLS certificate and key again: handshakes from now on use them,
+    /// sessions already open keep theirs. On failure the certificate in use stays.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.shared.tls {
+            Some(store) => store.reload(),
+            None => Err(TlsError::NotEnabled),
+        }
     }
 
     /// A snapshot of the server's counters, as `/stats` reports them.
@@ -134,6 +144,14 @@ impl Server {
                 "at least one worker is needed",
             ));
         }
+        // A missing or bad certificate is reported before anything is bound.
+        let tls = match &config.tls {
+            Some(files) => Some(
+                CertStore::load(files.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         raise_fd_limit();
         if !config.share_port && config.bind.port() != 0 {
             ensure_address_free(config.bind)?;
@@ -165,7 +183,7 @@ impl Server {
             }
             None => (None, None),
         };
-        let (shared, worker_parts) = Shared::new(config, acceptor_waker, metrics_waker)?;
+        let (shared, worker_parts) = Shared::new(config, tls, acceptor_waker, metrics_waker)?;
         Ok(Server {
             listener,
             local_addr,
@@ -222,6 +240,7 @@ impl Server {
             rate_limit = config.rate_limit,
             rate_burst = config.rate_burst,
             idle_timeout_s = config.idle_timeout.as_secs_f64(),
+            tls = config.tls.is_some(),
             "server started"
         );
         let mut threads: Vec<JoinHandle<()>> = Vec::new();

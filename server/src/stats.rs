@@ -30,11 +30,18 @@ pub(crate) enum CloseReason {
     ServerFull,
     /// A frame or line stayed incomplete past `--frame-timeout`.
     StalledFrame,
+    /// TLS port: the client spoke plaintext (its first byte was no TLS handshake).
+    NotTls,
+    /// TLS port: the client's bytes were not acceptable TLS (garbage, a bad or
+    /// cut-off record, a failed handshake).
+    TlsError,
+    /// TLS port: the handshake did not finish within `--tls-handshake-timeout`.
+    TlsHandshakeTimeout,
 }
 
 impl CloseReason {
     /// Every reason, in the order stats report them.
-    pub(crate) const ALL: [CloseReason; 10] = [
+    pub(crate) const ALL: [CloseReason; 13] = [
         CloseReason::Goodbye,
         CloseReason::Eof,
         CloseReason::Reset,
@@ -45,6 +52,9 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::ServerFull,
         CloseReason::StalledFrame,
+        CloseReason::NotTls,
+        CloseReason::TlsError,
+        CloseReason::TlsHandshakeTimeout,
     ];
 
     /// Name used in logs and stats.
@@ -60,6 +70,9 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::ServerFull => "server_full",
             CloseReason::StalledFrame => "stalled_frame",
+            CloseReason::NotTls => "not_tls",
+            CloseReason::TlsError => "tls_error",
+            CloseReason::TlsHandshakeTimeout => "tls_handshake_timeout",
         }
     }
 

@@ -17,6 +17,7 @@
 //! - [`names`]: nick and room naming rules and case folding.
 //! - [`time`]: timestamps carried in echo replies.
 //! - [`units`]: parsers of the durations and sizes the command lines take.
+//! - [`tls`]: the clients' TLS: which server certificates they trust.
 //! - [`error`]: [`DecodeError`] and [`EncodeError`].
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod frame;
 pub mod names;
 pub mod text;
 pub mod time;
+pub mod tls;
 pub mod units;
 
 pub use codec::{ConnectionDecoder, FrameDecoder, Incoming, LineDecoder, Mode};

@@ -15,6 +15,7 @@ use crossbeam_channel::Receiver;
 use crate::backoff::{Backoff, ReconnectPolicy, SplitMix64};
 use crate::connection::{self, Connected, FrameWriter, NetEvent};
 use crate::error::ClientError;
+use crate::transport::TlsSettings;
 
 /// Where the connection stands.
 #[derive(Debug)]
@@ -133,13 +134,14 @@ impl Reconnector {
 pub(super) fn spawn_attempt(
     addr: String,
     addrs: Vec<SocketAddr>,
+    tls: Option<TlsSettings>,
     timeout: Duration,
 ) -> Result<Receiver<Result<Connected, ClientError>>, ClientError> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     thread::Builder::new()
         .name("chat-connect".to_owned())
         .spawn(move || {
-            let _ = tx.send(connection::connect(&addr, &addrs, timeout));
+            let _ = tx.send(connection::connect(&addr, &addrs, tls.as_ref(), timeout));
         })
         .map_err(|e| ClientError::Local(format!("cannot start the connect thread: {e}")))?;
     Ok(rx)

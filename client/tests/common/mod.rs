@@ -180,19 +180,27 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
-        TestServer::start_on("127.0.0.1:0".parse().unwrap(), false)
+        Self::with(|_| {})
     }
 
     /// A server on `bind` (a port given by an earlier server, to restart it there),
     /// sharing the port with other servers that share it too if `share_port`.
     pub fn start_on(bind: SocketAddr, share_port: bool) -> Self {
-        let config = server::Config {
-            bind,
-            share_port,
+        Self::with(|c| {
+            c.bind = bind;
+            c.share_port = share_port;
+        })
+    }
+
+    /// A server whose configuration `adjust` changes first.
+    pub fn with(adjust: impl FnOnce(&mut server::Config)) -> Self {
+        let mut config = server::Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
             workers: 2,
             log_interval: Duration::ZERO,
             ..server::Config::default()
         };
+        adjust(&mut config);
         let running = server::Server::bind(config).expect("bind").spawn();
         TestServer {
             addr: running.local_addr(),

@@ -22,6 +22,7 @@ fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
         max_seq: 100,
         window: 0,
         schedule: Schedule::new(0, 1.0, 1),
+        tls: None,
     }
 }
 

@@ -16,11 +16,13 @@ impl Worker {
         let idle_timeout = self.shared.config.idle_timeout;
         let greet_after = self.shared.config.greet_after;
         let frame_timeout = self.shared.config.frame_timeout;
+        let handshake_timeout = self.shared.config.tls_handshake_timeout;
         for slot in 0..self.conns.slots() {
             let silent_newcomer = self.conns.get(slot).is_some_and(|c| {
                 c.state() == ConnState::Detecting { reject: false }
                     && !greet_after.is_zero()
-                    && now.saturating_duration_since(c.accepted_at) >= greet_after
+                    && c.ready_since()
+                        .is_some_and(|ready| now.saturating_duration_since(ready) >= greet_after)
             });
             if silent_newcomer && self.phase == super::Phase::Running {
                 self.greet_silent(slot, now);
@@ -40,6 +42,11 @@ impl Worker {
             if conn.deadline_passed(now) {
                 // A closing peer that stopped reading does not hold its slot forever.
                 conn.close_now(CloseReason::Reset);
+            } else if !conn.is_closing()
+                && conn.is_handshaking()
+                && now.saturating_duration_since(conn.accepted_at) >= handshake_timeout
+            {
+                conn.close_now(CloseReason::TlsHandshakeTimeout);
             } else if conn.is_rejected() {
                 if now.saturating_duration_since(conn.accepted_at) >= REJECT_GRACE {
                     self.refuse_full(&mut conn);

@@ -51,6 +51,15 @@ impl Worker {
             self.stats().count_close(CloseReason::Shutdown);
             return;
         }
+        let tls = match self.shared.tls.as_ref().map(|store| store.session()) {
+            None => None,
+            Some(Ok(session)) => Some(session),
+            Some(Err(e)) => {
+                tracing::warn!(%peer, "cannot start a TLS session: {e}");
+                self.stats().count_close(CloseReason::TlsError);
+                return;
+            }
+        };
         let id = self.conns.reserve();
         if let Err(e) =
             self.poll
@@ -65,7 +74,7 @@ impl Worker {
         let config = &self.shared.config;
         let bucket = TokenBucket::new(config.rate_limit, config.rate_burst, now);
         let reject = permit.is_reject();
-        let conn = Connection::new(id, stream, peer, config.limits, bucket, permit, now);
+        let conn = Connection::new(id, stream, tls, peer, config.limits, bucket, permit, now);
         self.conns.insert(conn);
         let stats = self.stats();
         WorkerStats::add(&stats.accepted, 1);
@@ -203,12 +212,12 @@ impl Worker {
             }
             let want = budget.min(self.scratch.len()).min(room);
             match conn.read_some(&mut self.scratch[..want]) {
-                Ok(ReadOutcome::Data(n)) => {
-                    socket_drained = short_read_drains && n < want;
-                    budget -= n;
+                Ok(ReadOutcome::Data { fed, wire, drained }) => {
+                    socket_drained = short_read_drains && drained;
+                    budget = budget.saturating_sub(fed);
                     conn.last_input = now;
                     conn.pinged = false;
-                    WorkerStats::add(&self.stats().bytes_in, n as u64);
+                    WorkerStats::add(&self.stats().bytes_in, wire as u64);
                     if matches!(conn.state(), ConnState::Detecting { .. }) {
                         self.on_first_bytes(&mut conn);
                     }
@@ -222,6 +231,16 @@ impl Worker {
                     // are flushed: the peer may have only closed its sending side.
                     let _ = self.handle_buffered(&mut conn, now, &mut 0);
                     self.close_after_flush(&mut conn, CloseReason::Eof);
+                    break;
+                }
+                Ok(ReadOutcome::NotTls(first)) => {
+                    self.refuse_plaintext(&mut conn, first);
+                    break;
+                }
+                Ok(ReadOutcome::TlsRefused) => {
+                    // The alert rustls queued goes out before the FIN.
+                    tracing::debug!(peer = %conn.peer, "TLS refused");
+                    conn.begin_close(CloseReason::TlsError, LINGER, now);
                     break;
                 }
                 Err(e) => {
@@ -372,6 +391,17 @@ impl Worker {
             self.carry_out(conn, &mut effects);
             self.effects = effects;
         }
+    }
+
+    /// A plaintext client on the TLS port is told so in plaintext, in the framing its
+    /// first byte chose, and closed gracefully, so it reads why instead of a reset.
+    fn refuse_plaintext(&mut self, conn: &mut Connection, first: u8) {
+        tracing::debug!(peer = %conn.peer, "plaintext client on the TLS port");
+        conn.drop_tls();
+        let mode = if first == 0 { Mode::Binary } else { Mode::Text };
+        let text = "this port speaks TLS; connect with TLS";
+        self.enqueue_error(conn, mode, Refusal::new(ErrorCode::MALFORMED, text));
+        conn.begin_close(CloseReason::NotTls, LINGER, Instant::now());
     }
 
     pub(super) fn refuse_full(&mut self, conn: &mut Connection) {

@@ -41,6 +41,7 @@ use crate::engine::{Engine, HistoryLimits, MemoryEngine};
 use crate::permit::{Admission, Permit};
 use crate::session::Effect;
 use crate::stats::{Stats, WorkerStats};
+use crate::tls::CertStore;
 
 pub(crate) use routing::Delivery;
 use shutdown::Phase;
@@ -161,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Nicks, rooms, chats.
     pub(crate) engine: Box<dyn Engine>,
+    /// The certificate new connections get, on a TLS port; replaced on a reload.
+    pub(crate) tls: Option<CertStore>,
     /// Counters.
     pub(crate) stats: Stats,
     /// One handle per worker, index = worker number.
@@ -192,6 +195,7 @@ impl Shared {
     /// worker number.
     pub(crate) fn new(
         config: Config,
+        tls: Option<CertStore>,
         acceptor_waker: Arc<Waker>,
         metrics_waker: Option<Arc<Waker>>,
     ) -> std::io::Result<(Arc<Self>, Vec<WorkerParts>)> {
@@ -217,6 +221,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             config,
             engine: Box::new(MemoryEngine::new(workers, history)),
+            tls,
             stats: Stats::new(workers),
             workers: handles,
             acceptor_waker,

@@ -135,7 +135,7 @@ mod tests {
             workers,
             ..Config::default()
         };
-        let (shared, parts) = Shared::new(config, waker, None).expect("shared state");
+        let (shared, parts) = Shared::new(config, None, waker, None).expect("shared state");
         (shared, parts, acceptor)
     }
 
