@@ -89,7 +89,8 @@ pub enum Command {
 /// number is seconds).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server address (host:port).
+    /// Server address (host:port), or several separated by commas: client i connects
+    /// to address i mod N.
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
     /// Client connections.
@@ -198,9 +199,13 @@ pub enum CliError {
 impl RunArgs {
     /// Resolves the address and validates the whole configuration.
     pub fn into_config(self) -> Result<Config, CliError> {
-        let addr = resolve(&self.addr)?;
+        let addrs = self
+            .addr
+            .split(',')
+            .map(|one| resolve(one.trim(), &self.addr))
+            .collect::<Result<Vec<_>, _>>()?;
         let config = Config {
-            addr,
+            addrs,
             clients: self.clients,
             rate: match self.total_rate {
                 Some(total) => total_rate_per_client(total, self.clients)?,
@@ -252,12 +257,17 @@ fn plain(v: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`); a host with
-/// several addresses is reached at the first one the resolver gives.
-fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`), one entry
+/// of the `--addr` list `given`; a host with several addresses is reached at the first
+/// one the resolver gives.
+fn resolve(addr: &str, given: &str) -> Result<SocketAddr, CliError> {
     let err = |reason: String| CliError::Addr {
-        addr: addr.to_owned(),
-        reason,
+        addr: given.to_owned(),
+        reason: if addr == given {
+            reason
+        } else {
+            format!("{addr:?}: {reason}")
+        },
     };
     let mut addrs = addr.to_socket_addrs().map_err(|e| err(e.to_string()))?;
     addrs
@@ -341,8 +351,29 @@ mod tests {
     fn addr_takes_a_host_name() {
         let cli = Cli::try_parse_from(["loadgen", "--addr", "localhost:7878"]).expect("parses");
         let config = cli.run.into_config().expect("valid");
-        assert!(config.addr.ip().is_loopback(), "{}", config.addr);
-        assert_eq!(config.addr.port(), 7878);
+        assert!(config.addrs[0].ip().is_loopback(), "{:?}", config.addrs);
+        assert_eq!(config.addrs[0].port(), 7878);
+    }
+
+    #[test]
+    fn addr_takes_a_list() {
+        let cli = Cli::try_parse_from(["loadgen", "--addr", "127.0.0.1:7000, 127.0.0.2:7001"])
+            .expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:7000".parse().expect("addr"),
+            "127.0.0.2:7001".parse().expect("addr"),
+        ];
+        assert_eq!(config.addrs, want);
+        assert_eq!(config.addr_list(), "127.0.0.1:7000,127.0.0.2:7001");
+        for bad in ["127.0.0.1:7000,", "127.0.0.1:7000,127.0.0.1", ","] {
+            let cli = Cli::try_parse_from(["loadgen", "--addr", bad]).expect("parses");
+            let err = cli.run.into_config().expect_err(bad);
+            assert!(
+                err.to_string().starts_with(&format!("--addr {bad}: ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -83,8 +83,9 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 /// the command line with [`crate::cli::RunArgs`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Server address.
-    pub addr: SocketAddr,
+    /// Server addresses: client `i` connects to `addrs[i % addrs.len()]`, so a room's
+    /// members or a dm pair may be split over several servers. Never empty.
+    pub addrs: Vec<SocketAddr>,
     /// Number of client connections.
     pub clients: u32,
     /// Messages per second per client.
@@ -133,7 +134,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
+            addrs: vec![SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                shared::DEFAULT_PORT,
+            ))],
             clients: 100,
             rate: 10.0,
             duration: Duration::from_secs(30),
@@ -166,6 +170,9 @@ pub fn default_threads() -> usize {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// No server address (a `Config` built by hand with an empty `addrs`).
+    #[error("--addr needs at least one address")]
+    NoAddr,
     /// `--clients 0`: there would be nothing to measure.
     #[error("--clients must be at least 1")]
     NoClients,
@@ -233,6 +240,9 @@ pub enum ConfigError {
 impl Config {
     /// Checks that the run can happen; called by [`crate::run`] before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.addrs.is_empty() {
+            return Err(ConfigError::NoAddr);
+        }
         if self.clients == 0 {
             return Err(ConfigError::NoClients);
         }
@@ -312,6 +322,13 @@ impl Config {
             Some(label) => label.clone(),
             None => format!("{}-{}", self.scenario.name(), self.protocol.name()),
         }
+    }
+
+    /// The server address list as given and as written in the `addr` column:
+    /// comma-separated.
+    pub fn addr_list(&self) -> String {
+        let list: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
+        list.join(",")
     }
 
     /// Messages per second over all clients.

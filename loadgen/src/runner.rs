@@ -100,7 +100,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     let period_s = 1.0 / config.rate;
     let max_seq = ((config.warmup + config.duration).as_secs_f64() / period_s).ceil() + 2.0;
     let settings = Settings {
-        addr: config.addr,
+        addrs: config.addrs.clone(),
         protocol: config.protocol,
         scenario: config.scenario,
         payload: config.payload,
@@ -180,6 +180,16 @@ fn preflight_warnings(config: &Config, fd_limit: Option<u64>) -> Vec<String> {
             "--clients {} needs about {needed} open files but the limit is {limit} \
              (ulimit -n); about {fit} clients can connect, the rest will fail",
             config.clients
+        ));
+    }
+    if config.addrs.len() > 1 && config.scenario != Scenario::Echo {
+        warnings.push(format!(
+            "--scenario {} over {} addresses: client i talks to address i mod {}, so rooms \
+             and dm pairs are split over the servers; servers that do not share rooms and \
+             nicks deliver only within each, and the rest counts as lost",
+            config.scenario.name(),
+            config.addrs.len(),
+            config.addrs.len()
         ));
     }
     let ramp_s = f64::from(config.clients) / config.connect_rate;
@@ -597,7 +607,7 @@ impl<'a> Collector<'a> {
         }
         if connected == 0 && !(self.interrupted && self.timeline.is_none()) {
             return Err(RunError::NoConnections {
-                addr: config.addr.to_string(),
+                addr: config.addr_list(),
                 first_error,
             });
         }
@@ -627,7 +637,7 @@ impl<'a> Collector<'a> {
             label: config.label(),
             scenario: config.scenario.name().into(),
             protocol: config.protocol.name().into(),
-            addr: config.addr.to_string(),
+            addr: config.addr_list(),
             clients: config.clients,
             connected,
             threads: self.threads as u32,

@@ -295,7 +295,7 @@ pub fn out_dir(name: &str) -> PathBuf {
 /// warmup, results in `out`.
 pub fn quick_config(addr: SocketAddr, clients: u32, rate: f64, secs: u64, out: &Path) -> Config {
     Config {
-        addr,
+        addrs: vec![addr],
         clients,
         rate,
         duration: Duration::from_secs(secs),
