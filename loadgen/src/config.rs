@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::stamp::MIN_PAYLOAD;
 
@@ -125,6 +125,11 @@ pub struct Config {
     pub churn: f64,
     /// How long a dropped client stays away before it reconnects.
     pub churn_away: Duration,
+    /// Wall-clock instant at which sending begins (`--start-at`): the connect ramp
+    /// happens before it, the warmup (if any) starts at it, and the run clock puts it on a
+    /// whole second so several processes' seconds line up. `None`: start as soon as
+    /// every client is connected.
+    pub start_at: Option<SystemTime>,
     /// Pass/fail limits.
     pub thresholds: Thresholds,
     /// Print a progress line to stderr every second.
@@ -155,6 +160,7 @@ impl Default for Config {
             max_in_flight: 0,
             churn: 0.0,
             churn_away: Duration::from_millis(100),
+            start_at: None,
             thresholds: Thresholds::default(),
             progress: true,
         }

@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod end_to_end;
+mod multi;
 mod recorder;
 mod report_html;
 mod results;
