@@ -1,5 +1,6 @@
 //! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...`,
-//! `loadgen plot FILES... -o OUT.svg` and `loadgen report FILES... -o OUT.html`. Raw
+//! `loadgen plot FILES... -o OUT.svg`, `loadgen report FILES... -o OUT.html` and
+//! `loadgen merge RUNS... -o DIR`. Raw
 //! arguments become a validated [`Config`] here, before anything runs.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -61,6 +62,23 @@ pub enum Command {
         /// Also show runs cut short by Ctrl+C.
         #[arg(long)]
         include_interrupted: bool,
+    },
+    /// Combine several loadgen processes' runs into one result, written like a run's.
+    ///
+    /// Latency histograms are added per wall-clock second from the runs' .hlog files,
+    /// counts are summed, percentiles come from the merged distribution and rates from
+    /// the summed counts over the span the runs measured.
+    Merge {
+        /// Runs: a summary CSV (every run in it) or CSV:N (its N-th run, as `compare`
+        /// numbers them); each run's .hlog and .series.csv are read from beside it.
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<String>,
+        /// Directory for the merged result files (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Name of the merged run [default: merged-LABEL, LABEL the first run's].
+        #[arg(long)]
+        label: Option<String>,
     },
     /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
     Plot {

@@ -167,6 +167,16 @@ impl Default for Config {
     }
 }
 
+/// Whether `label` makes a plain file name: letters, digits and `-_.`, not starting with
+/// a dot.
+pub(crate) fn label_ok(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !label.starts_with('.')
+}
+
 /// One thread per core, as reported by the OS.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
@@ -309,15 +319,10 @@ impl Config {
         {
             return Err(ConfigError::ChurnNeedsBinaryRoom);
         }
-        if let Some(label) = &self.label {
-            let ok = !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !label.starts_with('.');
-            if !ok {
-                return Err(ConfigError::BadLabel(label.clone()));
-            }
+        if let Some(label) = &self.label
+            && !label_ok(label)
+        {
+            return Err(ConfigError::BadLabel(label.clone()));
         }
         Ok(())
     }

@@ -145,3 +145,198 @@ fn a_missed_start_at_begins_whole_seconds_later() {
         "{shift:?}"
     );
 }
+
+/// Runs `loadgen merge ARGS`; its exit code, stdout and stderr.
+fn merge_cmd(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let output = Command::new(loadgen_bin())
+        .arg("merge")
+        .args(args)
+        .output()
+        .expect("run loadgen merge");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn only_run(csv: &Path) -> results::LocatedRun {
+    let mut runs = results::runs_in(csv).expect("summary");
+    assert_eq!(runs.len(), 1, "{}", csv.display());
+    runs.remove(0)
+}
+
+/// Two processes against one server, started together: the merged run holds the sum
+/// of their counts, its p99 lies between theirs, and its files add up like a run's.
+#[test]
+fn merging_two_processes_adds_their_counts_and_latencies() {
+    let server = crate::common::real_server();
+    let out = out_dir("multi-merge-two");
+    let start = rfc3339(SystemTime::now() + Duration::from_millis(1500));
+    let a = spawn_at(server.local_addr(), &start, &out, "a");
+    let b = spawn_at(server.local_addr(), &start, &out, "b");
+    wait_ok(a);
+    wait_ok(b);
+    let merged_dir = out.join("merged");
+    let (code, stdout, stderr) = merge_cmd(&[
+        out.join("a.csv").as_os_str(),
+        out.join("b.csv").as_os_str(),
+        "-o".as_ref(),
+        merged_dir.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("merged 2 runs: "), "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let (ra, rb) = (only_run(&out.join("a.csv")), only_run(&out.join("b.csv")));
+    let m = only_run(&merged_dir.join("merged-a.csv"));
+    let (a, b, s) = (&ra.summary, &rb.summary, &m.summary);
+    assert_eq!(s.sent, a.sent + b.sent);
+    assert_eq!(s.expected, a.expected + b.expected);
+    assert_eq!(s.received, a.received + b.received);
+    assert_eq!(s.lost, 0);
+    assert_eq!(s.clients, 8);
+    assert_eq!(s.target_rate, 400.0);
+    assert_eq!(s.duration_s, 1.0);
+    assert_eq!(s.achieved_send_rate, s.sent as f64);
+    let (lo, hi) = (a.p99_us.min(b.p99_us), a.p99_us.max(b.p99_us));
+    assert!(
+        lo <= s.p99_us && s.p99_us <= hi,
+        "{lo} <= {} <= {hi}",
+        s.p99_us
+    );
+    assert_eq!(s.max_us, a.max_us.max(b.max_us));
+
+    // The merged spectrum counts every delivery; the log adds up to it; the series
+    // sums to the summary.
+    let points = results::read_hgrm(&m.files.hgrm).expect("merged hgrm");
+    assert_eq!(points.last().expect("points").total_count, s.received);
+    let log = results::read_interval_log(&m.files.hlog).expect("merged hlog");
+    let logged: u64 = log
+        .intervals
+        .iter()
+        .filter(|i| i.tag.is_none())
+        .map(|i| i.histogram.len())
+        .sum();
+    assert_eq!(logged, s.received);
+    let series = results::read_series(&m.files.series).expect("merged series");
+    assert_eq!(series.iter().map(|r| r.sent).sum::<u64>(), s.sent);
+    assert_eq!(series.iter().map(|r| r.received).sum::<u64>(), s.received);
+    assert_eq!(series[0].connections, 8);
+
+    // compare reads the merged row like any other.
+    let output = Command::new(loadgen_bin())
+        .arg("compare")
+        .arg(out.join("a.csv"))
+        .arg(merged_dir.join("merged-a.csv"))
+        .output()
+        .expect("run compare");
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("merged-a"));
+}
+
+/// A run merged with itself: every count doubles, every percentile stays.
+#[test]
+fn a_run_merged_with_itself_doubles_counts_and_keeps_percentiles() {
+    let server = TestServer::start(Fault::None);
+    let out = out_dir("multi-merge-self");
+    let config = crate::common::quick_config(server.addr, 3, 40.0, 2, &out);
+    let run = crate::common::run(&config).summary;
+    let csv = out.join("echo-binary.csv");
+    let merged = loadgen::merge::merge(
+        &[csv.display().to_string(), format!("{}:1", csv.display())],
+        &out.join("m"),
+        Some("twice"),
+    )
+    .expect("merge");
+    let s = &merged.summary;
+    assert_eq!(merged.inputs.len(), 2);
+    assert_eq!(
+        (
+            s.sent,
+            s.expected,
+            s.received,
+            s.lost,
+            s.clients,
+            s.connected
+        ),
+        (
+            2 * run.sent,
+            2 * run.expected,
+            2 * run.received,
+            2 * run.lost,
+            6,
+            6
+        )
+    );
+    assert_eq!(s.duration_s, run.duration_s);
+    assert_eq!(s.achieved_send_rate, 2.0 * run.achieved_send_rate);
+    assert_eq!(
+        (s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us),
+        (run.p50_us, run.p90_us, run.p99_us, run.p999_us, run.max_us)
+    );
+    assert_eq!(
+        (s.uncorrected_p50_us, s.uncorrected_p99_us),
+        (run.uncorrected_p50_us, run.uncorrected_p99_us)
+    );
+    assert_eq!(s.label, "twice");
+    assert!(merged.warnings.is_empty(), "{:?}", merged.warnings);
+}
+
+/// Inputs that cannot be merged are refused with one line and exit code 1.
+#[test]
+fn bad_merge_inputs_are_refused_with_one_line() {
+    let server = crate::common::real_server();
+    let out = out_dir("multi-merge-bad");
+    let echo = crate::common::run(&crate::common::quick_config(
+        server.local_addr(),
+        2,
+        20.0,
+        1,
+        &out,
+    ));
+    let dm = crate::common::run(&loadgen::Config {
+        scenario: loadgen::Scenario::Dm,
+        ..crate::common::quick_config(server.local_addr(), 2, 20.0, 1, &out)
+    });
+    let refused = |args: &[&std::ffi::OsStr], want: &str| {
+        let mut all = args.to_vec();
+        let dir = out.join("merged");
+        all.extend(["-o".as_ref(), dir.as_os_str()]);
+        let (code, stdout, stderr) = merge_cmd(&all);
+        assert_eq!(code, Some(loadgen::exit::ERROR), "{stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("loadgen: error: ") && stderr.contains(want),
+            "{stderr}"
+        );
+    };
+    refused(
+        &[echo.files.summary.as_os_str(), dm.files.summary.as_os_str()],
+        "differ in scenario (echo vs dm); only runs of one load can be merged",
+    );
+    refused(
+        &[echo.files.summary.as_os_str(), echo.files.hgrm.as_os_str()],
+        "not a loadgen summary CSV",
+    );
+    let bad_row = format!("{}:7", echo.files.summary.display());
+    refused(
+        &[echo.files.summary.as_os_str(), bad_row.as_ref()],
+        "the file has 1 runs",
+    );
+    std::fs::remove_file(&dm.files.hlog).expect("remove hlog");
+    refused(
+        &[dm.files.summary.as_os_str(), dm.files.summary.as_os_str()],
+        ".hlog: No such file or directory",
+    );
+    // A bad label is a usage error.
+    let dir = out.join("merged");
+    let (code, _, stderr) = merge_cmd(&[
+        echo.files.summary.as_os_str(),
+        "--label".as_ref(),
+        "a/b".as_ref(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert_eq!(code, Some(loadgen::exit::USAGE), "{stderr}");
+}

@@ -2,8 +2,8 @@
 //! the issue: `recorder` (corrected vs uncorrected latency, exact merging),
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
 //! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
-//! exit codes, Ctrl+C) and `end_to_end` (the real chat server, every scenario and
-//! protocol). Helpers live in `common`.
+//! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and
+//! protocol, several servers) and `multi` (several processes: `--start-at`, `merge`). Helpers live in `common`.
 
 mod common;
 
