@@ -92,6 +92,13 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         kill -9 "$pid" 2>/dev/null || true
     done
+    # Whatever still runs inside the namespaces was started by this script (they are
+    # its own): end it by PID, or it would keep a deleted namespace alive.
+    for ns in "$NS_A" "$NS_B" "$NS_SRV"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill -9 "$pid" 2>/dev/null || true
+        done
+    done
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
@@ -188,7 +195,7 @@ done
 
 # ---- the server ------------------------------------------------------------------------
 
-nsx "$NS_SRV" "$BIN/server" --bind "$ADDR" --workers 2 -q --idle-timeout "${IDLE_S}s" \
+ip netns exec "$NS_SRV" "$BIN/server" --bind "$ADDR" --workers 2 -q --idle-timeout "${IDLE_S}s" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
@@ -233,7 +240,7 @@ RETRANS_BEFORE=$(($(retrans "$NS_A") + $(retrans "$NS_SRV")))
 # A connection behind the slow link that never says a word: the keepalive probe.
 IDLE_START=$(date +%s%N)
 # Each line it reads is stamped with the milliseconds since it connected.
-nsx "$NS_B" timeout $((IDLE_S + 6)) bash -c "exec 3<>/dev/tcp/$SRV_IP/$PORT || exit 1
+ip netns exec "$NS_B" timeout $((IDLE_S + 6)) bash -c "exec 3<>/dev/tcp/$SRV_IP/$PORT || exit 1
     t0=\$(date +%s%N)
     while IFS= read -r line <&3; do
         echo \"\$(((\$(date +%s%N) - t0) / 1000000)) \$line\"
@@ -243,13 +250,13 @@ PIDS+=("$IDLE_PID")
 # One instant for both, 2-3 s ahead: plenty for 40 connects at --connect-rate 1000.
 START_AT=$(date -u -d "@$(($(date +%s) + 3))" +%Y-%m-%dT%H:%M:%SZ)
 say "both start at $START_AT"
-nsx "$NS_A" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "${DURATION}s" \
+ip netns exec "$NS_A" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "${DURATION}s" \
     --start-at "$START_AT" --label lossy >"$WORK/lossy.out" 2>&1 &
 A_PID=$!
 PIDS+=("$A_PID")
 # The second process starts later; its --start-at names the same instant.
 sleep 0.5
-nsx "$NS_B" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "${DURATION}s" \
+ip netns exec "$NS_B" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "${DURATION}s" \
     --start-at "$START_AT" --label slow >"$WORK/slow.out" 2>&1 &
 B_PID=$!
 PIDS+=("$B_PID")
@@ -329,11 +336,11 @@ ROOM_S=$(pick 10 4)
 section "3. a room of $ROOM_CLIENTS members in $NS_B (1 mbit) at ${ROOM_RATE}/s each, ${ROOM_PAYLOAD}-byte messages; echo load from $NS_A at once"
 SLOW_BEFORE=$(stat closed_slow_consumer)
 START_AT=$(date -u -d "@$(($(date +%s) + 3))" +%Y-%m-%dT%H:%M:%SZ)
-nsx "$NS_A" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "$((ROOM_S + 2))s" \
+ip netns exec "$NS_A" "$BIN/loadgen" --addr "$ADDR" "${LOAD[@]}" --duration "$((ROOM_S + 2))s" \
     --start-at "$START_AT" --label bystander >"$WORK/bystander.out" 2>&1 &
 A_PID=$!
 PIDS+=("$A_PID")
-nsx "$NS_B" "$BIN/loadgen" --addr "$ADDR" --scenario room --room-size "$ROOM_CLIENTS" \
+ip netns exec "$NS_B" "$BIN/loadgen" --addr "$ADDR" --scenario room --room-size "$ROOM_CLIENTS" \
     --clients "$ROOM_CLIENTS" --rate "$ROOM_RATE" --payload "$ROOM_PAYLOAD" --threads 1 \
     --warmup 0s --duration "${ROOM_S}s" --grace 2s --start-at "$START_AT" -q --out "$RESULTS" \
     --label heavy-room >"$WORK/heavy.out" 2>&1 &
@@ -363,6 +370,24 @@ if [[ $A_RC == 0 && -f "$Y_CSV" && "$(col "$Y_CSV" lost)" == 0 && "$(col "$Y_CSV
     record bystander PASS "echo from $NS_A meanwhile: sent $(col "$Y_CSV" sent), lost 0, errors 0, p99 $(ms "$(col "$Y_CSV" p99_us)") ms max $(ms "$(col "$Y_CSV" max_us)") ms"
 else
     record bystander FAIL "echo from $NS_A: exit $A_RC, lost $(col "$Y_CSV" lost 2>/dev/null), errors $(col "$Y_CSV" errors 2>/dev/null)"
+fi
+
+# The server shuts down gracefully (exit 0) after all of that.
+kill -INT "$SERVER_PID" 2>/dev/null
+for _ in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    record server FAIL "still running 10 s after SIGINT"
+else
+    wait "$SERVER_PID"
+    SERVER_RC=$?
+    if [[ $SERVER_RC == 0 ]]; then
+        record server PASS "shut down cleanly (exit 0)"
+    else
+        record server FAIL "exit $SERVER_RC after SIGINT: $(tail -2 "$WORK/server.err")"
+    fi
 fi
 
 section "summary ($( ((QUICK)) && echo quick || echo full ) mode, $(($(date +%s) - SUITE_START)) s without the build)"
