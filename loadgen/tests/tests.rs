@@ -3,7 +3,8 @@
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
 //! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
 //! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and
-//! protocol, several servers) and `multi` (several processes: `--start-at`, `merge`). Helpers live in `common`.
+//! protocol, several servers) and `multi` (several processes: `--start-at`, `merge`).
+//! Helpers live in `common`.
 
 mod common;
 
