@@ -116,7 +116,10 @@ fn usage_errors_exit_2_with_one_line() {
             "--clients must be even",
         ),
         (&["--label", "../x"], "--label may only hold"),
-        (&["--churn", "5"], "--churn needs --scenario room and --protocol binary"),
+        (
+            &["--churn", "5"],
+            "--churn needs --scenario room and --protocol binary",
+        ),
         (
             &["--scenario", "room", "--churn", "200"],
             "--churn must be a percentage",

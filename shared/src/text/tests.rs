@@ -373,7 +373,10 @@ fn history_lines_show_the_time_the_nick_and_escaped_text() {
     };
     assert!(render_history_line(&frame, &mut out));
     assert_eq!(&out[..], b"[r] 22:13:20 <a\\x1b> hi\\x07\n");
-    assert!(!render_history_line(&Frame::Notice { text: s("x") }, &mut out));
+    assert!(!render_history_line(
+        &Frame::Notice { text: s("x") },
+        &mut out
+    ));
     assert_eq!(clock_time(0), "00:00:00");
     assert_eq!(clock_time(86_399_999_999_999), "23:59:59");
 }
