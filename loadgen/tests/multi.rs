@@ -340,3 +340,30 @@ fn bad_merge_inputs_are_refused_with_one_line() {
     ]);
     assert_eq!(code, Some(loadgen::exit::USAGE), "{stderr}");
 }
+
+/// Runs one after the other do not measure the same seconds: the merge still adds them
+/// up, takes its rates over the whole span and says the windows do not coincide.
+#[test]
+fn merging_runs_that_did_not_start_together_warns_and_spans_both() {
+    let server = TestServer::start(Fault::None);
+    let out = out_dir("multi-merge-apart");
+    let config = crate::common::quick_config(server.addr, 2, 20.0, 1, &out);
+    let first = crate::common::run(&config).summary;
+    let second = crate::common::run(&config).summary;
+    let csv = out.join("echo-binary.csv");
+    let merged =
+        loadgen::merge::merge(&[csv.display().to_string()], &out.join("m"), None).expect("merge");
+    let s = &merged.summary;
+    assert_eq!(s.label, "merged-echo-binary");
+    assert_eq!(s.sent, first.sent + second.sent);
+    assert!(s.duration_s > 2.0, "{}", s.duration_s);
+    assert!((s.achieved_send_rate - s.sent as f64 / s.duration_s).abs() < 1e-9);
+    assert_eq!(merged.warnings.len(), 1, "{:?}", merged.warnings);
+    assert!(
+        merged.warnings[0].starts_with("the runs' measured parts do not coincide"),
+        "{:?}",
+        merged.warnings
+    );
+    let series = results::read_series(&merged.files.series).expect("series");
+    assert_eq!(series.iter().map(|r| r.sent).sum::<u64>(), s.sent);
+}
