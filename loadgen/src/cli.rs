@@ -1,10 +1,11 @@
 //! The command line: `loadgen [RUN FLAGS]`, `loadgen compare FILES...`,
-//! `loadgen plot FILES... -o OUT.svg` and `loadgen report FILES... -o OUT.html`. Raw
+//! `loadgen plot FILES... -o OUT.svg`, `loadgen report FILES... -o OUT.html` and
+//! `loadgen merge RUNS... -o DIR`. Raw
 //! arguments become a validated [`Config`] here, before anything runs.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -64,6 +65,23 @@ pub enum Command {
         #[arg(long)]
         include_interrupted: bool,
     },
+    /// Combine several loadgen processes' runs into one result, written like a run's.
+    ///
+    /// Latency histograms are added per wall-clock second from the runs' .hlog files,
+    /// counts are summed, percentiles come from the merged distribution and rates from
+    /// the summed counts over the span the runs measured.
+    Merge {
+        /// Runs: a summary CSV (every run in it) or CSV:N (its N-th run, as `compare`
+        /// numbers them); each run's .hlog and .series.csv are read from beside it.
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<String>,
+        /// Directory for the merged result files (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Name of the merged run [default: merged-LABEL, LABEL the first run's].
+        #[arg(long)]
+        label: Option<String>,
+    },
     /// Draw the percentile spectra of runs (.hgrm files) into one SVG chart.
     Plot {
         /// `.hgrm` files written by loadgen (or any HdrHistogram tool).
@@ -91,7 +109,8 @@ pub enum Command {
 /// number is seconds).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server address (host:port).
+    /// Server address (host:port), or several separated by commas: client i connects
+    /// to address i mod N.
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
     /// Speak TLS, verifying the server's certificate against the system's roots (or
@@ -168,6 +187,11 @@ pub struct RunArgs {
     /// How long a dropped client stays away before reconnecting (with --churn).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub churn_away: Duration,
+    /// Begin sending at this wall-clock instant, after connecting: RFC 3339 UTC
+    /// (2026-12-03T15:00:00Z) or relative to now (+5s). Lets several loadgen processes
+    /// start their schedules together.
+    #[arg(long)]
+    pub start_at: Option<String>,
     /// Fail (exit 3) if the corrected p99 exceeds this [default: no limit].
     #[arg(long, value_parser = parse_duration)]
     pub max_p99: Option<Duration>,
@@ -212,15 +236,197 @@ pub enum CliError {
     /// system roots, an address whose host no certificate can name).
     #[error("--tls: {0}")]
     Tls(shared::tls::TrustError),
+    /// `--start-at` is in the past, too far ahead, or too soon for the clients to
+    /// connect at `--connect-rate` before it.
+    #[error("--start-at {given}: {reason}")]
+    StartAt {
+        /// What was given.
+        given: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The flags combine into an unrunnable configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
+/// A `--start-at` value as given: an instant, or a delay from when the command line is
+/// checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// RFC 3339 UTC (`2026-12-03T15:00:00Z`, fractions of a second allowed).
+    At(SystemTime),
+    /// `+5s`: that long after now.
+    In(Duration),
+}
+
+/// Farthest ahead `--start-at` may lie: the run clock's stamps cover the wait too.
+pub const MAX_START_LEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// Headroom asked for on top of the estimated ramp: the coordinator needs a moment to
+/// publish the start to every thread.
+const START_HEADROOM: Duration = Duration::from_millis(100);
+
+/// Parses `--start-at`: `+DURATION` or an RFC 3339 UTC time
+/// (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`).
+pub fn parse_start_at(text: &str) -> Result<StartAt, String> {
+    if let Some(delay) = text.strip_prefix('+') {
+        return parse_duration(delay).map(StartAt::In);
+    }
+    parse_rfc3339_utc(text).map(StartAt::At).ok_or_else(|| {
+        "expected an RFC 3339 UTC time like 2026-12-03T15:00:00Z or a delay like +5s".into()
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (a `t`, a space or a lower-case `z` are accepted
+/// too, as RFC 3339 allows) to a wall-clock instant.
+fn parse_rfc3339_utc(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let zone = b.last()?;
+    if b.len() < 20 || !matches!(zone, b'Z' | b'z') {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let sep = |i: usize, want: &[u8]| want.contains(b.get(i)?).then_some(());
+    sep(4, b"-")?;
+    sep(7, b"-")?;
+    sep(10, b"Tt ")?;
+    sep(13, b":")?;
+    sep(16, b":")?;
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let month_days = [
+        31,
+        28 + u64::from(is_leap(y)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || d == 0
+        || d > month_days[m as usize - 1]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    let fraction = &text[19..text.len() - 1];
+    let nanos = match fraction.strip_prefix('.') {
+        None if fraction.is_empty() => 0,
+        Some(digits)
+            if !digits.is_empty()
+                && digits.len() <= 9
+                && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            format!("{digits:0<9}").parse::<u32>().ok()?
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, m, d);
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+fn is_leap(y: u64) -> bool {
+    y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date from 1970 on (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The instant a `--start-at` stands for, checked against `now`: not in the past, at
+/// most [`MAX_START_LEAD`] ahead, and far enough ahead for `clients` to connect at
+/// `connect_rate` (the estimate the ramp takes when nothing is slow).
+fn start_instant(
+    given: &str,
+    start: StartAt,
+    now: SystemTime,
+    clients: u32,
+    connect_rate: f64,
+) -> Result<SystemTime, CliError> {
+    let err = |reason: String| CliError::StartAt {
+        given: given.to_owned(),
+        reason,
+    };
+    let at = match start {
+        StartAt::At(at) => at,
+        StartAt::In(delay) => now + delay,
+    };
+    let lead = at.duration_since(now).map_err(|past| {
+        err(format!(
+            "that is {:.3}s in the past",
+            past.duration().as_secs_f64()
+        ))
+    })?;
+    if lead > MAX_START_LEAD {
+        return Err(err(format!(
+            "that is more than {} hours away",
+            MAX_START_LEAD.as_secs() / 3600
+        )));
+    }
+    let ramp_s = f64::from(clients) / connect_rate;
+    if connect_rate.is_finite()
+        && connect_rate > 0.0
+        && lead.as_secs_f64() < ramp_s + START_HEADROOM.as_secs_f64()
+    {
+        return Err(err(format!(
+            "that is in {:.3}s, but connecting {clients} clients at --connect-rate {} takes \
+             about {ramp_s:.3}s; start later",
+            lead.as_secs_f64(),
+            plain(connect_rate)
+        )));
+    }
+    Ok(at)
+}
+
 impl RunArgs {
     /// Resolves the address and validates the whole configuration.
     pub fn into_config(self) -> Result<Config, CliError> {
-        let addr = resolve(&self.addr)?;
+        let start_at = match &self.start_at {
+            Some(given) => {
+                let start = parse_start_at(given).map_err(|reason| CliError::StartAt {
+                    given: given.clone(),
+                    reason,
+                })?;
+                let now = SystemTime::now();
+                Some(start_instant(
+                    given,
+                    start,
+                    now,
+                    self.clients,
+                    self.connect_rate,
+                )?)
+            }
+            None => None,
+        };
+        let addrs = self
+            .addr
+            .split(',')
+            .map(|one| resolve(one.trim(), &self.addr))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls = if self.tls {
             let trust = match (self.ca, self.tls_insecure) {
                 (Some(ca), _) => Trust::Ca(ca),
@@ -228,13 +434,15 @@ impl RunArgs {
                 (None, false) => Trust::System,
             };
             let config = shared::tls::client_config(&trust).map_err(CliError::Tls)?;
-            let name = shared::tls::server_name(&self.addr).map_err(CliError::Tls)?;
+            // Every address is checked against the first one's host name.
+            let first = self.addr.split(',').next().unwrap_or_default().trim();
+            let name = shared::tls::server_name(first).map_err(CliError::Tls)?;
             Some(TlsClient { config, name })
         } else {
             None
         };
         let config = Config {
-            addr,
+            addrs,
             tls,
             clients: self.clients,
             rate: match self.total_rate {
@@ -256,6 +464,7 @@ impl RunArgs {
             max_in_flight: self.max_in_flight,
             churn: self.churn,
             churn_away: self.churn_away,
+            start_at,
             thresholds: Thresholds {
                 max_p99: self.max_p99,
                 max_loss: self.max_loss,
@@ -287,12 +496,17 @@ fn plain(v: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`); a host with
-/// several addresses is reached at the first one the resolver gives.
-fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`), one entry
+/// of the `--addr` list `given`; a host with several addresses is reached at the first
+/// one the resolver gives.
+fn resolve(addr: &str, given: &str) -> Result<SocketAddr, CliError> {
     let err = |reason: String| CliError::Addr {
-        addr: addr.to_owned(),
-        reason,
+        addr: given.to_owned(),
+        reason: if addr == given {
+            reason
+        } else {
+            format!("{addr:?}: {reason}")
+        },
     };
     let mut addrs = addr.to_socket_addrs().map_err(|e| err(e.to_string()))?;
     addrs
@@ -376,8 +590,103 @@ mod tests {
     fn addr_takes_a_host_name() {
         let cli = Cli::try_parse_from(["loadgen", "--addr", "localhost:7878"]).expect("parses");
         let config = cli.run.into_config().expect("valid");
-        assert!(config.addr.ip().is_loopback(), "{}", config.addr);
-        assert_eq!(config.addr.port(), 7878);
+        assert!(config.addrs[0].ip().is_loopback(), "{:?}", config.addrs);
+        assert_eq!(config.addrs[0].port(), 7878);
+    }
+
+    #[test]
+    fn start_at_parses_rfc3339_utc_and_delays() {
+        let at = |secs: u64, nanos: u32| StartAt::At(UNIX_EPOCH + Duration::new(secs, nanos));
+        assert_eq!(parse_start_at("1970-01-01T00:00:00Z"), Ok(at(0, 0)));
+        assert_eq!(
+            parse_start_at("2026-12-03T15:00:00Z"),
+            Ok(at(1_796_310_000, 0))
+        );
+        assert_eq!(
+            parse_start_at("2024-02-29t23:59:59.25z"),
+            Ok(at(1_709_251_199, 250_000_000))
+        );
+        assert_eq!(
+            parse_start_at("+5s"),
+            Ok(StartAt::In(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            parse_start_at("+1500ms"),
+            Ok(StartAt::In(Duration::from_millis(1500)))
+        );
+        for bad in [
+            "2026-12-03T15:00:00",
+            "2026-12-03T15:00:00+01:00",
+            "2025-02-29T00:00:00Z",
+            "2026-12-03T24:00:00Z",
+            "2026-13-03T15:00:00Z",
+            "2026-12-03T15:00:00.Z",
+            "15:00",
+            "+soon",
+            "",
+        ] {
+            assert!(parse_start_at(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_start_in_the_past_or_too_soon_for_the_ramp_is_refused() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_310_000);
+        let check = |start, clients, connect_rate| {
+            start_instant("T", start, now, clients, connect_rate).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            check(StartAt::At(now - Duration::from_secs(2)), 10, 1000.0),
+            Err("--start-at T: that is 2.000s in the past".into())
+        );
+        assert_eq!(
+            check(StartAt::In(Duration::from_millis(500)), 1000, 1000.0),
+            Err(
+                "--start-at T: that is in 0.500s, but connecting 1000 clients at \
+                 --connect-rate 1000 takes about 1.000s; start later"
+                    .into()
+            )
+        );
+        assert!(check(StartAt::In(Duration::from_secs(25 * 3600)), 1, 1000.0).is_err());
+        assert_eq!(
+            check(StartAt::In(Duration::from_secs(2)), 1000, 1000.0),
+            Ok(now + Duration::from_secs(2))
+        );
+        // Through the command line: a usage error naming the flag, on one line.
+        let cli =
+            Cli::try_parse_from(["loadgen", "--start-at", "2000-01-01T00:00:00Z"]).expect("parses");
+        let err = cli.run.into_config().expect_err("in the past");
+        assert!(matches!(err, CliError::StartAt { .. }), "{err:?}");
+        let cli = Cli::try_parse_from(["loadgen", "--start-at", "noon"]).expect("parses");
+        let err = cli.run.into_config().expect_err("not a time").to_string();
+        assert!(
+            err.starts_with("--start-at noon: expected an RFC 3339"),
+            "{err}"
+        );
+        let cli = Cli::try_parse_from(["loadgen", "--start-at", "+3s"]).expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        assert!(config.start_at.is_some());
+    }
+
+    #[test]
+    fn addr_takes_a_list() {
+        let cli = Cli::try_parse_from(["loadgen", "--addr", "127.0.0.1:7000, 127.0.0.2:7001"])
+            .expect("parses");
+        let config = cli.run.into_config().expect("valid");
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:7000".parse().expect("addr"),
+            "127.0.0.2:7001".parse().expect("addr"),
+        ];
+        assert_eq!(config.addrs, want);
+        assert_eq!(config.addr_list(), "127.0.0.1:7000,127.0.0.2:7001");
+        for bad in ["127.0.0.1:7000,", "127.0.0.1:7000,127.0.0.1", ","] {
+            let cli = Cli::try_parse_from(["loadgen", "--addr", bad]).expect("parses");
+            let err = cli.run.into_config().expect_err(bad);
+            assert!(
+                err.to_string().starts_with(&format!("--addr {bad}: ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,16 @@ impl Clock {
         }
     }
 
+    /// A clock that reads `ahead` now: its zero lies `ahead` in the past (used to put a
+    /// `--start-at` instant on a whole second of the run clock). Falls back to zero now
+    /// if the monotonic clock has not been running that long.
+    pub fn start_ahead(ahead: std::time::Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            base: now.checked_sub(ahead).unwrap_or(now),
+        }
+    }
+
     /// Nanoseconds since the clock started.
     pub fn now_ns(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)

@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::stamp::MIN_PAYLOAD;
 
@@ -83,8 +83,9 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 /// the command line with [`crate::cli::RunArgs`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Server address.
-    pub addr: SocketAddr,
+    /// Server addresses: client `i` connects to `addrs[i % addrs.len()]`, so a room's
+    /// members or a dm pair may be split over several servers. Never empty.
+    pub addrs: Vec<SocketAddr>,
     /// Speak TLS, with this configuration and server name (`--tls`); `None` for
     /// plaintext.
     pub tls: Option<crate::TlsClient>,
@@ -127,6 +128,11 @@ pub struct Config {
     pub churn: f64,
     /// How long a dropped client stays away before it reconnects.
     pub churn_away: Duration,
+    /// Wall-clock instant at which sending begins (`--start-at`): the connect ramp
+    /// happens before it, the warmup (if any) starts at it, and the run clock puts it on a
+    /// whole second so several processes' seconds line up. `None`: start as soon as
+    /// every client is connected.
+    pub start_at: Option<SystemTime>,
     /// Pass/fail limits.
     pub thresholds: Thresholds,
     /// Print a progress line to stderr every second.
@@ -136,7 +142,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, shared::DEFAULT_PORT)),
+            addrs: vec![SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                shared::DEFAULT_PORT,
+            ))],
             tls: None,
             clients: 100,
             rate: 10.0,
@@ -155,10 +164,21 @@ impl Default for Config {
             max_in_flight: 0,
             churn: 0.0,
             churn_away: Duration::from_millis(100),
+            start_at: None,
             thresholds: Thresholds::default(),
             progress: true,
         }
     }
+}
+
+/// Whether `label` makes a plain file name: letters, digits and `-_.`, not starting with
+/// a dot.
+pub(crate) fn label_ok(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !label.starts_with('.')
 }
 
 /// One thread per core, as reported by the OS.
@@ -170,6 +190,9 @@ pub fn default_threads() -> usize {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// No server address (a `Config` built by hand with an empty `addrs`).
+    #[error("--addr needs at least one address")]
+    NoAddr,
     /// `--clients 0`: there would be nothing to measure.
     #[error("--clients must be at least 1")]
     NoClients,
@@ -237,6 +260,9 @@ pub enum ConfigError {
 impl Config {
     /// Checks that the run can happen; called by [`crate::run`] before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.addrs.is_empty() {
+            return Err(ConfigError::NoAddr);
+        }
         if self.clients == 0 {
             return Err(ConfigError::NoClients);
         }
@@ -297,15 +323,10 @@ impl Config {
         {
             return Err(ConfigError::ChurnNeedsBinaryRoom);
         }
-        if let Some(label) = &self.label {
-            let ok = !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !label.starts_with('.');
-            if !ok {
-                return Err(ConfigError::BadLabel(label.clone()));
-            }
+        if let Some(label) = &self.label
+            && !label_ok(label)
+        {
+            return Err(ConfigError::BadLabel(label.clone()));
         }
         Ok(())
     }
@@ -319,6 +340,13 @@ impl Config {
             }
             None => format!("{}-{}", self.scenario.name(), self.protocol.name()),
         }
+    }
+
+    /// The server address list as given and as written in the `addr` column:
+    /// comma-separated.
+    pub fn addr_list(&self) -> String {
+        let list: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
+        list.join(",")
     }
 
     /// Messages per second over all clients.

@@ -8,7 +8,8 @@
 //! into per-thread HdrHistograms, and every message is accounted for: lost, duplicated,
 //! reordered or corrupted. Results land in `--out` as a summary CSV row, `.hgrm`
 //! percentile spectra, a per-second series and an interval log; [`compare`], [`plot`]
-//! and [`html_report`] read them back. `docs/LOADGEN.md` is the user guide.
+//! and [`html_report`] read them back, and [`merge`] combines several processes' runs
+//! into one. `docs/LOADGEN.md` is the user guide.
 //!
 //! Layout:
 //! - [`config`]: the validated run configuration ([`Config`]).
@@ -24,8 +25,8 @@
 //! - [`progress`]: the live progress line.
 //! - [`report`]: the summary row, series rows, verdict and exit codes.
 //! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
-//! - [`compare`], [`plot`], [`html_report`]: the `compare`, `plot` and `report`
-//!   subcommands.
+//! - [`compare`], [`plot`], [`html_report`], [`merge`]: the `compare`, `plot`, `report`
+//!   and `merge` subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
 //! - `transport`: a client's socket, plain or TLS ([`TlsClient`]).
 #![forbid(unsafe_code)]
@@ -38,6 +39,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod html_report;
+pub mod merge;
 pub mod plot;
 pub mod progress;
 pub mod recorder;

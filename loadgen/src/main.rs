@@ -1,5 +1,6 @@
 //! `loadgen`: parses the command line and hands over to the library
-//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`, `loadgen::html_report`).
+//! (`loadgen::run`, `loadgen::compare`, `loadgen::plot`, `loadgen::html_report`,
+//! `loadgen::merge`).
 
 use std::process::ExitCode;
 
@@ -38,6 +39,11 @@ fn main() -> ExitCode {
             uncorrected,
             y_scale,
         }),
+        Some(Command::Merge {
+            runs,
+            output,
+            label,
+        }) => merge(&runs, &output, label.as_deref()),
         None => load(cli.run),
     };
     match outcome {
@@ -49,8 +55,12 @@ fn main() -> ExitCode {
 /// Reports `e` on one line; a command line that cannot run exits 2, any other failure 1.
 fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("loadgen: error: {e:#}");
-    let usage =
-        e.is::<CliError>() || matches!(e.downcast_ref::<RunError>(), Some(RunError::Config(_)));
+    let usage = e.is::<CliError>()
+        || matches!(e.downcast_ref::<RunError>(), Some(RunError::Config(_)))
+        || matches!(
+            e.downcast_ref::<loadgen::merge::MergeError>(),
+            Some(loadgen::merge::MergeError::BadLabel(_))
+        );
     ExitCode::from(if usage { exit::USAGE } else { exit::ERROR } as u8)
 }
 
@@ -94,6 +104,23 @@ fn report(
     loadgen::html_report::write(&runs, files, output)?;
     println!("wrote {} ({} runs)", output.display(), runs.len());
     print!("{}", loadgen::compare::left_out_note(left_out));
+    Ok(exit::OK)
+}
+
+fn merge(runs: &[String], output: &std::path::Path, label: Option<&str>) -> anyhow::Result<i32> {
+    let merged = loadgen::merge::merge(runs, output, label)?;
+    for warning in &merged.warnings {
+        eprintln!("loadgen: warning: {warning}");
+    }
+    println!(
+        "merged {} runs: {}",
+        merged.inputs.len(),
+        merged.inputs.join(" ")
+    );
+    print!(
+        "{}",
+        loadgen::report::render(&merged.summary, &merged.files)
+    );
     Ok(exit::OK)
 }
 

@@ -583,6 +583,22 @@ pub struct HlogInterval {
 
 /// Reads every interval of an `.hlog` file.
 pub fn read_hlog(path: &Path) -> Result<Vec<HlogInterval>, ResultsError> {
+    read_interval_log(path).map(|log| log.intervals)
+}
+
+/// An `.hlog` file read back: its base time and its intervals.
+#[derive(Debug, Clone)]
+pub struct IntervalLog {
+    /// `#[BaseTime: ...]`, since the epoch (millisecond precision, as written); interval
+    /// starts count from it. `None` if the log has none (then they are absolute).
+    pub base_time: Option<Duration>,
+    /// Every interval, in file order.
+    pub intervals: Vec<HlogInterval>,
+}
+
+/// Reads an `.hlog` file: its base time and every interval. A file that holds no
+/// interval-log header is refused as [`ResultsError::Format`].
+pub fn read_interval_log(path: &Path) -> Result<IntervalLog, ResultsError> {
     let bytes = fs::read(path).map_err(|source| ResultsError::Read {
         path: path.to_path_buf(),
         source,
@@ -592,15 +608,29 @@ pub fn read_hlog(path: &Path) -> Result<Vec<HlogInterval>, ResultsError> {
         reason,
     };
     let mut deserializer = Deserializer::new();
-    let mut out = Vec::new();
+    let mut log = IntervalLog {
+        base_time: None,
+        intervals: Vec::new(),
+    };
+    let mut header = false;
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| format(format!("bad interval log entry: {e:?}")))?;
-        let LogEntry::Interval(ilh) = entry else {
-            continue;
-        };
-        out.push(decode_interval(&ilh, &mut deserializer).map_err(format)?);
+        let entry = entry.map_err(|_| format("not an HdrHistogram interval log".into()))?;
+        match entry {
+            LogEntry::BaseTime(t) => {
+                header = true;
+                log.base_time = Some(t);
+            }
+            LogEntry::StartTime(_) => header = true,
+            LogEntry::Interval(ilh) => {
+                log.intervals
+                    .push(decode_interval(&ilh, &mut deserializer).map_err(format)?);
+            }
+        }
     }
-    Ok(out)
+    if !header && log.intervals.is_empty() {
+        return Err(format("not an HdrHistogram interval log".into()));
+    }
+    Ok(log)
 }
 
 fn decode_interval(

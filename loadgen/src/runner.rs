@@ -90,7 +90,55 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     let label = config.label();
     let files = ResultFiles::new(&config.out, &label, &stamp);
 
-    let clock = Clock::start();
+    let clock = match config.start_at {
+        Some(at) => {
+            // Put the first send of the measured part on a whole second of the run clock,
+            // so per-second ticks line up with the wall-clock seconds of `at` (and of
+            // every other process given the same instant).
+            // The clock's zero goes where `at + warmup` minus whole seconds lies, at
+            // most a second before now (also when `at` has passed).
+            let phase = |t: SystemTime| {
+                u64::from(
+                    t.duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos(),
+                )
+            };
+            let measure_phase = phase(at + config.warmup);
+            let now_phase = phase(SystemTime::now());
+            Clock::start_ahead(Duration::from_nanos(
+                (now_phase + SECOND_NS - measure_phase) % SECOND_NS,
+            ))
+        }
+        None => Clock::start(),
+    };
+    // The wall-clock time of the run clock's zero, read right after the clock.
+    let wall_zero = {
+        let ns = clock.now_ns();
+        SystemTime::now()
+            .checked_sub(Duration::from_nanos(ns))
+            .unwrap_or(started_at)
+    };
+    // Rounded so that the measured part starts exactly on a whole second of the run
+    // clock (it is within microseconds of one already).
+    let warmup_ns = config.warmup.as_nanos() as u64;
+    let mut missed_by_ns = 0;
+    let start_at_ns = config.start_at.map(|at| {
+        // An instant before the clock's zero moves forward by whole seconds, keeping
+        // its place in the second (the publishing coordinator then warns it is late).
+        let at_ns = match at.duration_since(wall_zero) {
+            Ok(ahead) => ahead.as_nanos() as u64,
+            Err(behind) => {
+                let behind_ns = behind.duration().as_nanos() as u64;
+                missed_by_ns = behind_ns;
+                behind_ns.div_ceil(SECOND_NS) * SECOND_NS - behind_ns
+            }
+        };
+        let measure_s =
+            ((at_ns + warmup_ns + SECOND_NS / 2) / SECOND_NS).max(warmup_ns.div_ceil(SECOND_NS));
+        let measure_ns = measure_s * SECOND_NS;
+        measure_ns.saturating_sub(warmup_ns)
+    });
     let token = format!(
         "{:04x}",
         (std::process::id() ^ unix.subsec_nanos() ^ unix.as_secs() as u32) & 0xffff
@@ -100,7 +148,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     let period_s = 1.0 / config.rate;
     let max_seq = ((config.warmup + config.duration).as_secs_f64() / period_s).ceil() + 2.0;
     let settings = Settings {
-        addr: config.addr,
+        addrs: config.addrs.clone(),
         tls: config.tls.clone(),
         protocol: config.protocol,
         scenario: config.scenario,
@@ -140,7 +188,14 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     }
     drop(tx);
 
-    let mut collector = Collector::new(config, &shared, threads, started_at, &label);
+    let mut collector = Collector::new(config, &shared, threads, wall_zero, &label);
+    collector.start_at_ns = start_at_ns;
+    if missed_by_ns > 0 {
+        collector.late_start = Some(LateStart {
+            late_ns: missed_by_ns,
+            shift_s: missed_by_ns.div_ceil(SECOND_NS),
+        });
+    }
     let outcome = collector.collect(&rx, &handles);
     for handle in handles {
         let _ = handle.join();
@@ -181,6 +236,16 @@ fn preflight_warnings(config: &Config, fd_limit: Option<u64>) -> Vec<String> {
             "--clients {} needs about {needed} open files but the limit is {limit} \
              (ulimit -n); about {fit} clients can connect, the rest will fail",
             config.clients
+        ));
+    }
+    if config.addrs.len() > 1 && config.scenario != Scenario::Echo {
+        warnings.push(format!(
+            "--scenario {} over {} addresses: client i talks to address i mod {}, so rooms \
+             and dm pairs are split over the servers; servers that do not share rooms and \
+             nicks deliver only within each, and the rest counts as lost",
+            config.scenario.name(),
+            config.addrs.len(),
+            config.addrs.len()
         ));
     }
     let ramp_s = f64::from(config.clients) / config.connect_rate;
@@ -324,8 +389,22 @@ struct Collector<'a> {
     cpu_at: BTreeMap<u64, CpuTime>,
     /// Messages sent (warmup included) in each tick.
     sent_in: BTreeMap<u64, u64>,
+    /// Wall-clock time of the run clock's zero (the base of the interval log's times).
     started_at: SystemTime,
     progress_errors: u64,
+    /// `--start-at` on the run clock: when sending is to begin.
+    start_at_ns: Option<u64>,
+    /// Set when sending could not begin at `--start-at`.
+    late_start: Option<LateStart>,
+}
+
+/// How a `--start-at` was missed.
+#[derive(Debug, Clone, Copy)]
+struct LateStart {
+    /// How long after the instant the clients were ready.
+    late_ns: u64,
+    /// Whole seconds sending began after the instant.
+    shift_s: u64,
 }
 
 impl<'a> Collector<'a> {
@@ -358,6 +437,8 @@ impl<'a> Collector<'a> {
             sent_in: BTreeMap::new(),
             started_at,
             progress_errors: 0,
+            start_at_ns: None,
+            late_start: None,
         }
     }
 
@@ -447,10 +528,31 @@ impl<'a> Collector<'a> {
 
     fn publish_timeline(&mut self) {
         let now = self.shared.clock.now_ns();
-        // The measured part starts on a whole second of the run clock, so per-second
-        // ticks and series rows line up with it.
-        let measure_ns = (now + START_MARGIN_NS + self.warmup_ns).div_ceil(SECOND_NS) * SECOND_NS;
-        let start_ns = measure_ns - self.warmup_ns;
+        let earliest_ns = now + START_MARGIN_NS;
+        let (start_ns, measure_ns) = match self.start_at_ns {
+            Some(at_ns) => {
+                // Too late for the instant asked for: begin whole seconds later, so the
+                // seconds still line up with other processes given the same instant.
+                let late_ns = earliest_ns.saturating_sub(at_ns);
+                let shift_s = late_ns.div_ceil(SECOND_NS);
+                if late_ns > 0 {
+                    let before = self.late_start.map_or(0, |l| l.shift_s);
+                    let missed_ns = self.late_start.map_or(0, |l| l.late_ns);
+                    self.late_start = Some(LateStart {
+                        late_ns: missed_ns.max(late_ns),
+                        shift_s: before + shift_s,
+                    });
+                }
+                let start_ns = at_ns + shift_s * SECOND_NS;
+                (start_ns, start_ns + self.warmup_ns)
+            }
+            None => {
+                // The measured part starts on a whole second of the run clock, so
+                // per-second ticks and series rows line up with it.
+                let measure_ns = (earliest_ns + self.warmup_ns).div_ceil(SECOND_NS) * SECOND_NS;
+                (measure_ns - self.warmup_ns, measure_ns)
+            }
+        };
         let end_ns = measure_ns + self.duration_ns;
         self.shared.publish(start_ns, measure_ns, end_ns);
         self.timeline = Some(Timeline {
@@ -598,7 +700,7 @@ impl<'a> Collector<'a> {
         }
         if connected == 0 && !(self.interrupted && self.timeline.is_none()) {
             return Err(RunError::NoConnections {
-                addr: config.addr.to_string(),
+                addr: config.addr_list(),
                 first_error,
             });
         }
@@ -628,7 +730,7 @@ impl<'a> Collector<'a> {
             label: config.label(),
             scenario: config.scenario.name().into(),
             protocol: config.protocol.name().into(),
-            addr: config.addr.to_string(),
+            addr: config.addr_list(),
             clients: config.clients,
             connected,
             threads: self.threads as u32,
@@ -687,6 +789,14 @@ impl<'a> Collector<'a> {
                 summary.late_sends,
                 summary.sent,
                 summary.max_send_lag_us as f64 / 1000.0
+            ));
+        }
+        if let Some(late) = self.late_start {
+            warnings.push(format!(
+                "the clients were ready only {:.3}s after --start-at, so sending began {} s \
+                 later than asked (on the same wall-clock second grid)",
+                late.late_ns as f64 / 1e9,
+                late.shift_s
             ));
         }
         if summary.connect_failures > 0 {

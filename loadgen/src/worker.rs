@@ -64,7 +64,8 @@ impl StopSignal {
 /// Fixed facts every thread needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub addr: std::net::SocketAddr,
+    /// Server addresses; client `id` connects to `addrs[id % len]` (never empty).
+    pub addrs: Vec<std::net::SocketAddr>,
     /// With `--tls`, the clients' TLS configuration.
     pub tls: Option<crate::transport::TlsClient>,
     pub protocol: Protocol,
@@ -84,6 +85,13 @@ pub(crate) struct Settings {
     pub churn: f64,
     /// How long a dropped client stays away.
     pub churn_away_ns: u64,
+}
+
+impl Settings {
+    /// The server client `id` talks to: address `id mod N` of the list.
+    pub(crate) fn addr_of(&self, id: u32) -> std::net::SocketAddr {
+        self.addrs[id as usize % self.addrs.len()]
+    }
 }
 
 /// State shared by the coordinating thread and the load threads.
@@ -466,7 +474,8 @@ impl Worker {
         };
         while *next < self.clients.len() && *next_ns <= now {
             let deadline_ns = now + s.connect_timeout_ns;
-            self.clients[*next].connect(s.addr, Token(*next), deadline_ns, &mut cx);
+            let addr = s.addr_of(self.clients[*next].plan.id);
+            self.clients[*next].connect(addr, Token(*next), deadline_ns, &mut cx);
             *next += 1;
             *next_ns += s.connect_interval_ns;
         }
@@ -561,7 +570,8 @@ impl Worker {
         for (i, client) in self.clients.iter_mut().enumerate() {
             match client.status {
                 Status::Away { until_ns } if until_ns <= now => {
-                    client.connect(s.addr, Token(i), now + s.connect_timeout_ns, &mut cx);
+                    let addr = s.addr_of(client.plan.id);
+                    client.connect(addr, Token(i), now + s.connect_timeout_ns, &mut cx);
                 }
                 Status::Away { until_ns } => wake_ns = wake_ns.min(until_ns),
                 Status::Connecting { deadline_ns } | Status::Handshake { deadline_ns } => {

@@ -193,3 +193,38 @@ fn a_binary_room_run_reports_an_unbroken_room_order() {
     assert_eq!(s.churn_reconnects, None);
     assert_eq!(s.lost, 0);
 }
+
+/// `--addr A,B`: client i goes to address i mod 2, so each of two servers serves half of
+/// the clients and sees half of the echo requests, and the summary names both.
+#[test]
+fn an_echo_run_spreads_its_clients_over_two_servers() {
+    let (a, b) = (real_server(), real_server());
+    let out = out_dir("e2e-two-servers");
+    let config = Config {
+        addrs: vec![a.local_addr(), b.local_addr()],
+        ..quick_config(a.local_addr(), 6, 20.0, 2, &out)
+    };
+    let report = run(&config);
+    let s = &report.summary;
+    assert_eq!(s.connected, 6, "{:?}", report.warnings);
+    assert_eq!((s.errors, s.lost), (0, 0), "{:?}", report.warnings);
+    assert_eq!(s.addr, format!("{},{}", a.local_addr(), b.local_addr()));
+    let stat = |server: &server::Running, name: &str| {
+        let stats = server.handle().stats();
+        stats.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    };
+    for server in [&a, &b] {
+        assert_eq!(stat(server, "connections_total"), Some(3));
+        // Every measured message went to its client's server; the few extra are the
+        // handshakes.
+        let messages_in = stat(server, "messages_in").expect("messages_in");
+        assert!(
+            messages_in >= s.sent / 2 && messages_in <= s.sent / 2 + 3 * 4,
+            "{messages_in} messages in for {} sent in all",
+            s.sent
+        );
+    }
+    // The summary row reads back with the list in its addr column.
+    let rows = loadgen::results::read_summaries(&report.files.summary).expect("summary");
+    assert_eq!(rows[0].addr, s.addr);
+}

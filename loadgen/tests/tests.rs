@@ -2,13 +2,15 @@
 //! the issue: `recorder` (corrected vs uncorrected latency, exact merging),
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
 //! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
-//! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and protocol)
-//! and `tls` (the real server over TLS). Helpers live in `common`.
+//! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and
+//! protocol, several servers), `multi` (several processes: `--start-at`, `merge`) and
+//! `tls` (the real server over TLS). Helpers live in `common`.
 
 mod common;
 
 mod cli;
 mod end_to_end;
+mod multi;
 mod recorder;
 mod report_html;
 mod results;

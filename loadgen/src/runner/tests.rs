@@ -75,6 +75,27 @@ fn preflight_warns_when_the_ramp_outlasts_the_duration() {
 }
 
 #[test]
+fn preflight_warns_when_rooms_are_split_over_addresses() {
+    let two = vec![
+        "127.0.0.1:7000".parse().expect("addr"),
+        "127.0.0.1:7001".parse().expect("addr"),
+    ];
+    let room = Config {
+        scenario: Scenario::Room,
+        addrs: two.clone(),
+        ..Config::default()
+    };
+    let warnings = preflight_warnings(&room, Some(1 << 20));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("--scenario room over 2 addresses"));
+    let echo = Config {
+        addrs: two,
+        ..Config::default()
+    };
+    assert!(preflight_warnings(&echo, Some(1 << 20)).is_empty());
+}
+
+#[test]
 fn dm_pairs_know_each_others_nicks() {
     let config = Config {
         clients: 4,

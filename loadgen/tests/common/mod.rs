@@ -52,6 +52,8 @@ pub struct FaultCounts {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub counts: Arc<FaultCounts>,
+    /// When the first echo request (over all connections) was answered.
+    pub first_echo: Arc<OnceLock<Instant>>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -66,6 +68,7 @@ impl TestServer {
         let accept = {
             let stop = Arc::clone(&stop);
             let counts = Arc::clone(&counts);
+            let first_echo = Arc::clone(&first_echo);
             std::thread::spawn(move || {
                 let conns: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
                 for stream in listener.incoming() {
@@ -93,6 +96,7 @@ impl TestServer {
         Self {
             addr,
             counts,
+            first_echo,
             stop,
             accept: Some(accept),
         }
@@ -242,6 +246,7 @@ fn apply_fault(
         return stream.write_all(&reply);
     }
     counts.echoes.fetch_add(1, Ordering::Relaxed);
+    first_echo.get_or_init(Instant::now);
     let hit = |every: u64| n.is_multiple_of(every);
     match fault {
         Fault::None => stream.write_all(&reply)?,
@@ -295,7 +300,7 @@ pub fn out_dir(name: &str) -> PathBuf {
 /// warmup, results in `out`.
 pub fn quick_config(addr: SocketAddr, clients: u32, rate: f64, secs: u64, out: &Path) -> Config {
     Config {
-        addr,
+        addrs: vec![addr],
         clients,
         rate,
         duration: Duration::from_secs(secs),
