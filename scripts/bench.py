@@ -21,8 +21,8 @@ shell, as subcommands, so bench.sh holds no inline Python.
   idle-csv OUT COUNT RSS0 RSS1 T0 T1 HZ
                                     writes the idle-connection figures
   stat ADDR NAME                    one /stats counter of a running server (text mode)
-  history-csv OUT ROOMS BUDGET RSS0 RSS1 HELD
-                                    writes the history-memory figures
+  history-csv OUT MODE ROOMS BUDGET RSS0 RSS1 HELD
+                                    appends the history-memory figures of one mode (on, off)
   div A B...                        A / B / ... (per-client rates for bench.sh)
 """
 
@@ -163,13 +163,18 @@ def summary(out):
                   f"| {fmt_ms(median(r['p99_us'] for r in runs))} "
                   f"| {fmt_ms(median(r['replay_p99_us'] for r in runs))} |")
     if (out / "history.csv").exists():
-        r = rows(out / "history.csv")[0]
+        by = {r["history"]: r for r in rows(out / "history.csv")}
         print("\n## History memory\n")
-        print(f"{r['rooms']} rooms filled past their history limit: "
-              f"{int(r['history_bytes']) / 2**20:.1f} MiB of history kept against a "
-              f"{int(r['budget_bytes']) / 2**20:.0f} MiB budget; server RSS grew "
-              f"{int(r['rss_growth_bytes']) / 2**20:.1f} MiB (from {r['rss_before_kib']} to "
-              f"{r['rss_after_kib']} KiB).")
+        for mode, r in by.items():
+            print(f"- history {mode}: {r['rooms']} rooms filled past their limit, "
+                  f"{int(r['history_bytes']) / 2**20:.1f} MiB of history kept (budget "
+                  f"{int(r['budget_bytes']) / 2**20:.0f} MiB); server RSS grew "
+                  f"{int(r['rss_growth_bytes']) / 2**20:.1f} MiB ({r['rss_before_kib']} to "
+                  f"{r['rss_after_kib']} KiB)")
+        if "on" in by and "off" in by:
+            extra = int(by["on"]["rss_growth_bytes"]) - int(by["off"]["rss_growth_bytes"])
+            print(f"\nRSS that history costs (on minus off): {extra / 2**20:.1f} MiB against a "
+                  f"{int(by['on']['budget_bytes']) / 2**20:.0f} MiB budget.")
     paired_table(points, "this-", "previous-", "this", "previous",
                  "This build against the previous one (ratio = this / previous; lower is better)")
 
@@ -361,13 +366,16 @@ def stat(addr, name):
     raise BenchError(f"no {name} in the /stats of {addr}")
 
 
-def history_csv(path, rooms, budget, rss0, rss1, held):
+def history_csv(path, mode, rooms, budget, rss0, rss1, held):
     growth = (int(rss1) - int(rss0)) * 1024
-    with open(path, "w") as f:
-        f.write("rooms,budget_bytes,history_bytes,rss_before_kib,rss_after_kib,rss_growth_bytes\n")
-        f.write(f"{rooms},{budget},{held},{rss0},{rss1},{growth}\n")
-    print(f"    {rooms} rooms at their limit: history {int(held) / 2**20:.1f} MiB of a "
-          f"{int(budget) / 2**20:.0f} MiB budget, RSS grew {growth / 2**20:.1f} MiB")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("history,rooms,budget_bytes,history_bytes,rss_before_kib,rss_after_kib,"
+                    "rss_growth_bytes\n")
+        f.write(f"{mode},{rooms},{budget},{held},{rss0},{rss1},{growth}\n")
+    print(f"    history {mode}, {rooms} rooms: history {int(held) / 2**20:.1f} MiB kept "
+          f"(budget {int(budget) / 2**20:.0f} MiB), RSS grew {growth / 2**20:.1f} MiB")
 
 
 def main(argv):

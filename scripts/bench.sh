@@ -2,7 +2,7 @@
 # Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,metrics,tls,history,idle]
+#        [--only echo,coalesce,baseline,search,fanout,metrics,tls,history,history-memory,idle]
 #        [--previous SERVER_BIN]
 #        [--dry-run]
 #
@@ -12,7 +12,7 @@
 #   server_cpu.csv                        server CPU time per message, per run
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
-#   history.csv                           history kept and RSS of rooms filled past their limit
+#   history.csv                           history kept and RSS of rooms filled past their limit, on and off
 #   summary.md                            medians of every point and the ratios
 #   report.html                           `loadgen report` of every point's runs
 #   compare.txt                           `loadgen compare` of every point's runs
@@ -37,7 +37,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,metrics,tls,history,idle"
+only="echo,coalesce,baseline,search,fanout,metrics,tls,history,history-memory,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -273,10 +273,9 @@ fi
 
 # Room history: echo and fan-out with history kept (the default) and off, in turn at
 # every rep (labels history-on-* and history-off-*); a fan-out run with 1 % of the
-# members dropping and resuming every second (churn-fanout, 60 s unless --quick); and
-# the memory of many rooms filled past their history limit.
+# members dropping and resuming every second (churn-fanout, 60 s unless --quick).
 if want history; then
-    echo "==> history: echo and fan-out with history kept and off; churn; memory"
+    echo "==> history: echo and fan-out with history kept and off; churn"
     all_reps=$reps
     reps=1
     fanout_rate=$(bench_py div 50 "$clients")
@@ -304,21 +303,6 @@ if want history; then
         --clients "$clients" --rate "$fanout_rate" --scenario room --room-size "$clients" \
         --churn 1
     duration=$saved_duration
-    # Rooms of one member, each sent more than its 64 KiB of history holds (75
-    # messages of 1000 bytes), far more in all than the budget.
-    history_rooms=10000
-    [ "$quick" -eq 1 ] && history_rooms=1000
-    budget_mib=64
-    start_server history-memory "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
-        --max-connections 20000 --history-room-bytes 64KiB --history-budget "${budget_mib}MiB"
-    rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-    run_loadgen history-memory history-memory --clients "$history_rooms" --room-size 1 \
-        --scenario room --rate 15 --duration 5s --warmup 0s --payload 1000 --connect-rate 5000
-    rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-    held=$(bench_py stat "$addr" history_bytes)
-    stop_server
-    bench_py history-csv "$out/history.csv" "$history_rooms" "$((budget_mib << 20))" \
-        "$rss0" "$rss1" "$held"
 fi
 
 # TLS against plaintext: echo and fan-out with the server on a self-signed certificate
@@ -333,8 +317,9 @@ if want tls; then
         -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" 2>/dev/null
     all_reps=$reps
     reps=1
-    fanout_rate=$(python3 -c "print(50/$clients)")
+    fanout_rate=$(bench_py div 50 "$clients")
     for rep in $(seq "$all_reps"); do
+        round=$rep
         for mode in on off; do
             server_tls=()
             loadgen_tls=()
@@ -351,6 +336,32 @@ if want tls; then
         done
     done
     reps=$all_reps
+    round=""
+fi
+
+# The memory of many rooms filled past their history limit: rooms of one member, each
+# sent more than its 64 KiB of history holds (75 messages of 1000 bytes), far more in
+# all than the budget; the same with history off, for the RSS the rest costs.
+if want history-memory; then
+    history_rooms=10000
+    [ "$quick" -eq 1 ] && history_rooms=1000
+    budget_mib=64
+    echo "==> history memory: $history_rooms rooms filled past their limit, history on and off"
+    for mode in on off; do
+        flags=(--history-room-bytes 64KiB --history-budget "${budget_mib}MiB")
+        [ "$mode" = off ] && flags=(--history-messages 0)
+        start_server "history-memory-$mode" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+            --max-connections 20000 "${flags[@]}"
+        rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+        run_loadgen "history-memory-$mode" "history-memory-$mode" --clients "$history_rooms" \
+            --room-size 1 --scenario room --rate 15 --duration 5s --warmup 0s --payload 1000 \
+            --connect-rate 5000
+        rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+        held=$(bench_py stat "$addr" history_bytes)
+        stop_server
+        bench_py history-csv "$out/history.csv" "$mode" "$history_rooms" \
+            "$((budget_mib << 20))" "$rss0" "$rss1" "$held"
+    done
 fi
 
 if [ -n "$previous" ]; then
