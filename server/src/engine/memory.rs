@@ -491,7 +491,7 @@ impl Engine for MemoryEngine {
                     return Err(Refusal::new(ErrorCode::INVALID_REQUEST, e.to_string()));
                 }
             };
-            let change = log.keep(msg_id, binary.clone(), &self.limits);
+            let change = log.keep(&binary, &self.limits);
             outlet.deliver(rid, &message, &binary, &entry.fanout);
             change
         };

@@ -2,9 +2,14 @@
 //! messages, bounded per room; and the eviction that keeps all rooms' logs within the
 //! server-wide budget, taking the oldest messages of the largest rooms first.
 //!
-//! Sizes are accounted as the encoded message plus a fixed overhead per entry, plus a
-//! fixed overhead per room that holds any history (a room with no members is kept only
-//! while it has history, so its bookkeeping is charged to the budget too).
+//! A room keeps its messages' bytes back to back in one ring buffer (`VecDeque<u8>`)
+//! with a small index of lengths, rather than one allocation per message: what a room
+//! holds is then what its two buffers have reserved, counted exactly (capacities, not
+//! lengths), and tens of thousands of small allocations freed in any order cannot
+//! scatter the heap. Buffers shrink when trimming leaves them mostly empty. A room that
+//! holds any message is also charged a fixed overhead for its bookkeeping (a room with
+//! no members is kept only while it has history, so that is charged to the budget too).
+//! Replays and pages copy the kept bytes out.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,24 +19,12 @@ use parking_lot::Mutex;
 
 use crate::engine::{HistoryLimits, Page, Replay};
 
-/// Accounted bytes of one kept message besides its encoding: the queue slot, the
-/// `Bytes` handle and the allocation's header.
-pub(super) const ENTRY_OVERHEAD: usize = 64;
-
-/// Accounted bytes of a room that holds history: its name, map entries and log.
+/// Accounted bytes of a room that holds history: its name, map entries, member table
+/// and log, besides the two buffers.
 pub(super) const ROOM_OVERHEAD: usize = 512;
 
-#[derive(Debug)]
-struct Entry {
-    id: u64,
-    bytes: Bytes,
-}
-
-impl Entry {
-    fn size(&self) -> usize {
-        self.bytes.len() + ENTRY_OVERHEAD
-    }
-}
+/// Index bytes per kept message (its length, as a `u32`).
+const INDEX_ENTRY: usize = std::mem::size_of::<u32>();
 
 /// One room's ids and kept messages.
 #[derive(Debug)]
@@ -44,10 +37,10 @@ pub(super) struct RoomLog {
     last: u64,
     /// The latest receive time handed out: times never go backwards within a room.
     last_time: u64,
-    /// Kept messages, oldest first, ids contiguous.
-    entries: VecDeque<Entry>,
-    /// Accounted size of `entries` (without the room overhead).
-    bytes: usize,
+    /// The kept messages' encodings, oldest first, back to back.
+    bytes: VecDeque<u8>,
+    /// Each kept message's length, oldest first; ids are contiguous and end at `last`.
+    lens: VecDeque<u32>,
 }
 
 impl RoomLog {
@@ -57,8 +50,8 @@ impl RoomLog {
             base: now_ns,
             last: now_ns,
             last_time: now_ns,
-            entries: VecDeque::new(),
-            bytes: 0,
+            bytes: VecDeque::new(),
+            lens: VecDeque::new(),
         }
     }
 
@@ -80,48 +73,92 @@ impl RoomLog {
         self.last -= 1;
     }
 
-    /// Accounted size: entries plus the room's overhead while it holds any.
+    /// Accounted size: what the buffers have reserved, plus the room's overhead while
+    /// it holds any message.
     pub(super) fn size(&self) -> usize {
-        if self.entries.is_empty() {
-            0
+        let buffers = self.bytes.capacity() + self.lens.capacity() * INDEX_ENTRY;
+        if self.lens.is_empty() {
+            buffers
         } else {
-            self.bytes + ROOM_OVERHEAD
+            buffers + ROOM_OVERHEAD
         }
     }
 
     /// Whether it holds no message.
     pub(super) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.lens.is_empty()
     }
 
-    /// Keeps message `id` (the one just stamped), dropping the oldest past the room's
+    /// The id of the oldest kept message (`last + 1` when none is kept).
+    fn first_kept(&self) -> u64 {
+        self.last + 1 - self.lens.len() as u64
+    }
+
+    /// Keeps `message`, the one just stamped, dropping the oldest past the room's
     /// limits. Returns the change in accounted size.
-    pub(super) fn keep(&mut self, id: u64, bytes: Bytes, limits: &HistoryLimits) -> isize {
+    pub(super) fn keep(&mut self, message: &[u8], limits: &HistoryLimits) -> isize {
         let before = self.size();
-        if limits.messages > 0 && bytes.len() + ENTRY_OVERHEAD <= limits.room_bytes {
-            let entry = Entry { id, bytes };
-            self.bytes += entry.size();
-            self.entries.push_back(entry);
+        let fits = message.len() + INDEX_ENTRY <= limits.room_bytes;
+        match u32::try_from(message.len()) {
+            Ok(len) if limits.messages > 0 && fits => {
+                self.bytes.extend(message);
+                self.lens.push_back(len);
+            }
+            // Not kept, and nothing older may be replayed across the gap it leaves.
+            _ => {
+                self.bytes.clear();
+                self.lens.clear();
+            }
         }
-        while self.entries.len() > limits.messages || self.bytes > limits.room_bytes {
+        while !self.lens.is_empty()
+            && (self.lens.len() > limits.messages || self.used() > limits.room_bytes)
+        {
             self.pop_oldest();
         }
+        self.shrink_if_sparse();
         delta(before, self.size())
+    }
+
+    /// Bytes the kept messages and their index use (not what is reserved).
+    fn used(&self) -> usize {
+        self.bytes.len() + self.lens.len() * INDEX_ENTRY
     }
 
     /// Drops the oldest messages until the accounted size is at most `level`. Returns
     /// the bytes freed.
     pub(super) fn trim_to(&mut self, level: usize) -> usize {
         let before = self.size();
-        while self.size() > level {
+        while !self.lens.is_empty() && self.used() + ROOM_OVERHEAD > level {
             self.pop_oldest();
         }
-        before - self.size()
+        self.shrink_if_sparse();
+        if self.size() > level {
+            // Reserved room the messages no longer use.
+            self.bytes.shrink_to_fit();
+            self.lens.shrink_to_fit();
+        }
+        before.saturating_sub(self.size())
     }
 
     fn pop_oldest(&mut self) {
-        if let Some(entry) = self.entries.pop_front() {
-            self.bytes -= entry.size();
+        if let Some(len) = self.lens.pop_front() {
+            self.bytes.drain(..len as usize);
+        }
+    }
+
+    /// Gives back reserved memory once the kept messages use a quarter of it or less,
+    /// and all of it when none is left (an empty log accounts for nothing).
+    fn shrink_if_sparse(&mut self) {
+        if self.lens.is_empty() {
+            self.bytes = VecDeque::new();
+            self.lens = VecDeque::new();
+            return;
+        }
+        if self.bytes.capacity() > 4 * self.bytes.len().max(64) {
+            self.bytes.shrink_to(2 * self.bytes.len());
+        }
+        if self.lens.capacity() > 4 * self.lens.len().max(16) {
+            self.lens.shrink_to(2 * self.lens.len());
         }
     }
 
@@ -130,22 +167,32 @@ impl RoomLog {
         (self.base..=self.last).contains(&id)
     }
 
+    /// Copies of the kept messages from index `from` (0: the oldest) to `to`.
+    fn copies(&self, from: usize, to: usize) -> Vec<Bytes> {
+        let mut offset: usize = self.lens.range(..from).map(|&len| len as usize).sum();
+        self.lens
+            .range(from..to)
+            .map(|&len| {
+                let len = len as usize;
+                let copy = copy_range(&self.bytes, offset, len);
+                offset += len;
+                copy
+            })
+            .collect()
+    }
+
     /// Every kept message after `since`, and how many after it are no longer kept;
     /// `None` if `since` is not an id of this room.
     pub(super) fn since(&self, since: u64) -> Option<Replay> {
         if !self.knows(since) {
             return None;
         }
-        let first_kept = self.entries.front().map_or(self.last + 1, |e| e.id);
+        let first_kept = self.first_kept();
         let missed = first_kept.saturating_sub(since + 1);
         let skip = usize::try_from(since.saturating_sub(first_kept - 1)).unwrap_or(usize::MAX);
+        let skip = skip.min(self.lens.len());
         Some(Replay {
-            messages: self
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| e.bytes.clone())
-                .collect(),
+            messages: self.copies(skip, self.lens.len()),
             missed,
         })
     }
@@ -157,19 +204,28 @@ impl RoomLog {
         if !(self.base + 1..=self.last + 1).contains(&end) {
             return None;
         }
-        let first_kept = self.entries.front().map_or(self.last + 1, |e| e.id);
-        let below = usize::try_from(end.saturating_sub(first_kept)).unwrap_or(usize::MAX);
-        let below = below.min(self.entries.len());
+        let below = usize::try_from(end.saturating_sub(self.first_kept())).unwrap_or(usize::MAX);
+        let below = below.min(self.lens.len());
         let start = below.saturating_sub(limit);
         Some(Page {
-            messages: self
-                .entries
-                .range(start..below)
-                .map(|e| e.bytes.clone())
-                .collect(),
+            messages: self.copies(start, below),
             more: start > 0,
         })
     }
+}
+
+/// The `len` bytes of `ring` from `offset`, copied out of its two halves.
+fn copy_range(ring: &VecDeque<u8>, offset: usize, len: usize) -> Bytes {
+    let (front, back) = ring.as_slices();
+    let end = offset + len;
+    let mut copy = Vec::with_capacity(len);
+    if offset < front.len() {
+        copy.extend_from_slice(&front[offset..end.min(front.len())]);
+    }
+    if end > front.len() {
+        copy.extend_from_slice(&back[offset.saturating_sub(front.len())..end - front.len()]);
+    }
+    Bytes::from(copy)
 }
 
 fn delta(before: usize, after: usize) -> isize {
