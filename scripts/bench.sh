@@ -354,7 +354,7 @@ if want history-memory; then
             --max-connections 20000 "${flags[@]}"
         rss0=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
         run_loadgen "history-memory-$mode" "history-memory-$mode" --clients "$history_rooms" \
-            --room-size 1 --scenario room --rate 15 --duration 5s --warmup 0s --payload 1000 \
+            --room-size 1 --scenario room --rate 5 --duration 15s --warmup 0s --payload 1000 \
             --connect-rate 5000
         rss1=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
         held=$(bench_py stat "$addr" history_bytes)

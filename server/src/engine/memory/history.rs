@@ -2,14 +2,14 @@
 //! messages, bounded per room; and the eviction that keeps all rooms' logs within the
 //! server-wide budget, taking the oldest messages of the largest rooms first.
 //!
-//! A room keeps its messages' bytes back to back in one ring buffer (`VecDeque<u8>`)
-//! with a small index of lengths, rather than one allocation per message: what a room
-//! holds is then what its two buffers have reserved, counted exactly (capacities, not
-//! lengths), and tens of thousands of small allocations freed in any order cannot
-//! scatter the heap. Buffers shrink when trimming leaves them mostly empty. A room that
-//! holds any message is also charged a fixed overhead for its bookkeeping (a room with
-//! no members is kept only while it has history, so that is charged to the budget too).
-//! Replays and pages copy the kept bytes out.
+//! A room keeps its messages' bytes back to back in fixed-size chunks ([`Chunks`]) with
+//! a small index of lengths, rather than one allocation per message: what a room holds
+//! is then its chunks and index, counted exactly, and since every chunk has the same
+//! size, chunks freed by one room are reused by any other and the heap does not
+//! fragment however messages come and go. A room that holds any message is also charged
+//! a fixed overhead for its bookkeeping (a room with no members is kept only while it
+//! has history, so that is charged to the budget too). Replays and pages copy the kept
+//! bytes out.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +18,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::engine::{HistoryLimits, Page, Replay};
+
+mod chunks;
+
+use chunks::Chunks;
 
 /// Accounted bytes of a room that holds history: its name, map entries, member table
 /// and log, besides the two buffers.
@@ -38,7 +42,7 @@ pub(super) struct RoomLog {
     /// The latest receive time handed out: times never go backwards within a room.
     last_time: u64,
     /// The kept messages' encodings, oldest first, back to back.
-    bytes: VecDeque<u8>,
+    bytes: Chunks,
     /// Each kept message's length, oldest first; ids are contiguous and end at `last`.
     lens: VecDeque<u32>,
 }
@@ -50,7 +54,7 @@ impl RoomLog {
             base: now_ns,
             last: now_ns,
             last_time: now_ns,
-            bytes: VecDeque::new(),
+            bytes: Chunks::default(),
             lens: VecDeque::new(),
         }
     }
@@ -76,7 +80,7 @@ impl RoomLog {
     /// Accounted size: what the buffers have reserved, plus the room's overhead while
     /// it holds any message.
     pub(super) fn size(&self) -> usize {
-        let buffers = self.bytes.capacity() + self.lens.capacity() * INDEX_ENTRY;
+        let buffers = self.bytes.reserved() + self.lens.capacity() * INDEX_ENTRY;
         if self.lens.is_empty() {
             buffers
         } else {
@@ -101,7 +105,7 @@ impl RoomLog {
         let fits = message.len() + INDEX_ENTRY <= limits.room_bytes;
         match u32::try_from(message.len()) {
             Ok(len) if limits.messages > 0 && fits => {
-                self.bytes.extend(message);
+                self.bytes.push(message);
                 self.lens.push_back(len);
             }
             // Not kept, and nothing older may be replayed across the gap it leaves.
@@ -124,40 +128,31 @@ impl RoomLog {
         self.bytes.len() + self.lens.len() * INDEX_ENTRY
     }
 
-    /// Drops the oldest messages until the accounted size is at most `level`. Returns
-    /// the bytes freed.
+    /// Drops the oldest messages until the accounted size is at most `level` (a room
+    /// holding any message holds at least a chunk). Returns the bytes freed.
     pub(super) fn trim_to(&mut self, level: usize) -> usize {
         let before = self.size();
-        while !self.lens.is_empty() && self.used() + ROOM_OVERHEAD > level {
+        while !self.lens.is_empty() && self.size() > level {
             self.pop_oldest();
-        }
-        self.shrink_if_sparse();
-        if self.size() > level {
-            // Reserved room the messages no longer use.
-            self.bytes.shrink_to_fit();
-            self.lens.shrink_to_fit();
+            self.shrink_if_sparse();
         }
         before.saturating_sub(self.size())
     }
 
     fn pop_oldest(&mut self) {
         if let Some(len) = self.lens.pop_front() {
-            self.bytes.drain(..len as usize);
+            self.bytes.pop(len as usize);
         }
     }
 
-    /// Gives back reserved memory once the kept messages use a quarter of it or less,
-    /// and all of it when none is left (an empty log accounts for nothing).
+    /// Gives back the index's reserved memory once it uses a quarter of it or less, and
+    /// everything when no message is left (an empty log accounts for nothing). Chunks
+    /// free themselves.
     fn shrink_if_sparse(&mut self) {
         if self.lens.is_empty() {
-            self.bytes = VecDeque::new();
+            self.bytes.clear();
             self.lens = VecDeque::new();
-            return;
-        }
-        if self.bytes.capacity() > 4 * self.bytes.len().max(64) {
-            self.bytes.shrink_to(2 * self.bytes.len());
-        }
-        if self.lens.capacity() > 4 * self.lens.len().max(16) {
+        } else if self.lens.capacity() > 4 * self.lens.len().max(16) {
             self.lens.shrink_to(2 * self.lens.len());
         }
     }
@@ -174,7 +169,7 @@ impl RoomLog {
             .range(from..to)
             .map(|&len| {
                 let len = len as usize;
-                let copy = copy_range(&self.bytes, offset, len);
+                let copy = Bytes::from(self.bytes.copy(offset, len));
                 offset += len;
                 copy
             })
@@ -214,20 +209,6 @@ impl RoomLog {
     }
 }
 
-/// The `len` bytes of `ring` from `offset`, copied out of its two halves.
-fn copy_range(ring: &VecDeque<u8>, offset: usize, len: usize) -> Bytes {
-    let (front, back) = ring.as_slices();
-    let end = offset + len;
-    let mut copy = Vec::with_capacity(len);
-    if offset < front.len() {
-        copy.extend_from_slice(&front[offset..end.min(front.len())]);
-    }
-    if end > front.len() {
-        copy.extend_from_slice(&back[offset.saturating_sub(front.len())..end - front.len()]);
-    }
-    Bytes::from(copy)
-}
-
 fn delta(before: usize, after: usize) -> isize {
     isize::try_from(after).unwrap_or(isize::MAX) - isize::try_from(before).unwrap_or(isize::MAX)
 }
@@ -242,19 +223,29 @@ pub(super) fn account(held: &AtomicUsize, change: isize) {
 }
 
 /// Trims the largest logs, oldest messages first, until all together account for at
-/// most `target` bytes: every log larger than a common level is cut down to it, so a
-/// small room keeps its history while the largest ones pay. Returns whether some log
-/// was emptied (its room may have to go).
+/// most `target` bytes: every log larger than a common level is cut down to it, the
+/// largest first (and of equal ones, the one written least recently), stopping as soon
+/// as the total fits, so a small room keeps its history while the largest ones pay.
+/// Returns whether some log was emptied (its room may have to go).
 pub(super) fn evict<'a>(
     logs: impl Iterator<Item = &'a Mutex<RoomLog>>,
     held: &AtomicUsize,
     target: usize,
 ) -> bool {
-    let logs: Vec<&Mutex<RoomLog>> = logs.collect();
-    let mut sizes: Vec<usize> = logs.iter().map(|log| log.lock().size()).collect();
+    let mut logs: Vec<(usize, u64, &Mutex<RoomLog>)> = logs
+        .map(|log| {
+            let log_ref = log.lock();
+            (log_ref.size(), log_ref.last_time, log)
+        })
+        .collect();
+    let mut sizes: Vec<usize> = logs.iter().map(|(size, ..)| *size).collect();
     let level = level_for(&mut sizes, target);
+    logs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut emptied = false;
-    for log in logs {
+    for (_, _, log) in logs {
+        if held.load(Ordering::Relaxed) <= target {
+            break;
+        }
         let mut log = log.lock();
         if log.size() > level {
             let freed = log.trim_to(level);
