@@ -46,12 +46,13 @@ pub struct Config {
     /// Room messages kept per room for history and resume; 0 keeps none (ids are
     /// still handed out, and a resume is told how many it missed).
     pub history_messages: usize,
-    /// Bytes of history kept per room (encoded messages plus 64 bytes each). At most
+    /// Bytes of history kept per room (encoded messages plus 4 bytes each). At most
     /// half of `max_pending`, so a full replay fits a connection's queue.
     pub history_room_bytes: usize,
     /// Bytes of history kept by all rooms together; past it the oldest messages of the
     /// largest rooms go first. A room with no members is kept only while it has
-    /// history, and its bookkeeping (512 bytes) is charged here too.
+    /// history, and its bookkeeping (1 KiB) is charged here too. What is charged is what
+    /// rooms reserve: 4 KiB chunks of messages and an index.
     pub history_budget: usize,
     /// Messages per second per connection (token bucket refill); 0 disables the limit.
     pub rate_limit: u32,

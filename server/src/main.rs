@@ -69,7 +69,7 @@ struct Cli {
     /// none.
     #[arg(long, default_value_t = 1000)]
     history_messages: usize,
-    /// Bytes of history kept per room (messages plus 64 bytes each); at most half of
+    /// Bytes of history kept per room (messages plus 4 bytes each); at most half of
     /// --max-pending, so a full replay always fits a connection's queue.
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
     history_room_bytes: usize,

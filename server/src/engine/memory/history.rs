@@ -25,7 +25,7 @@ use chunks::Chunks;
 
 /// Accounted bytes of a room that holds history: its name, map entries, member table
 /// and log, besides the two buffers.
-pub(super) const ROOM_OVERHEAD: usize = 512;
+pub(super) const ROOM_OVERHEAD: usize = 1024;
 
 /// Index bytes per kept message (its length, as a `u32`).
 const INDEX_ENTRY: usize = std::mem::size_of::<u32>();
