@@ -117,6 +117,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
         self.records.remove(key);
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.records.len()
     }
