@@ -31,7 +31,7 @@ fn parse_errors_name_the_line_and_the_fault() {
     let good = HashCost::TEST.hash(&pw("x")).unwrap_or_default();
     let argon2i = good.replace("$argon2id$", "$argon2i$");
     let cases = [
-        (format!("# c\nalice\n"), 2, "expected NICK HASH"),
+        ("# c\nalice\n".to_owned(), 2, "expected NICK HASH"),
         (format!("alice {good} extra\n"), 1, "expected NICK HASH"),
         (format!("\n\nbad/nick {good}\n"), 3, "nick bad/nick"),
         ("alice notahash\n".to_owned(), 1, "hash of alice"),
