@@ -119,9 +119,18 @@ impl HashCost {
 }
 
 /// One parsed accounts file: folded nick to PHC hash.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Accounts {
     hashes: HashMap<String, String>,
+}
+
+/// Shows how many accounts there are, never the hashes (they are worth guarding too).
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("accounts", &self.hashes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Accounts {

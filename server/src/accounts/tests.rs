@@ -24,6 +24,8 @@ fn a_file_parses_with_comments_and_blank_lines_and_verifies_case_folded() {
     assert!(accounts.verify("alice", &pw("s3cret pw")));
     assert!(!accounts.verify("alice", &pw("s3cret")));
     assert!(!accounts.verify("bob", &pw("s3cret pw")));
+    let shown = format!("{accounts:?}");
+    assert!(!shown.contains("argon2"), "{shown}");
 }
 
 #[test]
