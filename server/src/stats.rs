@@ -207,6 +207,16 @@ impl Stats {
         self.login_failures.fetch_add(1, Relaxed);
     }
 
+    /// Logins refused after checking the password.
+    pub(crate) fn login_failures(&self) -> u64 {
+        self.login_failures.load(Relaxed)
+    }
+
+    /// Logins refused unchecked by the throttle.
+    pub(crate) fn login_throttled(&self) -> u64 {
+        self.login_throttled.load(Relaxed)
+    }
+
     /// Counts a login refused unchecked by the throttle.
     pub(crate) fn count_login_throttled(&self) {
         self.login_throttled.fetch_add(1, Relaxed);

@@ -33,7 +33,8 @@ impl Origin {
     /// Whether a password sent on this connection may travel unencrypted: TLS, or a
     /// connection that never left the host.
     fn is_private(self) -> bool {
-        self.tls || self.addr.is_loopback() || self.addr.to_canonical().is_loopback()
+        // `to_canonical`: an IPv4-mapped IPv6 loopback address is loopback too.
+        self.tls || self.addr.to_canonical().is_loopback()
     }
 }
 

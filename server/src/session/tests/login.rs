@@ -215,6 +215,17 @@ fn a_password_over_plaintext_from_another_host_is_refused_unchecked() {
         matches!(replies(&out)[..], [Frame::NickChanged { .. }]),
         "{out:?}"
     );
+    // Loopback is loopback also as an IPv4-mapped IPv6 address.
+    let mapped = Origin {
+        addr: "::ffff:127.0.0.1".parse().unwrap(),
+        tls: false,
+    };
+    let mut s = hello(&w, 4, mapped);
+    let out = w.apply(&mut s, login("bob", "bobpw"));
+    assert!(
+        matches!(replies(&out)[..], [Frame::NickChanged { .. }]),
+        "{out:?}"
+    );
     // And with --allow-plaintext-login over plaintext too.
     let w = world(false, true);
     let mut s = hello(&w, 3, REMOTE);
