@@ -25,6 +25,13 @@ fn accounts_file(test: &str) -> PathBuf {
     dir.join("accounts")
 }
 
+/// Removes the directory of a test's accounts file, once the test has passed.
+fn clean_up(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn add(path: &Path, nick: &str, password: &str) {
     server::add_account(path, nick, &Password::new(password), HashCost::TEST).unwrap();
 }
@@ -84,6 +91,7 @@ fn text_and_binary_clients_log_in_and_guests_cannot_take_registered_nicks() {
     assert!(matches!(bin.recv(), Frame::Error { code, .. } if code == ErrorCode::NICK_TAKEN));
     assert_eq!(server.stat("login_failures"), 2);
     assert_eq!(server.stat("login_throttled"), 0);
+    clean_up(&path);
 }
 
 #[test]
@@ -108,6 +116,7 @@ fn require_login_greets_text_clients_but_serves_them_only_after_a_login() {
     assert!(matches!(bin.recv(), Frame::Error { code, .. } if code == ErrorCode::LOGIN_REQUIRED));
     bin.send(&Frame::Ping { token: 5 });
     assert_eq!(bin.recv(), Frame::Pong { token: 5 });
+    clean_up(&path);
 }
 
 /// Runs the built binary with `args`, `stdin` on its standard input; returns its exit
@@ -234,6 +243,7 @@ fn account_add_by_the_binary_then_login_and_a_sighup_reload_picks_up_a_new_accou
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    clean_up(&path);
 }
 
 #[test]
@@ -256,4 +266,5 @@ fn account_subcommands_report_mistakes_with_their_exit_codes() {
     let (code, stderr) = account_add(&path, "ivy", "ivy pw\n");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains(":2: expected NICK HASH"), "{stderr}");
+    clean_up(&path);
 }

@@ -812,7 +812,7 @@ fn run_on_fresh_server(session: &Session, workers: usize) -> Result<(), String> 
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         workers,
         log_interval: Duration::ZERO,
-        accounts,
+        accounts: accounts.clone(),
         ..Config::default()
     };
     let running = Server::bind(config)
@@ -822,6 +822,9 @@ fn run_on_fresh_server(session: &Session, workers: usize) -> Result<(), String> 
     running
         .stop(Duration::from_secs(10))
         .map_err(|e| format!("stopping the server: {e}"))?;
+    if let Some(path) = accounts {
+        let _ = std::fs::remove_file(path);
+    }
     outcome.map_err(|e| format!("{workers} worker(s): {e}"))
 }
 

@@ -104,6 +104,7 @@ fn add_and_remove_rewrite_the_file_keeping_other_lines() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(leftovers, 1, "no temporary file is left behind");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
 }
 
 #[test]
@@ -122,6 +123,7 @@ fn a_reload_that_fails_keeps_the_accounts_in_use() {
         Err(AccountsError::Parse { line: 1, .. })
     ));
     assert!(store.current().verify("bob", &pw("two")));
+    let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
 }
 
 #[test]
