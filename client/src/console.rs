@@ -258,7 +258,12 @@ fn edit_loop<E>(
         lock(state).reading = false;
         let event = match read {
             Ok(line) => {
-                if !line.trim().is_empty() {
+                // A `/login` line holds a password: it is not kept for the Up key.
+                let login = matches!(
+                    shared::text::parse_command(&line),
+                    Ok(Some(shared::text::Command::Login { .. }))
+                );
+                if !line.trim().is_empty() && !login {
                     let _ = editor.add_history_entry(line.as_str());
                 }
                 InputEvent::Line(line)

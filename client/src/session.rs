@@ -220,6 +220,7 @@ impl Session {
             }
             Frame::Say { .. }
             | Frame::SetNick { .. }
+            | Frame::Login { .. }
             | Frame::Join { .. }
             | Frame::Leave { .. }
             | Frame::ListRooms

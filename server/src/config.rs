@@ -2,6 +2,7 @@
 //! The binary parses durations and sizes with `shared::units`.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use shared::Limits;
@@ -73,6 +74,15 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Interval between summary log lines; zero disables them.
     pub log_interval: Duration,
+    /// The accounts file (`NICK HASH` lines), if any: its nicks are reserved for
+    /// connections logged in to them. Reloaded by [`crate::ShutdownHandle::reload_accounts`].
+    pub accounts: Option<PathBuf>,
+    /// Serve a connection that has not logged in only the handshake, `Login`,
+    /// keepalives and `Goodbye` (Error 213 for everything else).
+    pub require_login: bool,
+    /// Check passwords sent over plaintext from any address. Without it a password
+    /// over plaintext is accepted from loopback only, and refused unchecked otherwise.
+    pub allow_plaintext_login: bool,
 }
 
 impl Default for Config {
@@ -101,6 +111,9 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(240),
             shutdown_timeout: Duration::from_secs(5),
             log_interval: Duration::from_secs(10),
+            accounts: None,
+            require_login: false,
+            allow_plaintext_login: false,
         }
     }
 }

@@ -188,6 +188,11 @@ impl Connection {
         self.state
     }
 
+    /// Whether the connection is on a TLS port (its bytes pass through rustls).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The framing, once known.
     pub(crate) fn mode(&self) -> Option<Mode> {
         self.decoder.mode()

@@ -5,10 +5,14 @@
 //! over crossbeam channels.
 //!
 //! The public surface is what embedders call: [`Server`], [`Config`], [`Running`],
-//! [`ShutdownHandle`], [`TlsFiles`], [`TlsError`] and [`MAX_LIST_ITEMS`].
+//! [`ShutdownHandle`], [`TlsFiles`], [`TlsError`], [`MAX_LIST_ITEMS`], and the
+//! accounts file's edits ([`add_account`], [`remove_account`], [`HashCost`],
+//! [`AccountsError`]).
 //!
 //! Layout:
 //! - `config`: [`Config`].
+//! - `accounts`: the accounts file, login checks and their throttle;
+//!   [`add_account`] and [`remove_account`] for `server account`.
 //! - `server`: [`Server`] (bind, run, spawn), [`Running`], [`ShutdownHandle`].
 //! - `acceptor`: the acceptor thread.
 //! - `worker`: the worker loop, split into the connection table, socket I/O, routing
@@ -26,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod acceptor;
+mod accounts;
 mod config;
 mod connection;
 mod engine;
@@ -39,6 +44,7 @@ mod stats;
 mod tls;
 mod worker;
 
+pub use accounts::{AccountsError, HashCost, add_account, remove_account};
 pub use config::Config;
 pub use server::{Running, Server, ShutdownHandle};
 pub use session::MAX_LIST_ITEMS;

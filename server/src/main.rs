@@ -1,7 +1,7 @@
 //! `server`: the chat server's command line. Parses flags into a [`Config`], sets up
 //! logging and signal handling, and runs [`Server`].
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use server::{Config, Server, ShutdownHandle, TlsFiles};
+use server::{AccountsError, Config, HashCost, Server, ShutdownHandle, TlsFiles};
 use shared::Limits;
+use shared::Password;
 use shared::units::{parse_duration, parse_size};
 
 /// The longest batching window `--coalesce` accepts: past it the added latency is
@@ -27,6 +28,23 @@ const MAX_COALESCE: Duration = Duration::from_millis(10);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Manage the accounts file instead of serving.
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+    /// Registered accounts: a file of `NICK HASH` lines (argon2id PHC strings, `#`
+    /// comments), written by `server account add`. Their nicks are reserved for
+    /// connections logged in to them. SIGHUP reads the file again (a file that fails
+    /// to load is logged and the accounts in use stay).
+    #[arg(long, value_name = "FILE")]
+    accounts: Option<PathBuf>,
+    /// Serve a connection that has not logged in only Hello, Login, ping/pong and
+    /// goodbye (Error 213 for anything else). Needs --accounts.
+    #[arg(long, requires = "accounts")]
+    require_login: bool,
+    /// Check passwords sent over plaintext from any address. Without it a password is
+    /// accepted over plaintext from loopback only, else only over TLS.
+    #[arg(long)]
+    allow_plaintext_login: bool,
     /// Address to listen on: IP:PORT, [IPv6]:PORT or HOST:PORT (the first address the
     /// name resolves to); port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7878", value_parser = parse_bind)]
@@ -129,6 +147,44 @@ struct Cli {
     quiet: bool,
 }
 
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Add or remove an account in the accounts file (rewritten atomically).
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+}
+
+/// What `server account` does.
+#[derive(Debug, clap::Subcommand)]
+enum AccountAction {
+    /// Add the account NICK, or set its password. The password is read from standard
+    /// input (one line) when it is not a terminal, else prompted twice without echo.
+    Add {
+        /// The account's nick.
+        nick: String,
+        /// The accounts file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        accounts: Option<PathBuf>,
+        /// argon2id memory cost of the new hash, in KiB (at most 65536).
+        #[arg(long, default_value_t = HashCost::default().memory_kib)]
+        argon2_memory_kib: u32,
+        /// argon2id passes of the new hash (at most 10).
+        #[arg(long, default_value_t = HashCost::default().passes)]
+        argon2_passes: u32,
+    },
+    /// Remove the account NICK.
+    Remove {
+        /// The account's nick.
+        nick: String,
+        /// The accounts file.
+        #[arg(long, value_name = "FILE")]
+        accounts: Option<PathBuf>,
+    },
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
@@ -201,6 +257,9 @@ impl Cli {
             idle_timeout: self.idle_timeout,
             shutdown_timeout: self.shutdown_timeout,
             log_interval: self.log_interval,
+            accounts: self.accounts,
+            require_login: self.require_login,
+            allow_plaintext_login: self.allow_plaintext_login,
         })
     }
 }
@@ -240,8 +299,11 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, cli.log_format);
+    if let Some(Subcommand::Account { action }) = cli.command.take() {
+        return account(action, cli.accounts);
+    }
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -256,6 +318,77 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `server account add|remove`: exit 0 when the file was written, 2 on a usage
+/// error (no file named, a bad nick, an empty password), 1 otherwise.
+fn account(action: AccountAction, top_level_file: Option<PathBuf>) -> ExitCode {
+    let (file, result) = match action {
+        AccountAction::Add {
+            nick,
+            accounts,
+            argon2_memory_kib,
+            argon2_passes,
+        } => {
+            let Some(file) = accounts.or(top_level_file) else {
+                eprintln!("server: account add needs --accounts FILE");
+                return ExitCode::from(2);
+            };
+            let cost = HashCost {
+                memory_kib: argon2_memory_kib,
+                passes: argon2_passes,
+            };
+            let result = match read_password(&nick) {
+                Ok(password) => server::add_account(&file, &nick, &password, cost),
+                Err(e) => {
+                    eprintln!("server: cannot read the password: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            (file, result)
+        }
+        AccountAction::Remove { nick, accounts } => {
+            let Some(file) = accounts.or(top_level_file) else {
+                eprintln!("server: account remove needs --accounts FILE");
+                return ExitCode::from(2);
+            };
+            let result = server::remove_account(&file, &nick);
+            (file, result)
+        }
+    };
+    match result {
+        Ok(()) => {
+            eprintln!(
+                "server: {} written; SIGHUP a running server to use it",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ AccountsError::Invalid(_)) => {
+            eprintln!("server: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The new password: one line of standard input when it is not a terminal (scripts),
+/// else typed twice at a prompt without echo.
+fn read_password(nick: &str) -> anyhow::Result<Password> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {nick}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        return Ok(Password::new(first));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(Password::new(line))
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
@@ -275,8 +408,9 @@ fn run(config: Config) -> anyhow::Result<()> {
 
 /// Signals, on a thread of its own that waits for them: Ctrl+C (SIGINT) and SIGTERM
 /// start a graceful shutdown, a second one exits at once with 130. SIGHUP reloads the
-/// TLS certificate and key when serving TLS (a failed reload is logged and the
-/// certificate in use stays), and shuts down like SIGTERM otherwise.
+/// TLS certificate and key when serving TLS, and the accounts file with --accounts (a
+/// failed reload is logged and what was in use stays); without either it shuts down
+/// like SIGTERM.
 fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::iterator::SignalsInfo;
@@ -291,13 +425,27 @@ fn handle_signals(handle: ShutdownHandle, tls: bool) -> anyhow::Result<()> {
                 let signal = origin.signal;
                 // Who sent it, for the log: a process manager, a person, a script.
                 let sender = origin.process.map(|p| p.pid);
-                if signal == SIGHUP && tls {
-                    match handle.reload_tls() {
-                        Ok(()) => tracing::info!(sender, "SIGHUP: TLS certificate reloaded"),
-                        Err(e) => tracing::warn!(
-                            sender,
-                            "SIGHUP: TLS certificate not reloaded, the old one stays: {e}"
-                        ),
+                let accounts = handle.has_accounts();
+                if signal == SIGHUP && (tls || accounts) {
+                    if tls {
+                        match handle.reload_tls() {
+                            Ok(()) => tracing::info!(sender, "SIGHUP: TLS certificate reloaded"),
+                            Err(e) => tracing::warn!(
+                                sender,
+                                "SIGHUP: TLS certificate not reloaded, the old one stays: {e}"
+                            ),
+                        }
+                    }
+                    if accounts {
+                        match handle.reload_accounts() {
+                            Ok(n) => {
+                                tracing::info!(sender, accounts = n, "SIGHUP: accounts reloaded")
+                            }
+                            Err(e) => tracing::warn!(
+                                sender,
+                                "SIGHUP: accounts not reloaded, the ones in use stay: {e}"
+                            ),
+                        }
                     }
                     continue;
                 }

@@ -288,6 +288,18 @@ impl Collector for ServerMetrics {
             "Times a client began to be held back by the rate limit.",
             stats.rate_limited(),
         )?;
+        counter(
+            e,
+            "chat_login_failures",
+            "Logins refused after checking the password.",
+            stats.login_failures(),
+        )?;
+        counter(
+            e,
+            "chat_login_throttled",
+            "Logins refused without checking the password: too many recent failures.",
+            stats.login_throttled(),
+        )?;
         family(
             e,
             "chat_worker_backlog",

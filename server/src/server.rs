@@ -13,6 +13,7 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::acceptor::{ACCEPTOR_WAKER, Acceptor, LISTENER};
+use crate::accounts::{AccountStore, AccountsError};
 use crate::config::Config;
 use crate::metrics::MetricsEndpoint;
 use crate::stats::CloseReason;
@@ -39,6 +40,19 @@ impl ShutdownHandle {
             Some(store) => store.reload(),
             None => Err(TlsError::NotEnabled),
         }
+    }
+
+    /// Reads the accounts file again: logins and nick checks from now on use it;
+    /// sessions already logged in stay so. On failure (the error names the line) the
+    /// accounts in use stay. Returns how many accounts the file holds (0 without
+    /// `--accounts`).
+    pub fn reload_accounts(&self) -> Result<usize, AccountsError> {
+        self.shared.logins.store.reload()
+    }
+
+    /// Whether the server was started with an accounts file.
+    pub fn has_accounts(&self) -> bool {
+        self.shared.logins.store.is_enabled()
     }
 
     /// A snapshot of the server's counters, as `/stats` reports them.
@@ -152,6 +166,8 @@ impl Server {
             ),
             None => None,
         };
+        let accounts = AccountStore::open(config.accounts.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         raise_fd_limit();
         if !config.share_port && config.bind.port() != 0 {
             ensure_address_free(config.bind)?;
@@ -183,7 +199,8 @@ impl Server {
             }
             None => (None, None),
         };
-        let (shared, worker_parts) = Shared::new(config, tls, acceptor_waker, metrics_waker)?;
+        let (shared, worker_parts) =
+            Shared::new(config, tls, accounts, acceptor_waker, metrics_waker)?;
         Ok(Server {
             listener,
             local_addr,

@@ -181,6 +181,11 @@ pub(crate) struct Stats {
     /// Changed only when a connection's share changes, so the common case (reads that
     /// end on a frame boundary) never touches it.
     pub(crate) inbound: CachePadded<AtomicU64>,
+    /// Logins refused after checking the password. Shared by the workers: logins are
+    /// rare, so the contention a per-worker counter avoids does not arise.
+    login_failures: AtomicU64,
+    /// Logins refused unchecked because the account or address is throttled.
+    login_throttled: AtomicU64,
 }
 
 impl Stats {
@@ -192,7 +197,29 @@ impl Stats {
             refused: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             inbound: CachePadded::new(AtomicU64::new(0)),
+            login_failures: AtomicU64::new(0),
+            login_throttled: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a login refused after checking the password.
+    pub(crate) fn count_login_failure(&self) {
+        self.login_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Logins refused after checking the password.
+    pub(crate) fn login_failures(&self) -> u64 {
+        self.login_failures.load(Relaxed)
+    }
+
+    /// Logins refused unchecked by the throttle.
+    pub(crate) fn login_throttled(&self) -> u64 {
+        self.login_throttled.load(Relaxed)
+    }
+
+    /// Counts a login refused unchecked by the throttle.
+    pub(crate) fn count_login_throttled(&self) {
+        self.login_throttled.fetch_add(1, Relaxed);
     }
 
     /// The sum of one counter over the workers.
@@ -246,6 +273,14 @@ impl Stats {
             ("accept_errors".to_owned(), self.accept_errors.load(Relaxed)),
             ("inbound_bytes".to_owned(), self.inbound.load(Relaxed)),
             ("inbound_parked".to_owned(), self.sum(|w| &w.parked)),
+            (
+                "login_failures".to_owned(),
+                self.login_failures.load(Relaxed),
+            ),
+            (
+                "login_throttled".to_owned(),
+                self.login_throttled.load(Relaxed),
+            ),
         ];
         for (i, w) in self.workers.iter().enumerate() {
             out.push((

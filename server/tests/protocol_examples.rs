@@ -6,7 +6,8 @@
 //! an optional client name, a side marker (`C`/`S` for frames, `>`/`<` for lines), in
 //! the order the events happen. Each block runs on a fresh in-process server bound to
 //! 127.0.0.1:0 (so guest numbers start at 1), once with one worker and once with
-//! several. A client connects when its first line is reached; a sent line is written
+//! several; a block whose info string ends in `accounts` runs on a server whose
+//! accounts file registers the example account. A client connects when its first line is reached; a sent line is written
 //! as it is reached; an expected line is the next thing that client receives, compared
 //! byte for byte except for the documented placeholders (`SECONDS.MICROS` and
 //! `HH:MM:SS` in a text line; fields marked `t=*`, `id=$A`, `last=$A` in a frame's
@@ -75,7 +76,13 @@ struct Session {
     /// 1-based line of the opening fence.
     at: usize,
     steps: Vec<Step>,
+    /// The block's info string ends in `accounts`: the server runs with the example
+    /// accounts file ([`EXAMPLE_ACCOUNTS`]).
+    accounts: bool,
 }
+
+/// The accounts of sessions marked `accounts`: nick and password.
+const EXAMPLE_ACCOUNTS: [(&str, &str); 1] = [("alice", "correct horse")];
 
 /// One line of a session.
 #[derive(Debug, Clone)]
@@ -159,6 +166,7 @@ fn read_doc() -> String {
 /// line of its fence, and its numbered lines.
 struct OpenBlock<'a> {
     framing: Option<Framing>,
+    accounts: bool,
     at: usize,
     lines: Vec<(usize, &'a str)>,
 }
@@ -171,13 +179,19 @@ fn sessions(doc: &str) -> Result<Vec<Session>, String> {
         let number = i + 1;
         match (&mut open, line.strip_prefix("```")) {
             (None, Some(info)) => {
-                let framing = match info.trim() {
+                let info = info.trim();
+                let (info, accounts) = match info.strip_suffix(" accounts") {
+                    Some(info) => (info, true),
+                    None => (info, false),
+                };
+                let framing = match info {
                     "hex session" => Some(Framing::Binary),
                     "text session" => Some(Framing::Text),
                     _ => None,
                 };
                 open = Some(OpenBlock {
                     framing,
+                    accounts,
                     at: number,
                     lines: Vec::new(),
                 });
@@ -185,11 +199,14 @@ fn sessions(doc: &str) -> Result<Vec<Session>, String> {
             (Some(_), Some(_)) => {
                 if let Some(OpenBlock {
                     framing: Some(framing),
+                    accounts,
                     at,
                     lines,
                 }) = open.take()
                 {
-                    out.push(parse_session(framing, at, &lines)?);
+                    let mut session = parse_session(framing, at, &lines)?;
+                    session.accounts = accounts;
+                    out.push(session);
                 }
             }
             (Some(block), None) => block.lines.push((number, line)),
@@ -221,7 +238,12 @@ fn parse_session(framing: Framing, at: usize, lines: &[(usize, &str)]) -> Result
     if steps.is_empty() {
         return Err(format!("PROTOCOL.md line {at}: an empty session"));
     }
-    Ok(Session { framing, at, steps })
+    Ok(Session {
+        framing,
+        at,
+        steps,
+        accounts: false,
+    })
 }
 
 /// A client name: lowercase letters and digits, possibly none.
@@ -773,10 +795,24 @@ fn play(session: &Session, addr: SocketAddr) -> Result<(), String> {
 
 /// Starts a fresh server with `workers` workers, plays `session`, stops the server.
 fn run_on_fresh_server(session: &Session, workers: usize) -> Result<(), String> {
+    let accounts = session.accounts.then(|| {
+        let path = std::env::temp_dir().join(format!(
+            "chat-protocol-accounts-{}-{}-{workers}",
+            std::process::id(),
+            session.at
+        ));
+        let _ = std::fs::remove_file(&path);
+        for (nick, password) in EXAMPLE_ACCOUNTS {
+            let password = shared::Password::new(password);
+            server::add_account(&path, nick, &password, server::HashCost::TEST).unwrap();
+        }
+        path
+    });
     let config = Config {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         workers,
         log_interval: Duration::ZERO,
+        accounts: accounts.clone(),
         ..Config::default()
     };
     let running = Server::bind(config)
@@ -786,6 +822,9 @@ fn run_on_fresh_server(session: &Session, workers: usize) -> Result<(), String> 
     running
         .stop(Duration::from_secs(10))
         .map_err(|e| format!("stopping the server: {e}"))?;
+    if let Some(path) = accounts {
+        let _ = std::fs::remove_file(path);
+    }
     outcome.map_err(|e| format!("{workers} worker(s): {e}"))
 }
 

@@ -10,6 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
+use crate::secret::Password;
 
 mod code;
 mod wire;
@@ -118,6 +119,15 @@ pub enum Frame {
         before: u64,
         /// Most messages wanted (the server caps it).
         limit: u16,
+    },
+    /// Log in to a registered account: the server checks the password and, if it
+    /// matches, gives the connection the account's nick (answered with `NickChanged`,
+    /// or `Error` 211).
+    Login {
+        /// The account's nick.
+        nick: String,
+        /// The password; its `Debug` prints `<redacted>`.
+        password: Password,
     },
     /// Liveness probe; the other side answers with `Pong` carrying the same token.
     Ping {
@@ -304,6 +314,7 @@ pub mod types {
     pub const WHO: u8 = 0x0D;
     pub const GET_STATS: u8 = 0x0E;
     pub const GET_HISTORY: u8 = 0x0F;
+    pub const LOGIN: u8 = 0x10;
     pub const PING: u8 = 0x20;
     pub const PONG: u8 = 0x21;
     pub const GOODBYE: u8 = 0x22;
@@ -349,6 +360,7 @@ impl Frame {
             Frame::Who { .. } => WHO,
             Frame::GetStats => GET_STATS,
             Frame::GetHistory { .. } => GET_HISTORY,
+            Frame::Login { .. } => LOGIN,
             Frame::Ping { .. } => PING,
             Frame::Pong { .. } => PONG,
             Frame::Goodbye { .. } => GOODBYE,
@@ -445,6 +457,10 @@ impl Frame {
                 }
             }
             Frame::Leave { room } | Frame::Who { room } => put_str8(out, room, "room")?,
+            Frame::Login { nick, password } => {
+                put_str8(out, nick, "nick")?;
+                out.put_slice(password.expose().as_bytes());
+            }
             Frame::GetHistory {
                 room,
                 before,
@@ -641,6 +657,10 @@ impl Frame {
                 room: r.str8()?,
                 before: r.u64()?,
                 limit: r.u16()?,
+            },
+            LOGIN => Frame::Login {
+                nick: r.str8()?,
+                password: Password::new(r.rest_text()?),
             },
             PING => Frame::Ping { token: r.u64()? },
             PONG => Frame::Pong { token: r.u64()? },

@@ -15,6 +15,7 @@
 //! - [`text`]: slash-command parsing, rendering of server frames as text lines, and
 //!   escaping of control characters.
 //! - [`names`]: nick and room naming rules and case folding.
+//! - [`secret`]: [`Password`], whose `Debug` never shows it.
 //! - [`time`]: timestamps carried in echo replies.
 //! - [`units`]: parsers of the durations and sizes the command lines take.
 //! - [`tls`]: the clients' TLS: which server certificates they trust.
@@ -26,6 +27,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod names;
+pub mod secret;
 pub mod text;
 pub mod time;
 pub mod tls;
@@ -34,6 +36,7 @@ pub mod units;
 pub use codec::{ConnectionDecoder, FrameDecoder, Incoming, LineDecoder, Mode};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{ErrorCode, Frame, PROTOCOL_VERSION, RoomInfo};
+pub use secret::Password;
 
 /// TCP port the server listens on and the tools connect to by default.
 pub const DEFAULT_PORT: u16 = 7878;

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use bytes::{BufMut, BytesMut};
 
 use crate::frame::{ErrorCode, Frame};
+use crate::secret::Password;
 use crate::time::format_unix_micros;
 
 /// A parsed text-mode input line.
@@ -43,6 +44,14 @@ pub enum Command {
         /// How many messages, if given.
         count: Option<u32>,
     },
+    /// `/login NICK PASSWORD`: the password is the rest of the line after the nick
+    /// (it may hold spaces).
+    Login {
+        /// The account's nick.
+        nick: String,
+        /// The password; its `Debug` prints `<redacted>`.
+        password: Password,
+    },
     /// `/stats`
     Stats,
     /// `/help`
@@ -76,6 +85,7 @@ pub const HELP: &[&str] = &[
     "/chat            end the private chat (or decline requests)",
     "/echo TEXT       echo TEXT back with the server's time",
     "/history [ROOM] [N]  the last N messages of a room (default: current room, 20)",
+    "/login NICK PASSWORD  log in to a registered account (its nick becomes yours)",
     "/stats           server statistics",
     "/help            this list",
     "/quit            leave",
@@ -159,6 +169,20 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, CommandError> {
             Err(_) => return Err(usage("/history [ROOM] [N] (N is a number of messages)")),
         },
         ("history", _) => return Err(usage("/history [ROOM] [N]")),
+        ("login", [nick, _, ..]) => {
+            let nick = (*nick).to_owned();
+            // Everything after the nick and the spaces that follow it: a password may
+            // hold spaces of its own.
+            let password = args
+                .trim_start()
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, p)| p.trim_start());
+            Command::Login {
+                nick,
+                password: Password::new(password),
+            }
+        }
+        ("login", _) => return Err(usage("/login NICK PASSWORD")),
         ("stats", []) => Command::Stats,
         ("stats", _) => return Err(usage("/stats")),
         ("help", _) => Command::Help,
@@ -350,7 +374,8 @@ pub fn render_line(frame: &Frame, out: &mut BytesMut) -> bool {
         | Frame::ListRooms
         | Frame::Who { .. }
         | Frame::GetStats
-        | Frame::GetHistory { .. } => return false,
+        | Frame::GetHistory { .. }
+        | Frame::Login { .. } => return false,
     };
     out.reserve(line.len() + 1);
     out.put_slice(line.as_bytes());

@@ -54,6 +54,12 @@ fn frame() -> impl Strategy<Value = Frame> {
             .boxed(),
         name().prop_map(|room| Frame::Leave { room }).boxed(),
         (name(), text())
+            .prop_map(|(nick, password)| Frame::Login {
+                nick,
+                password: shared::Password::new(password),
+            })
+            .boxed(),
+        (name(), text())
             .prop_map(|(room, text)| Frame::Say { room, text })
             .boxed(),
         (name(), text())

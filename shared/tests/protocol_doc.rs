@@ -99,6 +99,13 @@ fn examples() -> Vec<(&'static str, Frame)> {
                 limit: 2,
             },
         ),
+        (
+            "Login",
+            Frame::Login {
+                nick: s("alice"),
+                password: shared::Password::new("pw"),
+            },
+        ),
         ("Ping", Frame::Ping { token: 42 }),
         ("Pong", Frame::Pong { token: 42 }),
         ("Goodbye", Frame::Goodbye { reason: s("bye") }),
@@ -233,7 +240,7 @@ fn examples() -> Vec<(&'static str, Frame)> {
 }
 
 /// Every type code the crate defines, from the `types` module.
-const ALL_TYPES: [u8; 38] = [
+const ALL_TYPES: [u8; 39] = [
     types::HELLO,
     types::SET_NICK,
     types::JOIN,
@@ -249,6 +256,7 @@ const ALL_TYPES: [u8; 38] = [
     types::WHO,
     types::GET_STATS,
     types::GET_HISTORY,
+    types::LOGIN,
     types::PING,
     types::PONG,
     types::GOODBYE,

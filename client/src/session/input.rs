@@ -99,6 +99,12 @@ impl Session {
                     None => Reaction::line("! you are in no room; /history ROOM names one"),
                 }
             }
+            Command::Login { nick, password } => {
+                // Logging in names the nick the user wants, as `/nick` does.
+                self.claim = NickClaim::None;
+                self.awaiting += 1;
+                Reaction::send(Frame::Login { nick, password })
+            }
             Command::Stats => {
                 self.awaiting += 1;
                 Reaction::send(Frame::GetStats)

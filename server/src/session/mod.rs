@@ -5,23 +5,28 @@
 //! without a socket.
 //!
 //! Layout: [`request`] (the one request enum, from both framings), [`effects`] (what
-//! a request asks the worker to do), `rooms` and `chat` (the handlers), `tests`.
+//! a request asks the worker to do), `rooms`, `chat` and `login` (the handlers),
+//! `tests`.
 
 mod chat;
 pub(crate) mod effects;
+mod login;
 pub(crate) mod request;
 mod rooms;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode, PROTOCOL_VERSION};
 
 pub(crate) use effects::{Effect, Scope};
+pub(crate) use login::Origin;
 pub(crate) use request::Request;
 
+use crate::accounts::Logins;
 use crate::engine::{ConnId, Engine, Outlet, Refusal, RoomRef};
 use crate::stats::{CloseReason, Stats};
 
@@ -49,6 +54,10 @@ pub(crate) struct Context<'a> {
     pub(crate) stats: &'a Stats,
     /// The largest frame the server accepts, told in `Welcome`.
     pub(crate) max_frame: usize,
+    /// Accounts, failed-login records and the login rules.
+    pub(crate) logins: &'a Logins,
+    /// The time of this turn, for the login throttle.
+    pub(crate) now: Instant,
 }
 
 /// Where a session is in the protocol.
@@ -78,6 +87,10 @@ pub(crate) struct Session {
     mode: Mode,
     phase: Phase,
     nick: String,
+    /// Where the connection comes from.
+    origin: Origin,
+    /// The account (case-folded nick) this session logged in to, for its life.
+    account: Option<String>,
     /// In join order; the last is the current room.
     rooms: Vec<Held>,
     /// The private chat (partner, number) as far as the frames queued to this
@@ -98,10 +111,24 @@ impl Session {
             mode,
             phase: Phase::AwaitingHello,
             nick: String::new(),
+            origin: Origin::LOOPBACK,
+            account: None,
             rooms: Vec::new(),
             chat: None,
             last_ended: 0,
         }
+    }
+
+    /// The session of a connection from `origin`.
+    pub(crate) fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// The account this session is logged in to (case-folded), if any.
+    #[cfg(test)]
+    pub(crate) fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// The nick, once registered.
@@ -142,6 +169,15 @@ impl Session {
             Phase::Departed => return,
             Phase::Active => {}
         }
+        if self.needs_login(ctx, &request) {
+            return refuse(
+                out,
+                Refusal::new(
+                    ErrorCode::LOGIN_REQUIRED,
+                    "this server requires a login first: /login NICK PASSWORD",
+                ),
+            );
+        }
         match request {
             Request::Hello { .. } => refuse(
                 out,
@@ -157,6 +193,7 @@ impl Session {
             } => self.say(ctx, &room, text, out),
             Request::Say { room: None, text } => self.say_plain(ctx, text, out),
             Request::SetNick(nick) => self.set_nick(ctx, &nick, out),
+            Request::Login { nick, password } => self.login(ctx, &nick, &password, out),
             Request::Join { room, since } => self.join(ctx, &room, since, out),
             Request::History {
                 room,
@@ -247,6 +284,9 @@ impl Session {
     }
 
     fn set_nick(&mut self, ctx: &Context<'_>, nick: &str, out: &mut Vec<Effect>) {
+        if let Err(refusal) = self.check_registered(ctx, nick) {
+            return refuse(out, refusal);
+        }
         match ctx.engine.set_nick(self.id, nick) {
             Ok(renamed) => {
                 self.nick = nick.to_owned();

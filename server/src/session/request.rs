@@ -2,8 +2,8 @@
 //! commands are both turned into one of these before anything is done with them.
 
 use bytes::Bytes;
-use shared::Frame;
 use shared::text::{self, Command};
+use shared::{Frame, Password};
 
 use crate::engine::Refusal;
 
@@ -65,6 +65,13 @@ pub(crate) enum Request {
     ChatEnd,
     /// A line of the private chat.
     ChatSay(String),
+    /// Log in to a registered account and take its nick.
+    Login {
+        /// The account's nick.
+        nick: String,
+        /// The password; its `Debug` prints `<redacted>`.
+        password: Password,
+    },
     /// Server counters.
     Stats,
     /// The command list (text mode).
@@ -109,6 +116,7 @@ impl Request {
             Frame::ListRooms => Request::Rooms,
             Frame::Who { room } => Request::Who(Some(room)),
             Frame::GetStats => Request::Stats,
+            Frame::Login { nick, password } => Request::Login { nick, password },
             Frame::Ping { token } => Request::Ping(token),
             Frame::Pong { .. } => Request::Pong,
             Frame::Goodbye { .. } => Request::Goodbye,
@@ -140,6 +148,7 @@ impl Request {
             Command::Msg { to, text } => Request::Direct { to, text },
             Command::Chat(Some(peer)) => Request::ChatAsk(peer),
             Command::Chat(None) => Request::ChatEnd,
+            Command::Login { nick, password } => Request::Login { nick, password },
             Command::Stats => Request::Stats,
             Command::Help => Request::Help,
             Command::Quit => Request::Goodbye,

@@ -13,7 +13,7 @@ use crate::connection::{ConnState, Connection, ReadOutcome, WaitList};
 use crate::engine::Refusal;
 use crate::permit::Permit;
 use crate::rate::TokenBucket;
-use crate::session::{Context, Request, Session};
+use crate::session::{Context, Origin, Request, Session};
 use crate::stats::{CloseReason, WorkerStats};
 
 /// What a session consults, from the state the threads share.
@@ -23,6 +23,8 @@ fn context<'a>(shared: &'a super::Shared, outlet: &'a RoomOutlet<'a>) -> Context
         outlet,
         stats: &shared.stats,
         max_frame: shared.config.limits.max_frame,
+        logins: &shared.logins,
+        now: Instant::now(),
     }
 }
 
@@ -379,7 +381,11 @@ impl Worker {
             self.refuse_full(conn);
             return;
         }
-        conn.open(Session::new(conn.id, mode));
+        let origin = Origin {
+            addr: conn.peer.ip(),
+            tls: conn.is_tls(),
+        };
+        conn.open(Session::new(conn.id, mode).with_origin(origin));
         // Binary clients are registered once their Hello is accepted, so nothing but
         // the Welcome can reach them first; text clients are greeted at once.
         if mode == Mode::Text

@@ -35,6 +35,7 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 
+use crate::accounts::{AccountStore, LoginThrottle, Logins};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::engine::{Engine, HistoryLimits, MemoryEngine};
@@ -166,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<CertStore>,
     /// Counters.
     pub(crate) stats: Stats,
+    /// Accounts (replaced whole on a reload), failed-login records, login rules.
+    pub(crate) logins: Logins,
     /// One handle per worker, index = worker number.
     pub(crate) workers: Vec<WorkerHandle>,
     /// Wakes the acceptor (to stop it).
@@ -196,6 +199,7 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         tls: Option<CertStore>,
+        accounts: AccountStore,
         acceptor_waker: Arc<Waker>,
         metrics_waker: Option<Arc<Waker>>,
     ) -> std::io::Result<(Arc<Self>, Vec<WorkerParts>)> {
@@ -218,8 +222,15 @@ impl Shared {
             });
             parts.push((poll, rx));
         }
+        let logins = Logins {
+            store: accounts,
+            throttle: LoginThrottle::default(),
+            require_login: config.require_login,
+            allow_plaintext: config.allow_plaintext_login,
+        };
         let shared = Arc::new(Shared {
             config,
+            logins,
             engine: Box::new(MemoryEngine::new(workers, history)),
             tls,
             stats: Stats::new(workers),

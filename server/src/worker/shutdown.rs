@@ -135,7 +135,8 @@ mod tests {
             workers,
             ..Config::default()
         };
-        let (shared, parts) = Shared::new(config, None, waker, None).expect("shared state");
+        let (shared, parts) =
+            Shared::new(config, None, Default::default(), waker, None).expect("shared state");
         (shared, parts, acceptor)
     }
 

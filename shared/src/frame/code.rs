@@ -51,6 +51,16 @@ impl ErrorCode {
     /// A resume or history id that this room never handed out: from the future, from
     /// another room, or from before the server (re)started. Nothing is replayed.
     pub const UNKNOWN_MESSAGE_ID: Self = Self(210);
+    /// A login failed: no such account, a wrong password, too many recent failures
+    /// (the text says when to try again), or a password sent in the clear from another
+    /// host (use TLS). The connection stays open and keeps its nick.
+    pub const LOGIN_FAILED: Self = Self(211);
+    /// The nick belongs to a registered account: only a connection logged in to it
+    /// (`/login NICK PASSWORD`) may take it.
+    pub const NICK_REGISTERED: Self = Self(212);
+    /// The server runs with `--require-login`: log in first. Only `Hello`, `Login`,
+    /// `Ping`, `Pong`, `Goodbye` (and `/help`) are served before that.
+    pub const LOGIN_REQUIRED: Self = Self(213);
     /// The server is at `--max-connections`; the connection is closed.
     pub const SERVER_FULL: Self = Self(300);
     /// The client did not read and its outbound queue passed `--max-pending`.
@@ -61,7 +71,7 @@ impl ErrorCode {
     pub const FLOOD: Self = Self(303);
 
     /// Every code defined by this protocol version, for documentation and tests.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 26] = [
         Self::MALFORMED,
         Self::FRAME_TOO_LARGE,
         Self::LINE_TOO_LONG,
@@ -81,6 +91,9 @@ impl ErrorCode {
         Self::INVALID_REQUEST,
         Self::RATE_LIMITED,
         Self::UNKNOWN_MESSAGE_ID,
+        Self::LOGIN_FAILED,
+        Self::NICK_REGISTERED,
+        Self::LOGIN_REQUIRED,
         Self::SERVER_FULL,
         Self::SLOW_CONSUMER,
         Self::IDLE_TIMEOUT,
@@ -109,6 +122,9 @@ impl ErrorCode {
             208 => "invalid-request",
             209 => "rate-limited",
             210 => "unknown-message-id",
+            211 => "login-failed",
+            212 => "nick-registered",
+            213 => "login-required",
             300 => "server-full",
             301 => "slow-consumer",
             302 => "idle-timeout",

@@ -51,6 +51,14 @@ pub(crate) fn samples() -> Vec<Frame> {
             before: 0,
             limit: u16::MAX,
         },
+        Frame::Login {
+            nick: s("alice"),
+            password: crate::Password::new("two words é"),
+        },
+        Frame::Login {
+            nick: long.clone(),
+            password: crate::Password::new(""),
+        },
         Frame::HistoryPage {
             room: s("lobby"),
             count: 0,
@@ -181,7 +189,7 @@ fn every_variant_round_trips() {
     let samples = samples();
     let mut types: Vec<u8> = samples.iter().map(Frame::frame_type).collect();
     types.dedup();
-    assert_eq!(types.len(), 38, "one sample per variant at least");
+    assert_eq!(types.len(), 39, "one sample per variant at least");
     for frame in samples {
         assert_eq!(round_trip(&frame), frame);
     }
@@ -214,7 +222,7 @@ fn type_codes_are_unique_and_in_their_ranges() {
             _ => panic!("type {t:#04x} out of range"),
         }
     }
-    assert_eq!(seen.len(), 38);
+    assert_eq!(seen.len(), 39);
 }
 
 #[test]

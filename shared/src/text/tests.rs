@@ -472,3 +472,23 @@ fn dangerous_controls_are_exactly_c0_but_tab_del_and_c1() {
         assert_eq!(is_dangerous_control(c), expected, "U+{code:04X}");
     }
 }
+
+#[test]
+fn login_takes_the_rest_of_the_line_as_the_password_and_never_shows_it() {
+    let command = parse_command("/login alice  two words ").unwrap().unwrap();
+    assert_eq!(
+        command,
+        Command::Login {
+            nick: "alice".to_owned(),
+            password: crate::Password::new("two words "),
+        }
+    );
+    let shown = format!("{command:?}");
+    assert!(!shown.contains("two words"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+    for line in ["/login", "/login alice", "/login alice   "] {
+        let e = parse_command(line).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BAD_ARGUMENTS);
+        assert_eq!(e.message, "usage: /login NICK PASSWORD");
+    }
+}

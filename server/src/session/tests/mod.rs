@@ -6,6 +6,7 @@
 
 mod chat;
 mod history;
+mod login;
 mod requests;
 mod rooms;
 
@@ -38,6 +39,9 @@ struct World {
     engine: MemoryEngine,
     stats: Stats,
     outlet: Recorder,
+    logins: Logins,
+    /// The time requests are applied at (the login throttle's clock).
+    now: std::cell::Cell<Instant>,
 }
 
 /// History limits for tests: small enough to reach.
@@ -57,6 +61,8 @@ impl World {
             engine: MemoryEngine::new(2, limits),
             stats: Stats::new(2),
             outlet: Recorder::default(),
+            logins: Logins::default(),
+            now: std::cell::Cell::new(Instant::now()),
         }
     }
 
@@ -66,6 +72,8 @@ impl World {
             outlet: &self.outlet,
             stats: &self.stats,
             max_frame: 1 << 20,
+            logins: &self.logins,
+            now: self.now.get(),
         }
     }
 
