@@ -7,6 +7,8 @@
 #   bash scripts/soak.sh            full cases (about 6 minutes on 2 cores)
 #   bash scripts/soak.sh --quick    scaled-down cases for CI (well under 3 minutes once
 #                                   built); the p99 comparison only warns in this mode
+#   bash scripts/soak.sh --only login-flood [--quick]
+#                                   one case, by the name its summary line shows
 #
 # Honours CARGO_TARGET_DIR (default ./target). Every process it starts is killed on exit;
 # every load is bounded in count and time and stays on 127.0.0.1. docs/RELIABILITY.md
@@ -15,18 +17,25 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=0
-case "${1:-}" in
-    --quick) QUICK=1 ;;
-    "") ;;
-    -h | --help)
-        sed -n '2,13p' "$0"
-        exit 0
-        ;;
-    *)
-        echo "usage: $0 [--quick]" >&2
-        exit 2
-        ;;
-esac
+ONLY=""
+while (($#)); do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --only)
+            ONLY="${2:-}"
+            shift
+            ;;
+        -h | --help)
+            sed -n '2,15p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "usage: $0 [--quick] [--only CASE]" >&2
+            exit 2
+            ;;
+    esac
+    shift
+done
 
 TARGET="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET/release"
@@ -801,16 +810,254 @@ PY
     fi
 }
 
-case_connections
-case_hostile_mix
-case_non_reader
-case_flooder
-case_sigkill
-case_sigint
-case_inbound_budget
-case_fan_out
-case_list_cost
-case_tls
+# ---- case 11: a login flood ------------------------------------------------------------
+
+# Many connections guess the password of one account as fast as the server answers, in
+# both framings, next to honest echo clients. The throttle (docs/OPERATIONS.md,
+# "Accounts") lets 3 failures through, then makes every later attempt wait 1 s after the
+# last failure, then 2 s, 4 s, ...; attempts inside the wait are refused without
+# checking the password. All guesses come from 127.0.0.1, so the address record alone
+# bounds the failures over a span of T s to 3 + floor(log2(T + 1)). Each worker checks
+# the wait and records a failure in two steps, so every worker may let one more guess
+# through per wait: the bound checked is WORKERS * (4 + floor(log2(T + 1))), one level
+# of slack for the instant the worker takes as "now".
+case_login_flood() {
+    local name=login-flood clients conns dur workers=2
+    clients=$(pick 500 100)
+    conns=$(pick 400 100)
+    dur=$(pick 10 4)
+    section "$name: $conns connections guess victim's password (text /login and binary Login, as fast as answered) next to $clients loadgen clients at 50/s"
+    local accounts="$WORK/$name.accounts" right="right horse battery"
+    if ! printf '%s\n' "$right" | "$BIN/server" account add victim --accounts "$accounts" \
+        --argon2-memory-kib 8 --argon2-passes 1 >"$WORK/$name.account.out" 2>&1; then
+        record "$name" FAIL "account add failed: $(head -1 "$WORK/$name.account.out")"
+        return
+    fi
+    start_server "$name" --accounts "$accounts" || {
+        record "$name" FAIL "server did not start"
+        return
+    }
+    run_loadgen warm-login "$clients" 50 "$(pick 4 2)"
+    local attempt attempts ratios=() bad=0 worst="" flood_start flood_end="" victim=""
+    attempts=$(pick 3 1)
+    flood_start=$(date +%s%N)
+    for attempt in $(seq 1 "$attempts"); do
+        run_loadgen "login-clean$attempt" "$clients" 50 "$dur"
+        local fout="$WORK/$name.$attempt.flood.out"
+        # The flood starts first and outlasts the measured part (warmup, run, 1 s).
+        ((attempt == 1)) && flood_start=$(date +%s%N)
+        login_flood "$conns" "$((dur + $(pick 3 1) + 2))" >"$fout" 2>&1 &
+        local fpid=$!
+        PIDS+=("$fpid")
+        sleep 1
+        run_loadgen "login-dirty$attempt" "$clients" 50 "$dur"
+        wait "$fpid"
+        flood_end=$(date +%s%N)
+        local c="$WORK/results/login-clean$attempt.csv" d="$WORK/results/login-dirty$attempt.csv"
+        local p99c p99d lost errors disc serr ratio line
+        p99c=$(csv_get "$c" p99_us)
+        p99d=$(csv_get "$d" p99_us)
+        lost=$(csv_get "$d" lost)
+        errors=$(csv_get "$d" errors)
+        disc=$(csv_get "$d" disconnects)
+        serr=$(csv_get "$d" server_errors)
+        ratio=$(awk -v a="$p99c" -v b="$p99d" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 99) }')
+        ratios+=("$ratio")
+        line="$(grep -m1 '^flood ' "$fout")"
+        say "attempt $attempt: clean p99=${p99c}us | next to the flood p99=${p99d}us (${ratio}x) lost=$lost errors=$errors disconnects=$disc server_errors=$serr"
+        say "  ${line:-flood: no report: $(head -1 "$fout")}"
+        if [[ -z "$line" || "$lost" != 0 || "$errors" != 0 || "$disc" != 0 || "$serr" != 0 ||
+            "$(kv "$line" other)" != 0 || "$(kv "$line" closed)" != 0 ||
+            "$(kv "$line" open_failed)" != 0 ]]; then
+            bad=1
+            worst="attempt $attempt: lost=$lost errors=$errors disconnects=$disc server_errors=$serr; ${line:-no flood report}"
+        fi
+        # The right password once, after the first flood: it has to wait out the
+        # address's record (a success clears the account's, not the address's).
+        ((attempt == 1)) && victim="$(login_victim "$right" 2>&1)"
+        if awk -v r="$ratio" 'BEGIN { exit !(r <= 2.0) }' || ((attempt == attempts)); then
+            break
+        fi
+        say "  p99 ratio ${ratio}x is above 2x; repeating (2 cores shared by server, loadgen and the flood)"
+    done
+    local failures throttled span_s bound
+    failures=$(stat login_failures)
+    throttled=$(stat login_throttled)
+    stop_server 10
+    check_server_log "$name"
+    span_s=$(((flood_end - flood_start) / 1000000000 + 1))
+    bound=$(awk -v w="$workers" -v t="$span_s" 'BEGIN { print w * (4 + int(log(t + 1) / log(2))) }')
+    local tries=0 f
+    for f in "$WORK/$name".*.flood.out; do
+        tries=$((tries + $(kv "$(grep -m1 '^flood ' "$f")" attempts)))
+    done
+    say "server: login_failures=$failures login_throttled=$throttled over ${span_s}s of guessing ($tries guesses sent; bound on failures $bound); exit=$SERVER_RC"
+    say "victim: $victim"
+    local med ratio_text
+    med=$(median3 "${ratios[@]}")
+    ratio_text="p99 ratio flood/clean ${ratios[*]} (median ${med}x over ${#ratios[@]} pair(s))"
+    if ((bad)); then
+        record "$name" FAIL "$worst"
+    elif ! [[ "${throttled:-0}" -gt 0 && -n "$failures" && "$failures" -le "$bound" ]]; then
+        record "$name" FAIL "throttle: login_failures=$failures (bound $bound) login_throttled=$throttled of $tries guesses"
+    elif [[ "$(kv "$victim" verdict)" != ok ]]; then
+        record "$name" FAIL "the right password: $victim"
+    elif [[ "$SERVER_RC" != 0 ]]; then
+        record "$name" FAIL "server exit $SERVER_RC"
+    else
+        local text="$tries guesses: $failures checked (bound $bound), $throttled refused unchecked; right password in after $(kv "$victim" waited_s)s; good clients lost 0, errors 0; $ratio_text"
+        if awk -v r="$med" 'BEGIN { exit !(r <= 2.0) }'; then
+            record "$name" PASS "$text"
+        elif ((QUICK)); then
+            record "$name" WARN "$text is ABOVE the 2x bound (quick mode only warns)"
+        else
+            record "$name" FAIL "$text is ABOVE the 2x bound"
+        fi
+    fi
+}
+
+# login_flood CONNECTIONS SECONDS: half the connections send `/login victim WRONG`, half
+# binary Login frames, each keeping 4 guesses in flight, for SECONDS; prints one
+# `flood ...` line of counts. Every guess must be answered by Error 211 (checked or
+# throttled); anything else is counted in `other`, except the notice that the
+# connection passed the per-connection rate limit (Error 209, `rate_notices`): a
+# connection guessing this fast does, and is then read at that rate.
+login_flood() {
+    python3 - "$ADDR" "$1" "$2" <<'PY'
+import selectors, socket, struct, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+n, secs, depth = int(sys.argv[2]), float(sys.argv[3]), 4
+nick, wrong = b"victim", b"wrong guess"
+text_guess = b"/login victim wrong guess\n"
+body = b"\x10" + bytes([len(nick)]) + nick + wrong
+bin_guess = struct.pack(">I", len(body)) + body
+hello = bytes.fromhex("00000003010002")
+sel = selectors.DefaultSelector()
+c = {"attempts": 0, "checked": 0, "throttled": 0, "other": 0, "rate_notices": 0, "closed": 0,
+     "open_failed": 0}
+first_other = []
+for i in range(n):
+    binary = i % 2 == 1
+    try:
+        s = socket.create_connection((host, int(port)), timeout=5)
+    except OSError:
+        c["open_failed"] += 1
+        continue
+    s.setblocking(False)
+    if binary:
+        s.sendall(hello)
+    sel.register(s, selectors.EVENT_READ, {"binary": binary, "buf": bytearray(), "out": 0})
+def answer(text):
+    if "try again in" in text:
+        c["throttled"] += 1
+    elif "login failed" in text:
+        c["checked"] += 1
+    else:
+        other(text)
+def other(text):
+    c["other"] += 1
+    first_other[:] = first_other or [text]
+def top_up(sock, st):
+    want = depth - st["out"]
+    if want > 0:
+        try:
+            sock.send((bin_guess if st["binary"] else text_guess) * want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        st["out"] += want
+        c["attempts"] += want
+for key in list(sel.get_map().values()):
+    top_up(key.fileobj, key.data)
+end = time.monotonic() + secs
+while time.monotonic() < end and sel.get_map():
+    for key, _ in sel.select(timeout=0.2):
+        sock, st = key.fileobj, key.data
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            c["closed"] += 1
+            sel.unregister(sock)
+            sock.close()
+            continue
+        buf = st["buf"]
+        buf.extend(data)
+        if st["binary"]:
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                size = struct.unpack(">I", buf[:4])[0]
+                frame = bytes(buf[4:4 + size])
+                del buf[:4 + size]
+                if frame[:1] == b"\x4f":
+                    code = struct.unpack(">H", frame[1:3])[0]
+                    if code == 209:
+                        c["rate_notices"] += 1
+                        continue
+                    st["out"] -= 1
+                    if code == 211:
+                        answer(frame[3:].decode(errors="replace"))
+                    else:
+                        other(f"Error {code} {frame[3:].decode(errors='replace')}")
+        else:
+            while b"\n" in buf:
+                line, _, rest = bytes(buf).partition(b"\n")
+                buf[:] = rest
+                if line.startswith(b"ERR 209 "):
+                    c["rate_notices"] += 1
+                elif line.startswith(b"ERR "):
+                    st["out"] -= 1
+                    if line.startswith(b"ERR 211 "):
+                        answer(line.decode(errors="replace"))
+                    else:
+                        other(line.decode(errors="replace"))
+        top_up(sock, st)
+print("flood conns=%d %s first_other=%s" % (n, " ".join(f"{k}={v}" for k, v in c.items()),
+      "_".join("".join(first_other).split())[:120] or "-"))
+PY
+}
+
+# login_victim PASSWORD: logs in to victim with the right password from a fresh text
+# connection; refused by the throttle, it waits the time it is told (at most 64 s, the
+# policy's cap plus slack) and tries again, at most 4 times. Prints one line
+# `verdict=ok|fail waited_s=... tries=... last=...`.
+login_victim() {
+    python3 - "$ADDR" "$1" <<'PY'
+import re, socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+t0, tries, last, verdict = time.monotonic(), 0, "", "fail"
+with socket.create_connection((host, int(port)), timeout=10) as s:
+    f = s.makefile("rwb")
+    for tries in range(1, 5):
+        f.write(f"/login victim {sys.argv[2]}\n".encode())
+        f.flush()
+        while True:
+            last = f.readline().decode(errors="replace").rstrip("\n")
+            if not last or last.startswith("ERR ") or " is now known as victim" in last:
+                break
+        if " is now known as victim" in last:
+            verdict = "ok"
+            break
+        m = re.search(r"try again in (\d+) s", last)
+        if not m or int(m.group(1)) > 64:
+            break
+        time.sleep(int(m.group(1)) + 0.2)
+print(f"verdict={verdict} waited_s={time.monotonic() - t0:.1f} tries={tries} last={last!r}")
+PY
+}
+
+CASES=(connections hostile-mix non-reader flooder sigkill sigint inbound-budget fan-out
+    list-cost tls login-flood)
+if [[ -n "$ONLY" && ! " ${CASES[*]} " =~ " $ONLY " ]]; then
+    echo "soak: no case $ONLY (cases: ${CASES[*]})" >&2
+    exit 2
+fi
+for c in "${CASES[@]}"; do
+    [[ -z "$ONLY" || "$ONLY" == "$c" ]] && "case_${c//-/_}"
+done
 
 section "summary ($( ((QUICK)) && echo quick || echo full ) mode, $(($(date +%s) - SUITE_START)) s without the build)"
 printf '%s\n' "${SUMMARY[@]}"

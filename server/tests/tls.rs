@@ -616,3 +616,85 @@ fn a_full_tls_server_refuses_a_newcomer_inside_tls_and_closes_a_silent_one() {
     server.wait_stat("closed_server_full", 2);
     first.echo(b"the one admitted is served");
 }
+
+/// A TLS 1.2 client that asks to renegotiate (OpenSSL's `s_client`, whose `R` command
+/// sends a second ClientHello inside the session; rustls clients cannot) is refused:
+/// rustls answers `no_renegotiation`, the client gives up, and the session ends as a TLS
+/// error, never a panic or a connection left open. A TLS 1.3 client cannot renegotiate
+/// at all; the nearest it can send is a ClientHello after the handshake, in the clear,
+/// which is a TLS error as well.
+#[test]
+fn a_client_that_tries_to_renegotiate_is_closed_with_a_tls_error() {
+    let pki = TestPki::new("renegotiate");
+    let server = tls_server(&pki, |_| {});
+    let config = pki.client();
+
+    // TLS 1.3: a full handshake, then a plaintext ClientHello record on the socket.
+    let (mut session, _) = TlsBin::hello(server.addr, &config);
+    session.tls.sock.write_all(&client_hello(&config)).unwrap();
+    assert!(session.try_recv().is_err(), "the server closes the session");
+    server.wait_stat("closed_tls_error", 1);
+
+    // TLS 1.2 renegotiation, asked for once the text greeting shows the session is up.
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-tls1_2",
+            "-servername",
+            "localhost",
+            "-connect",
+        ])
+        .arg(server.addr.to_string())
+        .arg("-CAfile")
+        .arg(&pki.ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "s_client ended before the greeting"
+        );
+        if line.starts_with("* welcome, you are ") {
+            break;
+        }
+    }
+    stdin.write_all(b"R\n").unwrap();
+    stdin.flush().unwrap();
+    // stdin stays open (its end would make s_client leave by itself): s_client has to
+    // end because of the renegotiation.
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "s_client took {:?}",
+        started.elapsed()
+    );
+    // OpenSSL reports the server's `no_renegotiation` alert by that name and gives up.
+    assert!(stderr.contains("RENEGOTIATING"), "{stderr}\n{rest}");
+    assert!(stderr.contains("no renegotiation"), "{stderr}\n{rest}");
+    assert!(!status.success(), "{status}: {stderr}");
+    server.wait_stat("closed_tls_error", 2);
+    server.wait_stat("connections", 0);
+
+    // The server still serves new sessions.
+    let (mut after, _) = TlsBin::hello(server.addr, &config);
+    after.tls.conn.send_close_notify();
+    let _ = after.tls.flush();
+}
