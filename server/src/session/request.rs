@@ -156,12 +156,14 @@ impl Request {
     }
 
     /// Rate-limit tokens this request costs beyond the one every message pays: listing
-    /// requests do work proportional to the server's size, so they cost more.
+    /// requests do work proportional to the server's size, and a login is what a
+    /// password guesser repeats, so they cost more.
     pub(crate) fn extra_cost(&self) -> u32 {
         match self {
             Request::Rooms | Request::Who(_) => LIST_COST - 1,
             Request::Stats => STATS_COST - 1,
             Request::History { .. } => HISTORY_COST - 1,
+            Request::Login { .. } => LOGIN_COST - 1,
             _ => 0,
         }
     }
@@ -175,3 +177,8 @@ pub(crate) const STATS_COST: u32 = 10;
 
 /// Rate-limit tokens a history page costs.
 pub(crate) const HISTORY_COST: u32 = 10;
+
+/// Rate-limit tokens a login attempt costs: with the default limit, one connection
+/// tries at most 10 passwords a second after a burst of 20, so a guessing flood is read
+/// at that pace instead of competing with honest clients for the workers.
+pub(crate) const LOGIN_COST: u32 = 100;
