@@ -259,3 +259,14 @@ fn a_password_never_shows_in_debug_output() {
     let out = w.apply(&mut s, login("alice", "right pw"));
     assert!(!format!("{out:?}{s:?}").contains("right pw"));
 }
+
+#[test]
+fn a_login_attempt_costs_as_much_as_a_listing() {
+    let w = world(false, false);
+    let mut s = hello(&w, 1, Origin::LOOPBACK);
+    let out = w.apply(&mut s, login("alice", "wrong"));
+    assert!(
+        matches!(out[0], Effect::Charge(n) if n == crate::session::request::LOGIN_COST - 1),
+        "{out:?}"
+    );
+}
