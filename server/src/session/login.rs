@@ -13,6 +13,10 @@ use shared::{ErrorCode, Password};
 use super::{Context, Effect, Request, Session, refuse};
 use crate::engine::Refusal;
 
+/// Rate-limit tokens a login refused by the throttle costs on top of a login's own:
+/// with the default limit, one second's worth.
+pub(crate) const THROTTLED_LOGIN_COST: u32 = 1000;
+
 /// Where a connection comes from, for the plaintext-password rule and the per-address
 /// throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +106,9 @@ impl Session {
         let addr = self.origin.addr;
         if let Err(wait) = ctx.logins.throttle.check(&folded, addr, ctx.now) {
             ctx.stats.count_login_throttled();
+            // A guess during the wait is someone not waiting: read such a connection at
+            // one guess a second.
+            out.push(Effect::Charge(THROTTLED_LOGIN_COST));
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return refuse(
                 out,

@@ -270,3 +270,26 @@ fn a_login_attempt_costs_as_much_as_a_listing() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_guess_during_the_wait_costs_a_seconds_worth_of_tokens() {
+    let w = world(false, false);
+    let mut s = hello(&w, 1, Origin::LOOPBACK);
+    for _ in 0..3 {
+        w.apply(&mut s, login("alice", "wrong"));
+    }
+    let out = w.apply(&mut s, login("alice", "wrong"));
+    let charged: u32 = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Charge(n) => Some(*n),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        charged,
+        crate::session::request::LOGIN_COST - 1 + crate::session::login::THROTTLED_LOGIN_COST,
+        "{out:?}"
+    );
+    assert_eq!(w.stats.login_throttled(), 1);
+}
