@@ -15,16 +15,17 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::transport::{TlsClient, Transport};
-use shared::frame::{LEN_PREFIX, types};
 use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 
-use crate::churn::{ChurnCounts, RoomCursor};
+use crate::churn::RoomCursor;
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
-use crate::recorder::LatencyRecorder;
-use crate::schedule::{Schedule, SendLag};
+use crate::schedule::Schedule;
 use crate::stamp::{ASCII_MARKER, Stamp};
-use crate::verify::{Anomalies, Arrival, SequenceTracker};
+use crate::verify::{Arrival, SequenceTracker};
+
+pub(crate) use crate::tally::{ErrorCounts, Tally};
+pub(crate) use crate::wire::encode_message;
 
 /// Outbound bytes a client may hold before further sends are skipped (and counted as
 /// stalled): the server stopped reading.
@@ -118,106 +119,6 @@ pub(crate) enum Status {
     Failed,
     /// Was ready, then the connection ended.
     Closed,
-}
-
-/// Counts a client reports to its thread.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ErrorCounts {
-    /// Clients that could not connect or finish their handshake in time.
-    pub connect_failures: u64,
-    /// Ready connections that ended before the run did (reset, EOF, server close).
-    pub disconnects: u64,
-    /// Error frames or `ERR` lines from the server (and shutdown notices).
-    pub server_errors: u64,
-    /// Bytes that could not be decoded as frames or lines (the connection is dropped).
-    pub protocol_errors: u64,
-    /// Sends skipped because the connection's outbound buffer was full.
-    pub stalled_sends: u64,
-    /// Clients the server told it is holding back with its rate limit (error 209,
-    /// rate-limited). Not an error, so not in [`ErrorCounts::total`]: it explains loss.
-    pub rate_limited_clients: u64,
-}
-
-impl ErrorCounts {
-    /// All errors together.
-    pub fn total(&self) -> u64 {
-        self.connect_failures
-            + self.disconnects
-            + self.server_errors
-            + self.protocol_errors
-            + self.stalled_sends
-    }
-
-    /// Adds another thread's counts.
-    pub fn merge(&mut self, other: ErrorCounts) {
-        self.connect_failures += other.connect_failures;
-        self.disconnects += other.disconnects;
-        self.server_errors += other.server_errors;
-        self.protocol_errors += other.protocol_errors;
-        self.stalled_sends += other.stalled_sends;
-        self.rate_limited_clients += other.rate_limited_clients;
-    }
-}
-
-/// What a thread accumulates from its clients' arrivals.
-#[derive(Debug)]
-pub(crate) struct Tally {
-    pub recorder: LatencyRecorder,
-    pub anomalies: Anomalies,
-    pub errors: ErrorCounts,
-    /// Arrivals of any stamp (warmup included) this interval, for progress.
-    pub received_all: u64,
-    /// First-time arrivals of measured messages this interval.
-    pub received_measured: u64,
-    /// First error text a server sent, to show the user.
-    pub first_error: Option<String>,
-    /// Messages sent this interval (warmup included), for progress.
-    pub sent_all: u64,
-    /// Measured messages sent this interval.
-    pub sent_measured: u64,
-    /// Lag of measured sends that went out when due.
-    pub lag: SendLag,
-    /// Measured messages that had to wait for the in-flight window.
-    pub deferred: u64,
-    /// Reconnects, replays and the room-order check.
-    pub churn: ChurnCounts,
-    /// Corrected latency of measured messages that arrived in a replay (kept apart from
-    /// the live ones in `recorder`).
-    pub replay: hdrhistogram::Histogram<u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            recorder: LatencyRecorder::default(),
-            anomalies: Anomalies::default(),
-            errors: ErrorCounts::default(),
-            received_all: 0,
-            received_measured: 0,
-            first_error: None,
-            sent_all: 0,
-            sent_measured: 0,
-            lag: SendLag::default(),
-            deferred: 0,
-            churn: ChurnCounts::default(),
-            replay: crate::recorder::new_histogram(),
-        }
-    }
-}
-
-impl Tally {
-    pub(crate) fn first_error(&mut self, text: String) {
-        if self.first_error.is_none() {
-            self.first_error = Some(text);
-        }
-    }
-
-    fn note_error(&mut self, text: String) {
-        self.errors.server_errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(text);
-        }
-    }
 }
 
 /// The inbound decoder of a connection.
@@ -894,59 +795,6 @@ fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Appends one load message carrying `stamp` in the wire form of the run's protocol and
-/// scenario. Frames are laid out by hand (no intermediate `Frame`) because this runs for
-/// every message; `encodes_like_the_shared_encoder` keeps it equal to `Frame::encode`.
-pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, out: &mut Vec<u8>) {
-    match rules.protocol {
-        Protocol::Binary => {
-            let start = out.len();
-            out.extend_from_slice(&[0; LEN_PREFIX]);
-            match rules.scenario {
-                Scenario::Echo => {
-                    out.push(types::ECHO);
-                    stamp.put_binary(rules.payload, out);
-                }
-                Scenario::Room => {
-                    out.push(types::SAY);
-                    put_str8(out, plan.room.as_deref().unwrap_or_default());
-                    stamp.put_ascii(rules.payload, out);
-                }
-                Scenario::Dm => {
-                    out.push(types::DIRECT);
-                    put_str8(out, plan.partner_nick.as_deref().unwrap_or_default());
-                    stamp.put_ascii(rules.payload, out);
-                }
-            }
-            let len = (out.len() - start - LEN_PREFIX) as u32;
-            out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
-        }
-        Protocol::Text | Protocol::Line => {
-            match (rules.protocol, rules.scenario) {
-                (Protocol::Text, Scenario::Echo) => out.extend_from_slice(b"/echo "),
-                (Protocol::Text, Scenario::Dm) => {
-                    out.extend_from_slice(b"/msg ");
-                    out.extend_from_slice(
-                        plan.partner_nick.as_deref().unwrap_or_default().as_bytes(),
-                    );
-                    out.push(b' ');
-                }
-                // Room text is a plain line (the stamp starts with a letter, not `/`).
-                _ => {}
-            }
-            stamp.put_ascii(rules.payload, out);
-            out.push(b'\n');
-        }
-    }
-}
-
-/// Names are validated (at most 64 characters of a restricted set) so they fit a `str8`.
-fn put_str8(out: &mut Vec<u8>, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(255)];
-    out.push(bytes.len() as u8);
-    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

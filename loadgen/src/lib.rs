@@ -48,15 +48,17 @@ pub mod results;
 pub mod runner;
 pub mod schedule;
 pub mod stamp;
+mod tally;
 mod timer;
 mod transport;
 pub mod verify;
+mod wire;
 mod worker;
 
 pub use churn::ChurnCounts;
-pub use client::ErrorCounts;
 pub use config::{Config, ConfigError, Protocol, Scenario, Thresholds};
 pub use report::{Summary, Verdict, exit};
 pub use runner::{RunError, RunReport, run};
+pub use tally::ErrorCounts;
 pub use transport::TlsClient;
 pub use worker::StopSignal;

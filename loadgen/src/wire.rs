@@ -1,0 +1,61 @@
+//! The wire form of a load message: one stamp encoded as the run's protocol and
+//! scenario ask, by hand, since it runs for every message.
+
+use shared::frame::{LEN_PREFIX, types};
+
+use crate::client::{ClientPlan, Rules};
+use crate::config::{Protocol, Scenario};
+use crate::stamp::Stamp;
+
+/// Appends one load message carrying `stamp` in the wire form of the run's protocol and
+/// scenario. Frames are laid out by hand (no intermediate `Frame`) because this runs for
+/// every message; `encodes_like_the_shared_encoder` keeps it equal to `Frame::encode`.
+pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, out: &mut Vec<u8>) {
+    match rules.protocol {
+        Protocol::Binary => {
+            let start = out.len();
+            out.extend_from_slice(&[0; LEN_PREFIX]);
+            match rules.scenario {
+                Scenario::Echo => {
+                    out.push(types::ECHO);
+                    stamp.put_binary(rules.payload, out);
+                }
+                Scenario::Room => {
+                    out.push(types::SAY);
+                    put_str8(out, plan.room.as_deref().unwrap_or_default());
+                    stamp.put_ascii(rules.payload, out);
+                }
+                Scenario::Dm => {
+                    out.push(types::DIRECT);
+                    put_str8(out, plan.partner_nick.as_deref().unwrap_or_default());
+                    stamp.put_ascii(rules.payload, out);
+                }
+            }
+            let len = (out.len() - start - LEN_PREFIX) as u32;
+            out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+        }
+        Protocol::Text | Protocol::Line => {
+            match (rules.protocol, rules.scenario) {
+                (Protocol::Text, Scenario::Echo) => out.extend_from_slice(b"/echo "),
+                (Protocol::Text, Scenario::Dm) => {
+                    out.extend_from_slice(b"/msg ");
+                    out.extend_from_slice(
+                        plan.partner_nick.as_deref().unwrap_or_default().as_bytes(),
+                    );
+                    out.push(b' ');
+                }
+                // Room text is a plain line (the stamp starts with a letter, not `/`).
+                _ => {}
+            }
+            stamp.put_ascii(rules.payload, out);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Names are validated (at most 64 characters of a restricted set) so they fit a `str8`.
+fn put_str8(out: &mut Vec<u8>, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(255)];
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
