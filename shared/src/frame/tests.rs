@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::error::DecodeError;
 
 fn s(x: &str) -> String {
     x.to_owned()
