@@ -26,7 +26,7 @@
 //! also indexed by folded name in a `BTreeMap`, so `/rooms` reads the first page in
 //! order without copying or sorting every room.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -36,14 +36,16 @@ use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 mod chats;
 mod history;
+mod rooms;
 
 use chats::{ChatState, Chats, Ended};
 use history::RoomLog;
+use rooms::{Room, RoomTable, unknown_id};
 
 use super::{
     ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, HistoryLimits,
     Listing, MAX_ROOMS_PER_CONNECTION, Member, Membership, NOTICE_MAX_MEMBERS, Outlet, Page,
-    Partner, Refusal, Renamed, RoomId, RoomRef, User,
+    Partner, Refusal, Renamed, RoomId, User,
 };
 
 #[derive(Debug)]
@@ -66,27 +68,6 @@ impl Directory {
             nick: e.nick.clone(),
         })
     }
-}
-
-#[derive(Debug)]
-struct Room {
-    name: Arc<str>,
-    /// Member to (framing, membership epoch).
-    members: HashMap<ConnId, (Mode, u64)>,
-    fanout: Arc<Fanout>,
-    log: Mutex<RoomLog>,
-}
-
-#[derive(Debug, Default)]
-struct RoomTable {
-    next_id: u64,
-    by_id: HashMap<RoomId, Room>,
-    by_name: BTreeMap<String, RoomId>,
-    /// The rooms each connection is in, in join order.
-    held: HashMap<ConnId, Vec<RoomId>>,
-    members: u64,
-    /// Rooms with at least one member (the others are kept for their history).
-    occupied: u64,
 }
 
 /// The in-memory engine. See the module docs for its locks.
@@ -127,95 +108,6 @@ impl MemoryEngine {
     fn users(&self, ids: impl IntoIterator<Item = ConnId>) -> Vec<User> {
         let dir = self.directory.lock();
         ids.into_iter().filter_map(|id| dir.user(id)).collect()
-    }
-
-    fn fanout(&self, room: &Room, except: Option<ConnId>) -> Fanout {
-        Fanout::build(
-            self.workers,
-            room.members
-                .iter()
-                .filter(|(id, _)| Some(**id) != except)
-                .map(|(&id, &(mode, epoch))| (Member { id, epoch }, mode)),
-        )
-    }
-
-    fn membership(&self, room: &mut Room, id: ConnId, epoch: u64, changed: bool) -> Membership {
-        let notify = if changed && room.members.len() <= NOTICE_MAX_MEMBERS {
-            self.fanout(room, Some(id))
-        } else {
-            Fanout::default()
-        };
-        Membership {
-            room: RoomRef {
-                id: RoomId(0),
-                name: Arc::clone(&room.name),
-            },
-            epoch,
-            members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
-            notify,
-            last: room.log.get_mut().last(),
-            replay: None,
-        }
-    }
-
-    /// Takes `id` out of room `rid` with the table write-locked.
-    fn leave_locked(&self, table: &mut RoomTable, id: ConnId, rid: RoomId) -> Option<Membership> {
-        let room = table.by_id.get_mut(&rid)?;
-        let (_, epoch) = room.members.remove(&id)?;
-        table.members -= 1;
-        room.fanout = Arc::new(self.fanout(room, None));
-        let mut membership = self.membership(room, id, epoch, true);
-        membership.room.id = rid;
-        if room.members.is_empty() {
-            table.occupied -= 1;
-            if room.log.get_mut().is_empty() {
-                let key = fold(&room.name).into_owned();
-                table.by_id.remove(&rid);
-                table.by_name.remove(&key);
-            }
-        }
-        if let Some(held) = table.held.get_mut(&id) {
-            held.retain(|r| *r != rid);
-            if held.is_empty() {
-                table.held.remove(&id);
-            }
-        }
-        Some(membership)
-    }
-
-    /// Brings history back under the budget, if no other thread did meanwhile.
-    /// Returns whether some room's history was emptied.
-    fn evict(&self, table: &RoomTable) -> bool {
-        let _evicting = self.evicting.lock();
-        let budget = self.limits.budget;
-        if self.history_bytes.load(Ordering::Relaxed) <= budget {
-            return false;
-        }
-        // Down to a little under the budget, so evictions come in batches.
-        let target = budget - budget / 16;
-        history::evict(
-            table.by_id.values().map(|room| &room.log),
-            &self.history_bytes,
-            target,
-        )
-    }
-
-    /// Forgets the rooms that have neither members nor history.
-    fn forget_emptied_rooms(&self) {
-        let mut table = self.rooms.write();
-        let table = &mut *table;
-        let gone: Vec<RoomId> = table
-            .by_id
-            .iter_mut()
-            .filter_map(|(rid, room)| {
-                (room.members.is_empty() && room.log.get_mut().is_empty()).then_some(*rid)
-            })
-            .collect();
-        for rid in gone {
-            if let Some(room) = table.by_id.remove(&rid) {
-                table.by_name.remove(fold(&room.name).as_ref());
-            }
-        }
     }
 
     fn started(
@@ -259,17 +151,6 @@ impl MemoryEngine {
             withdrawn: withdrawn.and_then(|w| dir.user(w)),
         }
     }
-}
-
-/// "ID is not a message id of ROOM".
-fn unknown_id(room: &str, id: u64) -> Refusal {
-    Refusal::new(
-        ErrorCode::UNKNOWN_MESSAGE_ID,
-        format!(
-            "{id} is not a message id of {room} on this server (from another room, from \
-             the future, or from before the server started); nothing replayed"
-        ),
-    )
 }
 
 impl Engine for MemoryEngine {

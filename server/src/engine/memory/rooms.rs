@@ -1,0 +1,151 @@
+//! The rooms of [`MemoryEngine`]: the room table, a room's members and log, and the
+//! steps the engine's room methods share: fan-out snapshots, memberships, leaving with
+//! the table write-locked, evicting history across rooms and forgetting emptied rooms.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+use shared::names::fold;
+use shared::{ErrorCode, Mode};
+
+use super::MemoryEngine;
+use super::history::{self, RoomLog};
+use crate::engine::{
+    ConnId, Fanout, Member, Membership, NOTICE_MAX_MEMBERS, Refusal, RoomId, RoomRef,
+};
+
+#[derive(Debug)]
+pub(super) struct Room {
+    pub(super) name: Arc<str>,
+    /// Member to (framing, membership epoch).
+    pub(super) members: HashMap<ConnId, (Mode, u64)>,
+    pub(super) fanout: Arc<Fanout>,
+    pub(super) log: Mutex<RoomLog>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RoomTable {
+    pub(super) next_id: u64,
+    pub(super) by_id: HashMap<RoomId, Room>,
+    pub(super) by_name: BTreeMap<String, RoomId>,
+    /// The rooms each connection is in, in join order.
+    pub(super) held: HashMap<ConnId, Vec<RoomId>>,
+    pub(super) members: u64,
+    /// Rooms with at least one member (the others are kept for their history).
+    pub(super) occupied: u64,
+}
+
+impl MemoryEngine {
+    pub(super) fn fanout(&self, room: &Room, except: Option<ConnId>) -> Fanout {
+        Fanout::build(
+            self.workers,
+            room.members
+                .iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(&id, &(mode, epoch))| (Member { id, epoch }, mode)),
+        )
+    }
+
+    pub(super) fn membership(
+        &self,
+        room: &mut Room,
+        id: ConnId,
+        epoch: u64,
+        changed: bool,
+    ) -> Membership {
+        let notify = if changed && room.members.len() <= NOTICE_MAX_MEMBERS {
+            self.fanout(room, Some(id))
+        } else {
+            Fanout::default()
+        };
+        Membership {
+            room: RoomRef {
+                id: RoomId(0),
+                name: Arc::clone(&room.name),
+            },
+            epoch,
+            members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+            notify,
+            last: room.log.get_mut().last(),
+            replay: None,
+        }
+    }
+
+    /// Takes `id` out of room `rid` with the table write-locked.
+    pub(super) fn leave_locked(
+        &self,
+        table: &mut RoomTable,
+        id: ConnId,
+        rid: RoomId,
+    ) -> Option<Membership> {
+        let room = table.by_id.get_mut(&rid)?;
+        let (_, epoch) = room.members.remove(&id)?;
+        table.members -= 1;
+        room.fanout = Arc::new(self.fanout(room, None));
+        let mut membership = self.membership(room, id, epoch, true);
+        membership.room.id = rid;
+        if room.members.is_empty() {
+            table.occupied -= 1;
+            if room.log.get_mut().is_empty() {
+                let key = fold(&room.name).into_owned();
+                table.by_id.remove(&rid);
+                table.by_name.remove(&key);
+            }
+        }
+        if let Some(held) = table.held.get_mut(&id) {
+            held.retain(|r| *r != rid);
+            if held.is_empty() {
+                table.held.remove(&id);
+            }
+        }
+        Some(membership)
+    }
+
+    /// Brings history back under the budget, if no other thread did meanwhile.
+    /// Returns whether some room's history was emptied.
+    pub(super) fn evict(&self, table: &RoomTable) -> bool {
+        let _evicting = self.evicting.lock();
+        let budget = self.limits.budget;
+        if self.history_bytes.load(Ordering::Relaxed) <= budget {
+            return false;
+        }
+        // Down to a little under the budget, so evictions come in batches.
+        let target = budget - budget / 16;
+        history::evict(
+            table.by_id.values().map(|room| &room.log),
+            &self.history_bytes,
+            target,
+        )
+    }
+
+    /// Forgets the rooms that have neither members nor history.
+    pub(super) fn forget_emptied_rooms(&self) {
+        let mut table = self.rooms.write();
+        let table = &mut *table;
+        let gone: Vec<RoomId> = table
+            .by_id
+            .iter_mut()
+            .filter_map(|(rid, room)| {
+                (room.members.is_empty() && room.log.get_mut().is_empty()).then_some(*rid)
+            })
+            .collect();
+        for rid in gone {
+            if let Some(room) = table.by_id.remove(&rid) {
+                table.by_name.remove(fold(&room.name).as_ref());
+            }
+        }
+    }
+}
+
+/// "ID is not a message id of ROOM".
+pub(super) fn unknown_id(room: &str, id: u64) -> Refusal {
+    Refusal::new(
+        ErrorCode::UNKNOWN_MESSAGE_ID,
+        format!(
+            "{id} is not a message id of {room} on this server (from another room, from \
+             the future, or from before the server started); nothing replayed"
+        ),
+    )
+}
