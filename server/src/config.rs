@@ -83,6 +83,41 @@ pub struct Config {
     /// Check passwords sent over plaintext from any address. Without it a password
     /// over plaintext is accepted from loopback only, and refused unchecked otherwise.
     pub allow_plaintext_login: bool,
+    /// Join the cluster of every node that uses this Redis instead of keeping all
+    /// state in this process.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a node joins a cluster through Redis.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT[/DB]`.
+    pub redis: String,
+    /// This node's name, unique in the cluster (letters, digits, `.`, `_`, `-`).
+    pub node_name: String,
+    /// A node that has not renewed its lease this long is taken for dead: its users'
+    /// nicks are freed and they are taken out of their rooms.
+    pub lease: Duration,
+    /// Requests waiting for Redis, all connections together, past which requests are
+    /// refused with error 214.
+    pub queue: usize,
+}
+
+impl ClusterConfig {
+    /// Settings for `redis` with a node name made of the host name and process id.
+    pub fn new(redis: impl Into<String>) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".to_owned());
+        Self {
+            redis: redis.into(),
+            node_name: format!("{host}-{}", std::process::id()),
+            lease: Duration::from_secs(5),
+            queue: 65_536,
+        }
+    }
 }
 
 impl Default for Config {
@@ -114,6 +149,7 @@ impl Default for Config {
             accounts: None,
             require_login: false,
             allow_plaintext_login: false,
+            cluster: None,
         }
     }
 }

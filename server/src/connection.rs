@@ -136,6 +136,9 @@ pub(crate) struct Connection {
     pub(crate) bucket: TokenBucket,
     /// Since when the connection has been continuously held back by the rate limit.
     pub(crate) throttled_since: Option<Instant>,
+    /// A request was handed to the engine and its answer has not been applied yet: no
+    /// further request of this connection is applied meanwhile.
+    pub(crate) awaiting: bool,
     /// Bytes of incomplete input this connection has counted in the server's inbound
     /// total (`Stats::inbound`).
     pub(crate) held: usize,
@@ -177,6 +180,7 @@ impl Connection {
             pinged: false,
             bucket,
             throttled_since: None,
+            awaiting: false,
             held: 0,
             partial_since: None,
             _permit: permit,

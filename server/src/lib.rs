@@ -45,7 +45,8 @@ mod tls;
 mod worker;
 
 pub use accounts::{AccountsError, HashCost, add_account, remove_account};
-pub use config::Config;
+pub use config::{ClusterConfig, Config};
+pub use engine::valid_node_name;
 pub use server::{Running, Server, ShutdownHandle};
 pub use session::MAX_LIST_ITEMS;
 pub use tls::{TlsError, TlsFiles};

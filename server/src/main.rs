@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use server::{AccountsError, Config, HashCost, Server, ShutdownHandle, TlsFiles};
+use server::{AccountsError, ClusterConfig, Config, HashCost, Server, ShutdownHandle, TlsFiles};
 use shared::Limits;
 use shared::Password;
 use shared::units::{parse_duration, parse_size};
@@ -45,6 +45,19 @@ struct Cli {
     /// accepted over plaintext from loopback only, else only over TLS.
     #[arg(long)]
     allow_plaintext_login: bool,
+    /// Join the cluster of every node that uses this Redis (redis://HOST:PORT[/DB]):
+    /// nicks, rooms, room history and direct messages are shared. Without it the
+    /// server is a single node keeping everything in memory.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// This node's name in the cluster (letters, digits, `.`, `_`, `-`; at most 64)
+    /// [default: HOSTNAME-PID].
+    #[arg(long, requires = "redis")]
+    node_name: Option<String>,
+    /// A node that has not renewed its lease in Redis for this long is taken for dead:
+    /// its users' nicks are freed and they leave their rooms.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "redis")]
+    node_lease: Duration,
     /// Address to listen on: IP:PORT, [IPv6]:PORT or HOST:PORT (the first address the
     /// name resolves to); port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7878", value_parser = parse_bind)]
@@ -230,6 +243,25 @@ impl Cli {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
         };
+        let cluster = match self.redis {
+            None => None,
+            Some(url) => {
+                let mut cluster = ClusterConfig::new(url);
+                if let Some(name) = self.node_name {
+                    anyhow::ensure!(
+                        server::valid_node_name(&name),
+                        "--node-name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+                    );
+                    cluster.node_name = name;
+                }
+                anyhow::ensure!(
+                    self.node_lease >= Duration::from_millis(300),
+                    "--node-lease must be at least 300ms"
+                );
+                cluster.lease = self.node_lease;
+                Some(cluster)
+            }
+        };
         Ok(Config {
             bind: self.bind,
             share_port: self.share_port,
@@ -260,6 +292,7 @@ impl Cli {
             accounts: self.accounts,
             require_login: self.require_login,
             allow_plaintext_login: self.allow_plaintext_login,
+            cluster,
         })
     }
 }

@@ -342,6 +342,8 @@ impl Server {
                 shared.fail(format!("a worker panicked: {name}"));
             }
         }
+        // Workers are gone: the engine's own threads (a cluster's) may stop too.
+        shared.engine.stop();
     }
 }
 

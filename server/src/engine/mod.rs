@@ -27,16 +27,22 @@
 //!   budget ([`HistoryLimits`]).
 //! - **Answers are immediate and never block on remote I/O**: a method returns from
 //!   state it holds. Ordering of other deliveries is the workers' business (see
-//!   `worker::routing`).
+//!   `worker::routing`). An engine that shares state with other processes answers
+//!   what needs that state later, through [`Remote`] (see `remote`).
 
+mod cluster;
 mod memory;
+mod remote;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
+pub(crate) use cluster::ClusterEngine;
+pub use cluster::valid_node_name;
 pub(crate) use memory::MemoryEngine;
+pub(crate) use remote::{Answer, Ask, Mailbox};
 
 /// Most rooms one connection may be in at once.
 pub(crate) const MAX_ROOMS_PER_CONNECTION: usize = 64;
@@ -389,6 +395,31 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Counts for stats: registered users and rooms.
     fn counts(&self) -> EngineCounts;
+
+    /// The asynchronous side of an engine shared with other processes; `None` for an
+    /// engine that answers everything at once.
+    fn remote(&self) -> Option<&dyn Remote> {
+        None
+    }
+
+    /// Gives the engine the way to the workers, once they exist.
+    fn attach(&self, _mailbox: Arc<dyn Mailbox>) {}
+
+    /// Extra `/stats` entries (the cluster view).
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
+    /// Stops the engine's own threads, if any.
+    fn stop(&self) {}
+}
+
+/// Requests an engine answers later (see `remote`).
+pub(crate) trait Remote {
+    /// Starts `ask` for connection `id` (framing `mode`); its [`Answer`] reaches the
+    /// connection's worker through the [`Mailbox`]. Refused at once if the engine
+    /// cannot take more work or its store is unreachable.
+    fn ask(&self, id: ConnId, mode: Mode, ask: Ask) -> Result<(), Refusal>;
 }
 
 /// Sizes an engine reports in stats.

@@ -4,11 +4,16 @@ use shared::text::escape;
 use shared::{ErrorCode, Frame, Mode};
 
 use super::{Context, Effect, Scope, Session, refuse};
-use crate::engine::{ChatOutcome, Refusal};
+use crate::engine::{Ask, ChatOutcome, Refusal};
 
 impl Session {
     pub(super) fn direct(&self, ctx: &Context<'_>, to: &str, text: String, out: &mut Vec<Effect>) {
         let Some(target) = ctx.engine.lookup(to) else {
+            // Not on this node: a shared engine looks further.
+            if let Some(remote) = ctx.engine.remote() {
+                let (to, from) = (to.to_owned(), self.nick.clone());
+                return self.ask(remote, Ask::Direct { to, from, text }, out);
+            }
             return refuse(out, Refusal::no_such_nick(to));
         };
         if self.mode == Mode::Text {
@@ -21,6 +26,24 @@ impl Session {
             text,
         };
         out.push(send(&target, frame, Scope::Anyone));
+    }
+
+    /// Finishes a direct message that went to another node, with the engine's answer
+    /// (the recipient's nick as it writes it).
+    pub(super) fn sent_direct(
+        &self,
+        sent: Result<String, Refusal>,
+        text: &str,
+        out: &mut Vec<Effect>,
+    ) {
+        match sent {
+            Ok(nick) if self.mode == Mode::Text => {
+                let line = format!("[dm] -> {}: {}", escape(&nick), escape(text));
+                out.push(Effect::ReplyText(line));
+            }
+            Ok(_) => {}
+            Err(refusal) => refuse(out, refusal),
+        }
     }
 
     pub(super) fn chat_outcome(

@@ -54,6 +54,9 @@ pub(crate) enum Effect {
     },
     /// Close once everything queued has been written (goodbye).
     CloseAfterFlush(CloseReason),
+    /// The request was handed to the engine, which answers later: apply none of the
+    /// connection's further requests until the answer has been applied.
+    Await,
 }
 
 /// What a delivered frame belongs to, checked by the recipient's worker on arrival. A

@@ -13,6 +13,8 @@ pub(crate) mod effects;
 mod login;
 pub(crate) mod request;
 mod rooms;
+
+use rooms::{members_listed, rooms_listed};
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +29,7 @@ pub(crate) use login::Origin;
 pub(crate) use request::Request;
 
 use crate::accounts::Logins;
-use crate::engine::{ConnId, Engine, Outlet, Refusal, RoomRef};
+use crate::engine::{Answer, Ask, ConnId, Engine, Outlet, Refusal, Remote, Renamed, RoomRef};
 use crate::stats::{CloseReason, Stats};
 
 /// The room text-mode clients are put in when they connect.
@@ -287,7 +289,23 @@ impl Session {
         if let Err(refusal) = self.check_registered(ctx, nick) {
             return refuse(out, refusal);
         }
-        match ctx.engine.set_nick(self.id, nick) {
+        if let Some(remote) = ctx.engine.remote() {
+            let nick = nick.to_owned();
+            return self.ask(remote, Ask::SetNick { nick }, out);
+        }
+        let renamed = ctx.engine.set_nick(self.id, nick);
+        self.renamed(ctx, nick, renamed, out);
+    }
+
+    /// Finishes a rename with the engine's answer.
+    fn renamed(
+        &mut self,
+        ctx: &Context<'_>,
+        nick: &str,
+        renamed: Result<Renamed, Refusal>,
+        out: &mut Vec<Effect>,
+    ) {
+        match renamed {
             Ok(renamed) => {
                 self.nick = nick.to_owned();
                 let frame = Frame::NickChanged {
@@ -310,6 +328,30 @@ impl Session {
         }
     }
 
+    /// Hands `ask` to the engine; the connection waits for the answer (see
+    /// [`Session::resume`]).
+    fn ask(&self, remote: &dyn Remote, ask: Ask, out: &mut Vec<Effect>) {
+        match remote.ask(self.id, self.mode, ask) {
+            Ok(()) => out.push(Effect::Await),
+            Err(refusal) => refuse(out, refusal),
+        }
+    }
+
+    /// Finishes the request that was handed to the engine, with its answer.
+    pub(crate) fn resume(&mut self, answer: Answer, ctx: &Context<'_>, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Active {
+            return;
+        }
+        match answer {
+            Answer::Nick(nick, renamed) => self.renamed(ctx, &nick, renamed, out),
+            Answer::Joined(membership) => self.joined(membership, out),
+            Answer::Direct(sent, text) => self.sent_direct(sent, &text, out),
+            Answer::Rooms(listing) => rooms_listed(listing, out),
+            Answer::Who(listing) => members_listed(listing, out),
+            Answer::History(page) => self.history_page(page, out),
+        }
+    }
+
     fn stats(&self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
         let mut entries = ctx.stats.snapshot();
         let counts = ctx.engine.counts();
@@ -317,6 +359,7 @@ impl Session {
         entries.push(("rooms".to_owned(), counts.rooms));
         entries.push(("room_members".to_owned(), counts.members));
         entries.push(("history_bytes".to_owned(), counts.history_bytes));
+        entries.extend(ctx.engine.extra_stats());
         match self.mode {
             Mode::Binary => out.push(Effect::Reply(Frame::Stats { entries })),
             Mode::Text => {

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use shared::{ErrorCode, Frame, Mode};
+use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 use super::{
     Context, DEFAULT_HISTORY_PAGE, Effect, Held, MAX_HISTORY_PAGE, MAX_LIST_ITEMS, Scope, Session,
     refuse, tell_hidden,
 };
-use crate::engine::Refusal;
+use crate::engine::{Ask, Listing, Membership, Page, Refusal};
 
 impl Session {
     pub(super) fn join(
@@ -20,7 +20,20 @@ impl Session {
         since: Option<u64>,
         out: &mut Vec<Effect>,
     ) {
-        let membership = match ctx.engine.join(self.id, room, since) {
+        if let Some(remote) = ctx.engine.remote() {
+            let room = room.to_owned();
+            return self.ask(remote, Ask::Join { room, since }, out);
+        }
+        self.joined(ctx.engine.join(self.id, room, since), out);
+    }
+
+    /// Finishes a join with the engine's answer.
+    pub(super) fn joined(
+        &mut self,
+        membership: Result<Membership, Refusal>,
+        out: &mut Vec<Effect>,
+    ) {
+        let membership = match membership {
             Ok(membership) => membership,
             Err(refusal) => return refuse(out, refusal),
         };
@@ -94,8 +107,29 @@ impl Session {
         limit: Option<u32>,
         out: &mut Vec<Effect>,
     ) {
-        let limit = limit.unwrap_or(DEFAULT_HISTORY_PAGE).min(MAX_HISTORY_PAGE);
-        let (room, page) = match ctx.engine.history(room, before, limit as usize) {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_PAGE).min(MAX_HISTORY_PAGE) as usize;
+        if let Some(remote) = ctx.engine.remote() {
+            let room = room.to_owned();
+            return self.ask(
+                remote,
+                Ask::History {
+                    room,
+                    before,
+                    limit,
+                },
+                out,
+            );
+        }
+        self.history_page(ctx.engine.history(room, before, limit), out);
+    }
+
+    /// Finishes a history request with the engine's answer.
+    pub(super) fn history_page(
+        &self,
+        page: Result<(String, Page), Refusal>,
+        out: &mut Vec<Effect>,
+    ) {
+        let (room, page) = match page {
             Ok(answer) => answer,
             Err(refusal) => return refuse(out, refusal),
         };
@@ -150,23 +184,43 @@ impl Session {
     }
 
     pub(super) fn list_rooms(&self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
-        let listing = ctx.engine.list_rooms(MAX_LIST_ITEMS);
-        out.push(Effect::Reply(Frame::RoomList {
-            rooms: listing.items,
-        }));
-        tell_hidden(out, listing.hidden, "rooms");
+        if let Some(remote) = ctx.engine.remote() {
+            let limit = MAX_LIST_ITEMS;
+            return self.ask(remote, Ask::Rooms { limit }, out);
+        }
+        rooms_listed(ctx.engine.list_rooms(MAX_LIST_ITEMS), out);
     }
 
     pub(super) fn who(&self, ctx: &Context<'_>, room: &str, out: &mut Vec<Effect>) {
-        match ctx.engine.who(room, MAX_LIST_ITEMS) {
-            Ok((room, listing)) => {
-                out.push(Effect::Reply(Frame::WhoList {
-                    room,
-                    nicks: listing.items,
-                }));
-                tell_hidden(out, listing.hidden, "members");
-            }
-            Err(refusal) => refuse(out, refusal),
+        if let Some(remote) = ctx.engine.remote() {
+            let (room, limit) = (room.to_owned(), MAX_LIST_ITEMS);
+            return self.ask(remote, Ask::Who { room, limit }, out);
         }
+        members_listed(ctx.engine.who(room, MAX_LIST_ITEMS), out);
+    }
+}
+
+/// Replies with a room list.
+pub(super) fn rooms_listed(listing: Listing<RoomInfo>, out: &mut Vec<Effect>) {
+    out.push(Effect::Reply(Frame::RoomList {
+        rooms: listing.items,
+    }));
+    tell_hidden(out, listing.hidden, "rooms");
+}
+
+/// Replies with a room's member list.
+pub(super) fn members_listed(
+    listing: Result<(String, Listing<String>), Refusal>,
+    out: &mut Vec<Effect>,
+) {
+    match listing {
+        Ok((room, listing)) => {
+            out.push(Effect::Reply(Frame::WhoList {
+                room,
+                nicks: listing.items,
+            }));
+            tell_hidden(out, listing.hidden, "members");
+        }
+        Err(refusal) => refuse(out, refusal),
     }
 }

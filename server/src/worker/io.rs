@@ -10,7 +10,7 @@ use shared::{ErrorCode, Incoming, Mode};
 use super::routing::RoomOutlet;
 use super::{FRAME_BUDGET, LINGER, READ_BUDGET, Worker};
 use crate::connection::{ConnState, Connection, ReadOutcome, WaitList};
-use crate::engine::Refusal;
+use crate::engine::{Answer, ConnId, Refusal};
 use crate::permit::Permit;
 use crate::rate::TokenBucket;
 use crate::session::{Context, Origin, Request, Session};
@@ -38,6 +38,8 @@ enum Buffered {
     Throttled,
     /// Handled enough for this turn.
     OutOfBudget,
+    /// Waiting for the engine's answer to a request.
+    Awaiting,
 }
 
 impl Worker {
@@ -162,7 +164,8 @@ impl Worker {
             }
             match self.handle_buffered(&mut conn, now, &mut frames) {
                 Buffered::Drained => {}
-                Buffered::Stop => break,
+                // Read no more: the answer puts the connection back on the backlog.
+                Buffered::Stop | Buffered::Awaiting => break,
                 Buffered::Throttled => {
                     if conn.throttled_since.is_none() {
                         // Once per episode: the client is told why its answers slow
@@ -289,6 +292,9 @@ impl Worker {
             if conn.is_closing() {
                 return Buffered::Stop;
             }
+            if conn.awaiting {
+                return Buffered::Awaiting;
+            }
             if *frames >= FRAME_BUDGET {
                 return Buffered::OutOfBudget;
             }
@@ -351,6 +357,33 @@ impl Worker {
         }
         self.carry_out(conn, &mut effects);
         self.effects = effects;
+    }
+
+    /// Applies the engine's answer to the request connection `to` waits on, and goes on
+    /// with the input it holds.
+    pub(super) fn answered(&mut self, to: ConnId, answer: Answer) {
+        let slot = to.slot as usize;
+        let Some(mut conn) = self.conns.take(slot) else {
+            return;
+        };
+        if conn.id == to
+            && let Some(session) = conn.session.as_mut()
+        {
+            conn.awaiting = false;
+            let mut effects = std::mem::take(&mut self.effects);
+            let outlet = RoomOutlet::new(&self.shared, self.turn_at, &self.to_wake);
+            session.resume(answer, &context(&self.shared, &outlet), &mut effects);
+            self.carry_out(&mut conn, &mut effects);
+            self.effects = effects;
+        }
+        let closing_now = conn.closes_now();
+        self.conns.put(slot, conn);
+        if closing_now {
+            self.mark_close(slot);
+        } else {
+            self.defer_read(slot);
+        }
+        self.mark_dirty(slot);
     }
 
     /// Unregisters the connection's session; others are told unless the server is

@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 use crate::accounts::{AccountStore, LoginThrottle, Logins};
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::engine::{Engine, HistoryLimits, MemoryEngine};
+use crate::engine::{Answer, ClusterEngine, ConnId, Engine, HistoryLimits, MemoryEngine};
 use crate::permit::{Admission, Permit};
 use crate::session::Effect;
 use crate::stats::{Stats, WorkerStats};
@@ -109,6 +109,13 @@ pub(crate) enum WorkerMsg {
     Deliver(Vec<Delivery>),
     /// One room message for members on this worker, in its room's order.
     Room(Delivery),
+    /// The engine's answer to a request a connection of this worker is waiting on.
+    Answer {
+        /// The waiting connection.
+        to: ConnId,
+        /// The answer (boxed: it is large and rare).
+        answer: Box<Answer>,
+    },
 }
 
 /// How other threads reach a worker. Shared by the acceptor and every worker.
@@ -228,10 +235,14 @@ impl Shared {
             require_login: config.require_login,
             allow_plaintext: config.allow_plaintext_login,
         };
+        let engine: Box<dyn Engine> = match &config.cluster {
+            None => Box::new(MemoryEngine::new(workers, history)),
+            Some(cluster) => Box::new(ClusterEngine::connect(cluster, workers, history)?),
+        };
         let shared = Arc::new(Shared {
             config,
             logins,
-            engine: Box::new(MemoryEngine::new(workers, history)),
+            engine,
             tls,
             stats: Stats::new(workers),
             workers: handles,
@@ -244,6 +255,9 @@ impl Shared {
             #[cfg(test)]
             panic_worker: AtomicUsize::new(0),
         });
+        shared
+            .engine
+            .attach(Arc::new(routing::Mailroom::new(&shared)));
         Ok((shared, parts))
     }
 
@@ -543,6 +557,7 @@ impl Worker {
                     self.stats().backlog_sub(1);
                     self.deliver_local(delivery, me.as_deref_mut());
                 }
+                WorkerMsg::Answer { to, answer } => self.answered(to, *answer),
             }
         }
     }

@@ -15,8 +15,8 @@
 //! the sender's turn, as for the outbox.
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use shared::{ErrorCode, Frame, Mode};
 
 use super::{LINGER, Shared, Worker, WorkerMsg};
 use crate::connection::{Connection, Enqueued};
-use crate::engine::{ConnId, Fanout, Member, Outlet, Refusal, RoomId};
+use crate::engine::{Answer, ConnId, Fanout, Mailbox, Member, Outlet, Refusal, RoomId};
 use crate::session::{Effect, Scope};
 use crate::stats::{CloseReason, WorkerStats};
 
@@ -169,6 +169,99 @@ impl Outlet for RoomOutlet<'_> {
     }
 }
 
+/// The workers as a shared engine's threads reach them (see `engine::remote`): answers
+/// and deliveries from other nodes are pushed onto the owning worker's channel, which
+/// is woken at once. Holds the server weakly: the engine lives inside it.
+pub(crate) struct Mailroom {
+    shared: Weak<Shared>,
+}
+
+impl Mailroom {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        Self {
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    fn send(shared: &Shared, worker: usize, msg: WorkerMsg, deliveries: usize) {
+        let Some(handle) = shared.workers.get(worker) else {
+            return;
+        };
+        let stats = &shared.stats.workers[worker];
+        stats.backlog_add(deliveries);
+        if handle.send(msg).is_err() {
+            stats.backlog_sub(deliveries);
+        }
+    }
+}
+
+impl Mailbox for Mailroom {
+    fn answer(&self, to: ConnId, answer: Answer) {
+        if let Some(shared) = self.shared.upgrade() {
+            Self::send(
+                &shared,
+                to.worker as usize,
+                WorkerMsg::Answer {
+                    to,
+                    answer: Box::new(answer),
+                },
+                0,
+            );
+        }
+    }
+
+    fn room(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if fanout.is_empty() {
+            return;
+        }
+        let text = (fanout.text > 0)
+            .then(|| {
+                let mut out = bytes::BytesMut::new();
+                shared::text::render_line(message, &mut out).then(|| out.freeze())
+            })
+            .flatten();
+        let payload = Arc::new(Encoded {
+            binary: Some(binary.clone()),
+            text,
+            clock: None,
+        });
+        for (worker, members) in fanout.per_worker.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let delivery = Delivery::Many {
+                fanout: Arc::clone(fanout),
+                payload: Arc::clone(&payload),
+                scope: Scope::Room(room),
+            };
+            Self::send(&shared, worker, WorkerMsg::Room(delivery), 1);
+        }
+    }
+
+    fn direct(&self, to: ConnId, mode: Mode, frame: Frame) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some(bytes) = Encoded::one(&frame, mode) else {
+            return;
+        };
+        let delivery = Delivery::One {
+            to,
+            bytes,
+            scope: Scope::Anyone,
+        };
+        Self::send(
+            &shared,
+            to.worker as usize,
+            WorkerMsg::Deliver(vec![delivery]),
+            1,
+        );
+    }
+}
+
 impl Worker {
     /// Carries out `effects` (emptying it) for the connection that made them.
     pub(super) fn carry_out(&mut self, conn: &mut Connection, effects: &mut Vec<Effect>) {
@@ -196,6 +289,7 @@ impl Worker {
                     self.fail(conn, error.code, &error.text, reason);
                 }
                 Effect::CloseAfterFlush(reason) => self.close_after_flush(conn, reason),
+                Effect::Await => conn.awaiting = true,
             }
         }
     }

@@ -61,6 +61,9 @@ impl ErrorCode {
     /// The server runs with `--require-login`: log in first. Only `Hello`, `Login`,
     /// `Ping`, `Pong`, `Goodbye` (and `/help`) are served before that.
     pub const LOGIN_REQUIRED: Self = Self(213);
+    /// A cluster node cannot reach its shared store (Redis) or has more work queued
+    /// for it than it holds: the request was not carried out. Try again shortly.
+    pub const UNAVAILABLE: Self = Self(214);
     /// The server is at `--max-connections`; the connection is closed.
     pub const SERVER_FULL: Self = Self(300);
     /// The client did not read and its outbound queue passed `--max-pending`.
@@ -71,7 +74,7 @@ impl ErrorCode {
     pub const FLOOD: Self = Self(303);
 
     /// Every code defined by this protocol version, for documentation and tests.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::MALFORMED,
         Self::FRAME_TOO_LARGE,
         Self::LINE_TOO_LONG,
@@ -94,6 +97,7 @@ impl ErrorCode {
         Self::LOGIN_FAILED,
         Self::NICK_REGISTERED,
         Self::LOGIN_REQUIRED,
+        Self::UNAVAILABLE,
         Self::SERVER_FULL,
         Self::SLOW_CONSUMER,
         Self::IDLE_TIMEOUT,
@@ -125,6 +129,7 @@ impl ErrorCode {
             211 => "login-failed",
             212 => "nick-registered",
             213 => "login-required",
+            214 => "unavailable",
             300 => "server-full",
             301 => "slow-consumer",
             302 => "idle-timeout",

@@ -1,6 +1,7 @@
 //! The rooms of [`MemoryEngine`]: the room table, a room's members and log, and the
 //! steps the engine's room methods share: fan-out snapshots, memberships, leaving with
-//! the table write-locked, evicting history across rooms and forgetting emptied rooms.
+//! the table write-locked, evicting history across rooms and forgetting emptied rooms;
+//! and what a cluster engine reads of the local state it keeps here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use shared::{ErrorCode, Mode};
 use super::MemoryEngine;
 use super::history::{self, RoomLog};
 use crate::engine::{
-    ConnId, Fanout, Member, Membership, NOTICE_MAX_MEMBERS, Refusal, RoomId, RoomRef,
+    ConnId, Fanout, Member, Membership, NOTICE_MAX_MEMBERS, Refusal, RoomId, RoomRef, User,
 };
 
 #[derive(Debug)]
@@ -148,4 +149,56 @@ pub(super) fn unknown_id(room: &str, id: u64) -> Refusal {
              the future, or from before the server started); nothing replayed"
         ),
     )
+}
+
+/// What a cluster engine asks of the local state it keeps in a [`MemoryEngine`]: the
+/// local members of a room and each connection's nick.
+impl MemoryEngine {
+    /// Starts guest numbers at `base` (a cluster hands each node its own block).
+    pub(crate) fn with_guest_base(self, base: u64) -> Self {
+        self.next_guest.store(base, Ordering::Relaxed);
+        self
+    }
+
+    /// A room's number, display name and local members, by folded name.
+    pub(crate) fn room_snapshot(&self, folded: &str) -> Option<(RoomId, Arc<str>, Arc<Fanout>)> {
+        let table = self.rooms.read();
+        let rid = *table.by_name.get(folded)?;
+        let room = table.by_id.get(&rid)?;
+        Some((rid, Arc::clone(&room.name), Arc::clone(&room.fanout)))
+    }
+
+    /// The display name of a room `id` is in, or why it may not speak there.
+    pub(crate) fn member_of(&self, id: ConnId, room: &str) -> Result<Arc<str>, Refusal> {
+        let table = self.rooms.read();
+        let Some(entry) = table
+            .by_name
+            .get(fold(room).as_ref())
+            .and_then(|rid| table.by_id.get(rid))
+        else {
+            return Err(Refusal::no_such_room(room));
+        };
+        if !entry.members.contains_key(&id) {
+            return Err(Refusal::new(
+                ErrorCode::NOT_IN_ROOM,
+                format!("you are not in {}; /join it first", entry.name),
+            ));
+        }
+        Ok(Arc::clone(&entry.name))
+    }
+
+    /// Local members of a room, by folded name.
+    pub(crate) fn local_members(&self, folded: &str) -> usize {
+        let table = self.rooms.read();
+        table
+            .by_name
+            .get(folded)
+            .and_then(|rid| table.by_id.get(rid))
+            .map_or(0, |room| room.members.len())
+    }
+
+    /// A connection's nick and framing.
+    pub(crate) fn user_of(&self, id: ConnId) -> Option<User> {
+        self.directory.lock().user(id)
+    }
 }

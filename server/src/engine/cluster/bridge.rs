@@ -1,0 +1,693 @@
+//! The node's command connection to Redis, on a thread of its own: it carries out the
+//! jobs workers hand over (claims, joins, messages, lookups) one after another, in the
+//! order they were handed over, renews the node's lease and buries dead nodes.
+//!
+//! Redis unreachable: every job that needs an answer is answered at once with error
+//! 214, messages are dropped and counted, and the connection is tried again with
+//! backoff (from 50 ms to 500 ms). Once it is back, the node renews its lease and
+//! claims its users' nicks and memberships again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use shared::names::{self, fold};
+use shared::{ErrorCode, Frame, Mode, RoomInfo};
+
+use super::keys::{self, Keys};
+use super::{Core, Job, scripts};
+use crate::engine::{Answer, Ask, ConnId, Engine, Listing, Membership, Page, Refusal, Replay};
+
+/// How long a join waits for its room's subscription to be confirmed.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What a connection holds in Redis, to release it and to claim it again after an
+/// outage.
+#[derive(Debug, Default)]
+struct Held {
+    /// The nick claimed: its key and owner record.
+    nick: Option<(String, String)>,
+    /// Rooms joined (folded) with the nick recorded there.
+    rooms: HashSet<String>,
+}
+
+struct Scripts {
+    claim: redis::Script,
+    release: redis::Script,
+    join: redis::Script,
+    leave: redis::Script,
+    publish: redis::Script,
+    bury: redis::Script,
+}
+
+/// The command thread's state.
+pub(super) struct Bridge {
+    core: Arc<Core>,
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    scripts: Scripts,
+    held: HashMap<ConnId, Held>,
+    next_attempt: Instant,
+    backoff: Duration,
+    lease: Duration,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        ErrorCode::UNAVAILABLE,
+        format!("the cluster's Redis is unreachable ({e}); try again shortly"),
+    )
+}
+
+fn unknown_id(room: &str, id: u64) -> Refusal {
+    Refusal::new(
+        ErrorCode::UNKNOWN_MESSAGE_ID,
+        format!(
+            "{id} is not a message id of {room} (from another room or from the future); nothing replayed"
+        ),
+    )
+}
+
+impl Bridge {
+    pub(super) fn new(
+        core: Arc<Core>,
+        client: redis::Client,
+        conn: redis::Connection,
+        lease: Duration,
+    ) -> Self {
+        Self {
+            core,
+            client,
+            conn: Some(conn),
+            scripts: Scripts {
+                claim: scripts::claim(),
+                release: scripts::release(),
+                join: scripts::join(),
+                leave: scripts::leave(),
+                publish: scripts::publish(),
+                bury: scripts::bury(),
+            },
+            held: HashMap::new(),
+            next_attempt: Instant::now(),
+            backoff: Duration::from_millis(50),
+            lease,
+        }
+    }
+
+    fn keys(&self) -> &Keys {
+        &self.core.keys
+    }
+
+    /// Serves jobs until told to stop.
+    pub(super) fn run(mut self, jobs: &Receiver<Job>) {
+        let tick = self.lease / 3;
+        let mut next_tick = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.heartbeat();
+                next_tick = now + tick;
+            }
+            match jobs.recv_timeout(next_tick.saturating_duration_since(now)) {
+                Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(job) => self.serve(job),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        // Leave cleanly: the other nodes need not wait for the lease.
+        let node = self.core.node.clone();
+        let _ = self.bury(&node);
+    }
+
+    /// Runs `step` on the connection (made again first if it was lost and the backoff
+    /// has passed); a failure is noted and told as error 214.
+    fn with<T>(
+        &mut self,
+        step: impl FnOnce(&mut redis::Connection, &Scripts) -> redis::RedisResult<T>,
+    ) -> Result<T, Refusal> {
+        self.ensure()?;
+        let result = match self.conn.as_mut() {
+            Some(conn) => step(conn, &self.scripts),
+            None => return Err(unavailable("not connected")),
+        };
+        result.map_err(|e| self.failed(&e))
+    }
+
+    /// Makes the connection again if it was lost and the backoff has passed.
+    fn ensure(&mut self) -> Result<(), Refusal> {
+        if self.conn.is_none() {
+            let now = Instant::now();
+            if now < self.next_attempt {
+                return Err(unavailable("reconnecting"));
+            }
+            match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+                Ok(conn) => {
+                    tracing::info!("Redis is reachable again");
+                    self.conn = Some(conn);
+                    self.backoff = Duration::from_millis(50);
+                    self.core.counters.redis_up.store(true, Ordering::Release);
+                    self.claim_again();
+                }
+                Err(e) => {
+                    self.next_attempt = now + self.backoff;
+                    self.backoff = (self.backoff * 2).min(Duration::from_millis(500));
+                    return Err(unavailable(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes a failed command: a lost connection is dropped, to be made again.
+    fn failed(&mut self, e: &redis::RedisError) -> Refusal {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            if self.conn.take().is_some() {
+                tracing::warn!("lost the Redis connection: {e}");
+            }
+            self.core.counters.redis_up.store(false, Ordering::Release);
+        } else {
+            tracing::warn!("Redis refused a cluster step: {e}");
+        }
+        unavailable(e)
+    }
+
+    fn serve(&mut self, job: Job) {
+        match job {
+            Job::Ask { id, mode, ask } => {
+                let answer = self.answer(id, mode, ask);
+                if let Some(mailbox) = self.core.mailbox.get() {
+                    mailbox.answer(id, answer);
+                }
+            }
+            Job::Claim { id, mode, nick } => {
+                if let Err(refusal) = self.claim(id, mode, &nick) {
+                    tracing::warn!(nick, "cannot claim a nick cluster-wide: {}", refusal.text);
+                }
+            }
+            Job::Publish { folded, from, text } => {
+                if let Err(refusal) = self.publish(&folded, &from, &text) {
+                    self.core.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("room message dropped: {}", refusal.text);
+                }
+            }
+            Job::Leave { id, folded } => {
+                if let Some(held) = self.held.get_mut(&id) {
+                    held.rooms.remove(&folded);
+                }
+                let _ = self.leave(id, &folded);
+            }
+            Job::Depart { id } => self.depart(id),
+            Job::Stop => {}
+        }
+    }
+
+    fn answer(&mut self, id: ConnId, mode: Mode, ask: Ask) -> Answer {
+        match ask {
+            Ask::SetNick { nick } => {
+                let renamed = self.claim(id, mode, &nick);
+                Answer::Nick(nick, renamed)
+            }
+            Ask::Join { room, since } => Answer::Joined(self.join(id, &room, since)),
+            Ask::Direct { to, from, text } => Answer::Direct(self.direct(&to, &from, &text), text),
+            Ask::Rooms { limit } => Answer::Rooms(self.rooms(limit).unwrap_or(Listing {
+                items: Vec::new(),
+                hidden: 0,
+            })),
+            Ask::Who { room, limit } => Answer::Who(self.who(&room, limit)),
+            Ask::History {
+                room,
+                before,
+                limit,
+            } => Answer::History(self.history(&room, before, limit)),
+        }
+    }
+
+    /// Claims `nick` for `id` in Redis, then in the local state.
+    fn claim(
+        &mut self,
+        id: ConnId,
+        mode: Mode,
+        nick: &str,
+    ) -> Result<crate::engine::Renamed, Refusal> {
+        names::validate_nick(nick)
+            .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid nick: {e}")))?;
+        let node = self.core.node.clone();
+        let key = self.keys().nick(&fold(nick));
+        let record = keys::nick_record(&node, id, mode, nick);
+        let owner = keys::owner(&node, id);
+        let node_nicks = self.keys().node_nicks(&node);
+        let old = self
+            .held
+            .get(&id)
+            .and_then(|h| h.nick.as_ref())
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default();
+        let claimed: Result<i64, Refusal> = self.with(|conn, scripts| {
+            scripts
+                .claim
+                .key(&key)
+                .key(&node_nicks)
+                .arg(&record)
+                .arg(&owner)
+                .arg(&old)
+                .invoke(conn)
+        });
+        if claimed? != 1 {
+            return Err(Refusal::new(
+                ErrorCode::NICK_TAKEN,
+                format!("nick {nick} is taken"),
+            ));
+        }
+        self.held.entry(id).or_default().nick = Some((key, record));
+        // Guests are registered locally already; a rename changes the local directory.
+        match self.core.memory.user_of(id) {
+            Some(user) if user.nick == nick => Ok(crate::engine::Renamed {
+                old: nick.to_owned(),
+                changed: false,
+            }),
+            Some(_) => self.core.memory.set_nick(id, nick),
+            None => Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered")),
+        }
+    }
+
+    fn join(&mut self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal> {
+        names::validate_room(room)
+            .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid room: {e}")))?;
+        let Some(user) = self.core.memory.user_of(id) else {
+            return Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered"));
+        };
+        if since.is_some()
+            && let Ok(name) = self.core.memory.member_of(id, room)
+        {
+            return Err(Refusal::new(
+                ErrorCode::INVALID_REQUEST,
+                format!("you are in {name} already; resuming applies to a new join"),
+            ));
+        }
+        let folded = fold(room).into_owned();
+        let channel = self.keys().room_channel(&folded);
+        if !self.core.subscriber.subscribe(&channel, SUBSCRIBE_WAIT) {
+            return Err(unavailable("the room's subscription was not confirmed"));
+        }
+        let node = self.core.node.clone();
+        let keys = self.keys().clone();
+        let since_arg = since.map(|s| s.to_string()).unwrap_or_default();
+        let now = shared::time::unix_nanos().to_string();
+        let joined: Result<redis::Value, Refusal> = self.with(|conn, scripts| {
+            scripts
+                .join
+                .key(keys.room(&folded, "members"))
+                .key(keys.room(&folded, "name"))
+                .key(keys.room(&folded, "seq"))
+                .key(keys.room(&folded, "base"))
+                .key(keys.room(&folded, "log"))
+                .key(keys.rooms())
+                .key(keys.node_rooms(&node))
+                .arg(keys::owner(&node, id).trim_end_matches('|'))
+                .arg(&user.nick)
+                .arg(room)
+                .arg(&now)
+                .arg(&folded)
+                .arg(&since_arg)
+                .invoke(conn)
+        });
+        let joined = joined?;
+        let (members, name, last, log) = parse_join(joined).ok_or_else(|| {
+            Refusal::new(ErrorCode::INVALID_REQUEST, "unexpected answer from Redis")
+        })?;
+        if members < 0 {
+            if self.core.memory.local_members(&folded) == 0 {
+                self.core.subscriber.unsubscribe(&channel);
+            }
+            return Err(unknown_id(&name, since.unwrap_or(0)));
+        }
+        let mut membership = match self.core.memory.join(id, &name, None) {
+            Ok(membership) => membership,
+            Err(refusal) => {
+                let _ = self.leave(id, &folded);
+                return Err(refusal);
+            }
+        };
+        self.held.entry(id).or_default().rooms.insert(folded);
+        membership.last = last;
+        membership.members = u32::try_from(members).unwrap_or(u32::MAX);
+        if let Some(since) = since {
+            membership.replay = Some(replay(&name, since, last, &log));
+        }
+        self.core.joined_at(membership.room.id, id, last);
+        Ok(membership)
+    }
+
+    /// Takes `id` out of `folded` in Redis; unsubscribes when no local member is left.
+    fn leave(&mut self, id: ConnId, folded: &str) -> Result<(), Refusal> {
+        let node = self.core.node.clone();
+        let keys = self.keys().clone();
+        let none_left = self.core.memory.local_members(folded) == 0;
+        if none_left {
+            self.core.subscriber.unsubscribe(&keys.room_channel(folded));
+        }
+        let left: Result<i64, Refusal> = self.with(|conn, scripts| {
+            scripts
+                .leave
+                .key(keys.room(folded, "members"))
+                .key(keys.rooms())
+                .key(keys.node_rooms(&node))
+                .arg(keys::owner(&node, id).trim_end_matches('|'))
+                .arg(folded)
+                .arg(if none_left { "1" } else { "0" })
+                .invoke(conn)
+        });
+        left.map(drop)
+    }
+
+    fn depart(&mut self, id: ConnId) {
+        let Some(held) = self.held.remove(&id) else {
+            return;
+        };
+        for folded in &held.rooms {
+            let _ = self.leave(id, folded);
+        }
+        if let Some((key, _)) = held.nick {
+            let node = self.core.node.clone();
+            let node_nicks = self.keys().node_nicks(&node);
+            let owner = keys::owner(&node, id);
+            let _: Result<i64, Refusal> = self.with(|conn, scripts| {
+                scripts
+                    .release
+                    .key(&key)
+                    .key(&node_nicks)
+                    .arg(&owner)
+                    .invoke(conn)
+            });
+        }
+    }
+
+    fn publish(&mut self, folded: &str, from: &str, text: &str) -> Result<(), Refusal> {
+        let keys = self.keys().clone();
+        let keep = self.core.history_messages.to_string();
+        let now = shared::time::unix_nanos().to_string();
+        let published: Result<String, Refusal> = self.with(|conn, scripts| {
+            scripts
+                .publish
+                .key(keys.room(folded, "seq"))
+                .key(keys.room(folded, "base"))
+                .key(keys.room(folded, "log"))
+                .arg(keys.room_channel(folded))
+                .arg(&now)
+                .arg(from)
+                .arg(text)
+                .arg(&keep)
+                .invoke(conn)
+        });
+        published.map(drop)
+    }
+
+    fn direct(&mut self, to: &str, from: &str, text: &str) -> Result<String, Refusal> {
+        let keys = self.keys().clone();
+        let record: Result<Option<String>, Refusal> =
+            self.with(|conn, _| redis::cmd("GET").arg(keys.nick(&fold(to))).query(conn));
+        let record = record?;
+        let Some(owner) = record.as_deref().and_then(keys::parse_nick_record) else {
+            return Err(Refusal::no_such_nick(to));
+        };
+        if owner.node == self.core.node {
+            // Ours, but gone from the local directory: it just left.
+            return Err(Refusal::no_such_nick(to));
+        }
+        let envelope = keys::direct_envelope(owner.id, owner.mode, from, text);
+        let nick = owner.nick.to_owned();
+        let channel = keys.node_channel(owner.node);
+        let receivers: Result<i64, Refusal> =
+            self.with(|conn, _| redis::cmd("PUBLISH").arg(channel).arg(envelope).query(conn));
+        match receivers? {
+            0 => Err(Refusal::no_such_nick(to)),
+            _ => Ok(nick),
+        }
+    }
+
+    fn rooms(&mut self, limit: usize) -> Result<Listing<RoomInfo>, Refusal> {
+        let keys = self.keys().clone();
+        let mut folded: Vec<String> =
+            self.with(|conn, _| redis::cmd("SMEMBERS").arg(keys.rooms()).query(conn))?;
+        folded.sort();
+        let hidden = folded.len().saturating_sub(limit);
+        folded.truncate(limit);
+        let mut pipe = redis::pipe();
+        for room in &folded {
+            pipe.cmd("GET").arg(keys.room(room, "name"));
+            pipe.cmd("HLEN").arg(keys.room(room, "members"));
+        }
+        let answers: Vec<redis::Value> = self.with(|conn, _| pipe.query(conn))?;
+        let items = folded
+            .iter()
+            .zip(answers.chunks(2))
+            .filter_map(|(room, pair)| {
+                let name: Option<String> = redis::from_redis_value_ref(&pair[0]).ok()?;
+                let members: u32 = redis::from_redis_value_ref(pair.get(1)?).ok()?;
+                (members > 0).then(|| RoomInfo {
+                    name: name.unwrap_or_else(|| room.clone()),
+                    members,
+                })
+            })
+            .collect();
+        Ok(Listing { items, hidden })
+    }
+
+    fn who(&mut self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal> {
+        let keys = self.keys().clone();
+        let folded = fold(room).into_owned();
+        let (name, mut nicks): (Option<String>, Vec<String>) = self.with(|conn, _| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(keys.room(&folded, "name"))
+                .cmd("HVALS")
+                .arg(keys.room(&folded, "members"))
+                .query(conn)
+        })?;
+        let Some(name) = name.filter(|_| !nicks.is_empty()) else {
+            return Err(Refusal::no_such_room(room));
+        };
+        nicks.sort_by_cached_key(|nick| fold(nick).into_owned());
+        let hidden = nicks.len().saturating_sub(limit);
+        nicks.truncate(limit);
+        Ok((
+            name,
+            Listing {
+                items: nicks,
+                hidden,
+            },
+        ))
+    }
+
+    fn history(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<(String, Page), Refusal> {
+        let keys = self.keys().clone();
+        let folded = fold(room).into_owned();
+        let (name, last, base, log): (Option<String>, Option<u64>, Option<u64>, Vec<Vec<u8>>) =
+            self.with(|conn, _| {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(keys.room(&folded, "name"))
+                    .cmd("GET")
+                    .arg(keys.room(&folded, "seq"))
+                    .cmd("GET")
+                    .arg(keys.room(&folded, "base"))
+                    .cmd("LRANGE")
+                    .arg(keys.room(&folded, "log"))
+                    .arg(0)
+                    .arg(-1)
+                    .query(conn)
+            })?;
+        let (Some(name), Some(last)) = (name, last) else {
+            return Err(Refusal::no_such_room(room));
+        };
+        let base = base.unwrap_or(last);
+        let end = if before == 0 { last + 1 } else { before };
+        if !(base + 1..=last + 1).contains(&end) {
+            return Err(unknown_id(&name, before));
+        }
+        let kept: Vec<Bytes> = log
+            .iter()
+            .filter_map(|entry| keys::parse_envelope(entry))
+            .filter(|message| message.id < end)
+            .filter_map(|message| encode(&name, &message))
+            .collect();
+        let start = kept.len().saturating_sub(limit);
+        Ok((
+            name,
+            Page {
+                more: start > 0,
+                messages: kept[start..].to_vec(),
+            },
+        ))
+    }
+
+    /// Renews the lease, and buries the nodes whose lease ran out.
+    fn heartbeat(&mut self) {
+        let node = self.core.node.clone();
+        let keys = self.keys().clone();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let renewed = self.with(|conn, _| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(keys.lease(&node))
+                .arg(1)
+                .arg("PX")
+                .arg(lease_ms)
+                .ignore()
+                .cmd("SADD")
+                .arg(keys.nodes())
+                .arg(&node)
+                .ignore()
+                .cmd("SMEMBERS")
+                .arg(keys.nodes())
+                .query::<(Vec<String>,)>(conn)
+        });
+        let Ok((nodes,)) = renewed else {
+            return;
+        };
+        let mut alive = 0;
+        for other in nodes {
+            let lease = keys.lease(&other);
+            match self.with(|conn, _| redis::cmd("EXISTS").arg(&lease).query::<bool>(conn)) {
+                Ok(true) => alive += 1,
+                Ok(false) => {
+                    tracing::warn!(
+                        node = other,
+                        "cluster node's lease ran out; removing its users"
+                    );
+                    let _ = self.bury(&other);
+                }
+                Err(_) => return,
+            }
+        }
+        self.core.counters.nodes.store(alive, Ordering::Relaxed);
+    }
+
+    /// Removes what an earlier node of this name left behind.
+    pub(super) fn bury_self(&mut self) {
+        let node = self.core.node.clone();
+        if let Err(refusal) = self.bury(&node) {
+            tracing::warn!("cannot clear this node's earlier claims: {}", refusal.text);
+        }
+    }
+
+    /// Removes what `node` held in Redis.
+    fn bury(&mut self, node: &str) -> Result<i64, Refusal> {
+        let keys = self.keys().clone();
+        self.with(|conn, scripts| {
+            scripts
+                .bury
+                .key(keys.nodes())
+                .key(keys.node_nicks(node))
+                .key(keys.node_rooms(node))
+                .arg(node)
+                .arg(keys.prefix())
+                .invoke(conn)
+        })
+    }
+
+    /// After an outage: claims every local user's nick and membership again (another
+    /// node may have buried them meanwhile).
+    fn claim_again(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let node = self.core.node.clone();
+        let keys = self.core.keys.clone();
+        let mut lost = 0;
+        for (&id, held) in &self.held {
+            let owner = keys::owner(&node, id);
+            if let Some((key, record)) = &held.nick {
+                let claimed: redis::RedisResult<i64> = self
+                    .scripts
+                    .claim
+                    .key(key)
+                    .key(keys.node_nicks(&node))
+                    .arg(record)
+                    .arg(&owner)
+                    .arg("")
+                    .invoke(conn);
+                if !matches!(claimed, Ok(1)) {
+                    lost += 1;
+                }
+            }
+            let nick = held
+                .nick
+                .as_ref()
+                .and_then(|(_, record)| keys::parse_nick_record(record))
+                .map(|o| o.nick.to_owned())
+                .unwrap_or_default();
+            for folded in &held.rooms {
+                let _: redis::RedisResult<()> = redis::pipe()
+                    .cmd("HSET")
+                    .arg(keys.room(folded, "members"))
+                    .arg(owner.trim_end_matches('|'))
+                    .arg(&nick)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(keys.rooms())
+                    .arg(folded)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(keys.node_rooms(&node))
+                    .arg(folded)
+                    .ignore()
+                    .query(conn);
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(lost, "nicks taken by others while Redis was unreachable");
+        }
+    }
+}
+
+/// `{members, name, last, log}` from the join script.
+fn parse_join(value: redis::Value) -> Option<(i64, String, u64, Vec<Vec<u8>>)> {
+    let redis::Value::Array(items) = value else {
+        return None;
+    };
+    let members: i64 = redis::from_redis_value_ref(items.first()?).ok()?;
+    let name: String = redis::from_redis_value_ref(items.get(1)?).ok()?;
+    let last: u64 = redis::from_redis_value_ref(items.get(2)?).ok()?;
+    let log = match items.get(3) {
+        Some(value) => redis::from_redis_value_ref(value).ok()?,
+        None => Vec::new(),
+    };
+    Some((members, name, last, log))
+}
+
+/// The kept messages after `since`, and how many after it are no longer kept.
+fn replay(room: &str, since: u64, last: u64, log: &[Vec<u8>]) -> Replay {
+    let messages: Vec<Bytes> = log
+        .iter()
+        .filter_map(|entry| keys::parse_envelope(entry))
+        .filter(|message| message.id > since)
+        .filter_map(|message| encode(room, &message))
+        .collect();
+    let missed = last.saturating_sub(since) - messages.len() as u64;
+    Replay { messages, missed }
+}
+
+/// A kept message as the binary `RoomMsg` clients are sent.
+pub(super) fn encode(room: &str, message: &keys::Envelope<'_>) -> Option<Bytes> {
+    Frame::RoomMsg {
+        room: room.to_owned(),
+        from: message.from.to_owned(),
+        id: message.id,
+        time_ns: message.time_ns,
+        text: message.text.to_owned(),
+    }
+    .to_bytes()
+    .ok()
+}

@@ -1,0 +1,270 @@
+//! The names of the cluster's Redis keys and channels, and the records stored in them.
+//!
+//! Every name starts with `chat:` and the database number, so clusters sharing one
+//! Redis on different databases stay apart (pub/sub channels are not per database).
+//!
+//! | name | type | holds |
+//! |---|---|---|
+//! | `P:nodes` | set | names of the nodes that announced themselves |
+//! | `P:node:N` | string, expiring | node N's lease |
+//! | `P:node:N:nicks` | set | nick keys node N claimed (cleaned up when it dies) |
+//! | `P:node:N:rooms` | set | rooms (folded) node N has members in |
+//! | `P:nick:F` | string | the owner of nick F: `NODE\|W.S.G\|MODE\|NICK` |
+//! | `P:guests` | counter | blocks of guest numbers handed to nodes |
+//! | `P:rooms` | set | rooms (folded) with members |
+//! | `P:room:F:name` | string | room F's display name |
+//! | `P:room:F:seq` | string | room F's latest message id |
+//! | `P:room:F:base` | string | the id room F's first life started after |
+//! | `P:room:F:log` | list | room F's kept messages (envelopes), oldest first |
+//! | `P:room:F:members` | hash | `NODE\|W.S.G` to nick, for every member |
+//! | channel `P:room:F` | pub/sub | room F's messages (envelopes), in id order |
+//! | channel `P:node:N` | pub/sub | direct messages for users on node N |
+//!
+//! An envelope is `ID\nTIME_NS\nFROM\nTEXT`: ids and nicks hold no newline, and the
+//! text is the rest. A direct envelope is `W.S.G\nMODE\nFROM\nTEXT`.
+
+use shared::Mode;
+
+use crate::engine::ConnId;
+
+/// Key and channel names of one cluster (one Redis database).
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Names for database `db`.
+    pub(super) fn new(db: i64) -> Self {
+        Self {
+            prefix: format!("chat:{db}:"),
+        }
+    }
+
+    /// The common prefix (for scripts that build names).
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(super) fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    pub(super) fn lease(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+
+    pub(super) fn node_nicks(&self, node: &str) -> String {
+        format!("{}node:{node}:nicks", self.prefix)
+    }
+
+    pub(super) fn node_rooms(&self, node: &str) -> String {
+        format!("{}node:{node}:rooms", self.prefix)
+    }
+
+    pub(super) fn nick(&self, folded: &str) -> String {
+        format!("{}nick:{folded}", self.prefix)
+    }
+
+    pub(super) fn guests(&self) -> String {
+        format!("{}guests", self.prefix)
+    }
+
+    pub(super) fn rooms(&self) -> String {
+        format!("{}rooms", self.prefix)
+    }
+
+    /// `P:room:F:PART`.
+    pub(super) fn room(&self, folded: &str, part: &str) -> String {
+        format!("{}room:{folded}:{part}", self.prefix)
+    }
+
+    pub(super) fn room_channel(&self, folded: &str) -> String {
+        format!("{}room:{folded}", self.prefix)
+    }
+
+    pub(super) fn node_channel(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+
+    /// The folded room name of a room channel, or `None` for another channel.
+    pub(super) fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("room:")
+            .filter(|room| !room.contains(':'))
+    }
+}
+
+/// Whether `name` can name a node: 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `NODE|W.S.G|`: what every record of one connection starts with.
+pub(super) fn owner(node: &str, id: ConnId) -> String {
+    format!("{node}|{}|", conn_text(id))
+}
+
+/// `W.S.G`.
+pub(super) fn conn_text(id: ConnId) -> String {
+    format!("{}.{}.{}", id.worker, id.slot, id.generation)
+}
+
+fn parse_conn(text: &str) -> Option<ConnId> {
+    let mut parts = text.split('.').map(str::parse::<u32>);
+    let (worker, slot, generation) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
+    parts.next().is_none().then_some(ConnId {
+        worker,
+        slot,
+        generation,
+    })
+}
+
+fn mode_char(mode: Mode) -> char {
+    match mode {
+        Mode::Binary => 'b',
+        Mode::Text => 't',
+    }
+}
+
+fn parse_mode(text: &str) -> Option<Mode> {
+    match text {
+        "b" => Some(Mode::Binary),
+        "t" => Some(Mode::Text),
+        _ => None,
+    }
+}
+
+/// The record of a nick's owner.
+pub(super) fn nick_record(node: &str, id: ConnId, mode: Mode, nick: &str) -> String {
+    format!("{}{}|{nick}", owner(node, id), mode_char(mode))
+}
+
+/// A nick's owner as its record names it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct NickOwner<'a> {
+    pub(super) node: &'a str,
+    pub(super) id: ConnId,
+    pub(super) mode: Mode,
+    pub(super) nick: &'a str,
+}
+
+pub(super) fn parse_nick_record(record: &str) -> Option<NickOwner<'_>> {
+    let mut parts = record.splitn(4, '|');
+    Some(NickOwner {
+        node: parts.next()?,
+        id: parse_conn(parts.next()?)?,
+        mode: parse_mode(parts.next()?)?,
+        nick: parts.next()?,
+    })
+}
+
+/// A room message as it travels and is kept.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Envelope<'a> {
+    pub(super) id: u64,
+    pub(super) time_ns: u64,
+    pub(super) from: &'a str,
+    pub(super) text: &'a str,
+}
+
+pub(super) fn parse_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(4, '\n');
+    Some(Envelope {
+        id: parts.next()?.parse().ok()?,
+        time_ns: parts.next()?.parse().ok()?,
+        from: parts.next()?,
+        text: parts.next()?,
+    })
+}
+
+/// A direct message for a user of the receiving node.
+pub(super) fn direct_envelope(to: ConnId, mode: Mode, from: &str, text: &str) -> String {
+    format!("{}\n{}\n{from}\n{text}", conn_text(to), mode_char(mode))
+}
+
+/// A direct message as [`direct_envelope`] wrote it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct DirectEnvelope<'a> {
+    pub(super) to: ConnId,
+    pub(super) mode: Mode,
+    pub(super) from: &'a str,
+    pub(super) text: &'a str,
+}
+
+pub(super) fn parse_direct(bytes: &[u8]) -> Option<DirectEnvelope<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(4, '\n');
+    Some(DirectEnvelope {
+        to: parse_conn(parts.next()?)?,
+        mode: parse_mode(parts.next()?)?,
+        from: parts.next()?,
+        text: parts.next()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: ConnId = ConnId {
+        worker: 1,
+        slot: 22,
+        generation: 333,
+    };
+
+    #[test]
+    fn records_read_back_what_was_written() {
+        let record = nick_record("n-1", ID, Mode::Text, "Zoë|x");
+        let owner = parse_nick_record(&record).expect("parses");
+        assert_eq!(
+            owner,
+            NickOwner {
+                node: "n-1",
+                id: ID,
+                mode: Mode::Text,
+                nick: "Zoë|x"
+            }
+        );
+        assert!(record.starts_with(&super::owner("n-1", ID)));
+        let direct = direct_envelope(ID, Mode::Binary, "ann", "two\nlines");
+        let parsed = parse_direct(direct.as_bytes()).expect("parses");
+        assert_eq!((parsed.to, parsed.mode), (ID, Mode::Binary));
+        assert_eq!((parsed.from, parsed.text), ("ann", "two\nlines"));
+        let envelope = parse_envelope(b"17\n99\nbob\nhi\nthere").expect("parses");
+        assert_eq!((envelope.id, envelope.time_ns), (17, 99));
+        assert_eq!((envelope.from, envelope.text), ("bob", "hi\nthere"));
+    }
+
+    #[test]
+    fn garbage_is_refused_not_misread() {
+        for bad in [
+            "",
+            "x|a.2.3|b|n",
+            "x|1.2.3|b",
+            "n|1.2|b|n",
+            "n|1.2.3|q|n",
+            "n|1.2.3.4|b|n",
+        ] {
+            assert_eq!(parse_nick_record(bad), None, "{bad:?}");
+        }
+        for bad in [&b"x\n1\na\nb"[..], b"1\n2\nthree", b"\xff\n1\na\nb"] {
+            assert_eq!(parse_envelope(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_direct(b"1.2.3\nz\na\nb"), None);
+        assert!(!valid_node_name("a|b") && !valid_node_name("") && valid_node_name("n-1.x_2"));
+        let keys = Keys::new(3);
+        assert_eq!(keys.room_of_channel("chat:3:room:lobby"), Some("lobby"));
+        assert_eq!(keys.room_of_channel("chat:3:node:a"), None);
+        assert_eq!(keys.room_of_channel("chat:4:room:lobby"), None);
+    }
+}

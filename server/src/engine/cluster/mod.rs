@@ -1,0 +1,473 @@
+//! [`ClusterEngine`]: several server nodes sharing one world through Redis
+//! (`server --redis redis://HOST:PORT[/DB]`).
+//!
+//! Each node keeps its own connections' state in a [`MemoryEngine`] (nicks, local room
+//! members with their epochs, private chats) and shares what others must see through
+//! Redis (see `keys` for the names, `scripts` for the atomic steps):
+//! - **Nicks** are claimed in Redis (a key per nick, set only if free), so two
+//!   connections on different nodes never hold the same nick. A worker never waits:
+//!   the claim is an [`Ask`] carried out on the node's command thread (`bridge`), and
+//!   the connection reads nothing more until the answer is applied.
+//! - **Rooms**: a room message is one script call that takes the room's next id, keeps
+//!   the message in the room's log (capped at `--history-messages`) and publishes it on
+//!   the room's channel. Redis runs scripts one at a time, so the channel carries a
+//!   room's messages in id order, and every node (the sender's too) delivers them from
+//!   there: one publish per message, and a node subscribes only to rooms it has local
+//!   members in. The subscription is confirmed before a join reads the room's latest id,
+//!   so the joiner gets every later message and none from before (those up to its join
+//!   are held back from it on arrival).
+//! - **Direct messages** to a user of another node go to that node's channel.
+//! - **Leases**: a node renews its lease every third of `--node-lease`; a node whose
+//!   lease ran out is buried by the first live node to notice: its nicks are freed and
+//!   its users taken out of their rooms.
+//!
+//! Not shared yet: private chats (between users of one node only), join and leave
+//! notices across nodes, and logins (accounts are per node).
+
+mod bridge;
+mod keys;
+mod resp;
+mod scripts;
+mod subscriber;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::Mutex;
+use shared::names::fold;
+use shared::{ErrorCode, Frame, Mode, RoomInfo};
+
+use super::{
+    Ask, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, HistoryLimits,
+    Listing, Mailbox, Member, Membership, MemoryEngine, Outlet, Page, Partner, Refusal, Remote,
+    Renamed, RoomId, User,
+};
+use crate::config::ClusterConfig;
+use bridge::Bridge;
+use keys::Keys;
+pub use keys::valid_node_name;
+use subscriber::{Endpoint, Handler, Subscriber};
+
+/// Guest numbers handed to a node at a time.
+const GUEST_BLOCK: u64 = 1_000_000;
+
+/// Work for the command thread.
+#[derive(Debug)]
+enum Job {
+    /// Carry out a request and answer the connection.
+    Ask { id: ConnId, mode: Mode, ask: Ask },
+    /// Claim a nick given out locally (a guest nick, a login).
+    Claim {
+        id: ConnId,
+        mode: Mode,
+        nick: String,
+    },
+    /// Say something in a room.
+    Publish {
+        folded: String,
+        from: String,
+        text: String,
+    },
+    /// A local leave.
+    Leave { id: ConnId, folded: String },
+    /// A connection is gone: release its nick and memberships.
+    Depart { id: ConnId },
+    /// End the thread.
+    Stop,
+}
+
+/// Counters for `/stats`.
+#[derive(Debug, Default)]
+struct Counters {
+    redis_up: AtomicBool,
+    /// Live nodes at the last heartbeat, this one included.
+    nodes: AtomicU64,
+    /// Room messages that could not be published (Redis unreachable).
+    dropped: AtomicU64,
+    /// Requests refused because the queue to Redis was full.
+    refused: AtomicU64,
+    /// Room messages that arrived with an id past the next one expected: the
+    /// subscription missed some (Redis restarted or the connection was lost).
+    gaps: AtomicU64,
+}
+
+/// What the engine, its command thread and its subscriber share.
+struct Core {
+    node: String,
+    keys: Keys,
+    memory: MemoryEngine,
+    history_messages: usize,
+    mailbox: OnceLock<Arc<dyn Mailbox>>,
+    subscriber: Subscriber,
+    /// Per local room: members whose join saw a latest id; messages up to it reach
+    /// them by replay or not at all.
+    joined_at: Mutex<HashMap<RoomId, HashMap<ConnId, u64>>>,
+    /// Per room (folded): the latest id delivered, to count gaps.
+    delivered: Mutex<HashMap<String, u64>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("node", &self.node).finish()
+    }
+}
+
+impl Core {
+    fn joined_at(&self, room: RoomId, id: ConnId, last: u64) {
+        self.joined_at
+            .lock()
+            .entry(room)
+            .or_default()
+            .insert(id, last);
+    }
+
+    fn deliver_room(&self, folded: &str, payload: &[u8]) {
+        let Some(message) = keys::parse_envelope(payload) else {
+            tracing::warn!(room = folded, "unreadable room message from Redis");
+            return;
+        };
+        {
+            let mut delivered = self.delivered.lock();
+            let last = delivered.entry(folded.to_owned()).or_insert(0);
+            if *last != 0 && message.id > *last + 1 {
+                self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+            }
+            *last = (*last).max(message.id);
+        }
+        let Some((room, name, mut fanout)) = self.memory.room_snapshot(folded) else {
+            return;
+        };
+        {
+            let mut joined_at = self.joined_at.lock();
+            if let Some(waiting) = joined_at.get_mut(&room) {
+                waiting.retain(|_, last| *last >= message.id);
+                if !waiting.is_empty() {
+                    let members = fanout
+                        .per_worker
+                        .iter()
+                        .flatten()
+                        .filter(|m| !waiting.contains_key(&m.id));
+                    fanout = Arc::new(Fanout::build(
+                        fanout.per_worker.len(),
+                        members.map(|&m: &Member| {
+                            (
+                                m,
+                                self.memory.user_of(m.id).map_or(Mode::Binary, |u| u.mode),
+                            )
+                        }),
+                    ));
+                } else {
+                    joined_at.remove(&room);
+                }
+            }
+        }
+        let Some(binary) = bridge::encode(&name, &message) else {
+            return;
+        };
+        let frame = Frame::RoomMsg {
+            room: name.to_string(),
+            from: message.from.to_owned(),
+            id: message.id,
+            time_ns: message.time_ns,
+            text: message.text.to_owned(),
+        };
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.room(room, &frame, &binary, &fanout);
+        }
+    }
+}
+
+impl Handler for Core {
+    fn message(&self, channel: &str, payload: &[u8]) {
+        if let Some(folded) = self.keys.room_of_channel(channel) {
+            return self.deliver_room(folded, payload);
+        }
+        let Some(direct) = keys::parse_direct(payload) else {
+            tracing::warn!(channel, "unreadable message from Redis");
+            return;
+        };
+        if let Some(mailbox) = self.mailbox.get() {
+            let frame = Frame::DirectMsg {
+                from: direct.from.to_owned(),
+                text: direct.text.to_owned(),
+            };
+            mailbox.direct(direct.to, direct.mode, frame);
+        }
+    }
+
+    fn reconnected(&self) {
+        // Whatever was published meanwhile is missed; the next message of each room
+        // shows the gap, and ids stay unique and ordered.
+        tracing::warn!("room messages published while the subscription was down were missed");
+    }
+}
+
+/// The cluster engine (see the module docs).
+#[derive(Debug)]
+pub(crate) struct ClusterEngine {
+    core: Arc<Core>,
+    jobs: Sender<Job>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl ClusterEngine {
+    /// Joins the cluster of `config.redis`: reaches Redis (failing if it cannot),
+    /// takes a block of guest numbers, and starts the command and subscriber threads.
+    pub(crate) fn connect(
+        config: &ClusterConfig,
+        workers: usize,
+        history: HistoryLimits,
+    ) -> std::io::Result<Self> {
+        let client = redis::Client::open(config.redis.as_str())
+            .map_err(|e| io_error(format!("--redis {}: {e}", config.redis)))?;
+        let info = client.get_connection_info();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
+            return Err(io_error(format!(
+                "--redis {}: only redis://HOST:PORT is supported",
+                config.redis
+            )));
+        };
+        let settings = info.redis_settings();
+        let endpoint = Endpoint {
+            host,
+            port,
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(str::to_owned),
+        };
+        let keys = Keys::new(settings.db());
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(|e| io_error(format!("cannot reach Redis at {}: {e}", config.redis)))?;
+        let guests: u64 = redis::cmd("INCR")
+            .arg(keys.guests())
+            .query(&mut conn)
+            .map_err(|e| io_error(format!("Redis at {}: {e}", config.redis)))?;
+        let memory = MemoryEngine::new(workers, history).with_guest_base(guests * GUEST_BLOCK);
+        let core = Arc::new(Core {
+            node: config.node_name.clone(),
+            keys,
+            memory,
+            history_messages: history.messages,
+            mailbox: OnceLock::new(),
+            subscriber: Subscriber::new(endpoint),
+            joined_at: Mutex::default(),
+            delivered: Mutex::default(),
+            counters: Counters::default(),
+        });
+        core.counters.redis_up.store(true, Ordering::Release);
+        core.counters.nodes.store(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        let mut bridge = Bridge::new(Arc::clone(&core), client, conn, config.lease);
+        // A node of the same name that died before may have left claims behind.
+        bridge.bury_self();
+        let subscriber = {
+            let core = Arc::clone(&core);
+            std::thread::Builder::new()
+                .name("redis-sub".into())
+                .spawn(move || core.subscriber.run(&*core))?
+        };
+        let node_channel = core.keys.node_channel(&core.node);
+        if !core
+            .subscriber
+            .subscribe(&node_channel, Duration::from_secs(2))
+        {
+            core.subscriber.stop();
+            let _ = subscriber.join();
+            return Err(io_error(format!(
+                "Redis at {} did not confirm a subscription",
+                config.redis
+            )));
+        }
+        let commands = std::thread::Builder::new()
+            .name("redis-cmd".into())
+            .spawn(move || bridge.run(&rx))?;
+        tracing::info!(node = core.node, redis = config.redis, "joined the cluster");
+        Ok(Self {
+            core,
+            jobs: tx,
+            threads: Mutex::new(vec![subscriber, commands]),
+        })
+    }
+
+    /// Hands `job` to the command thread; refused with error 214 when Redis is
+    /// unreachable or the queue is full.
+    fn hand_over(&self, job: Job) -> Result<(), Refusal> {
+        if !self.core.counters.redis_up.load(Ordering::Acquire) {
+            // Still handed over: the command thread tries to reconnect on it.
+            let _ = self.jobs.try_send(job);
+            return Err(Refusal::new(
+                ErrorCode::UNAVAILABLE,
+                "the cluster's Redis is unreachable; try again shortly",
+            ));
+        }
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refusal::new(
+                    ErrorCode::UNAVAILABLE,
+                    "this node has too much work queued for Redis; try again shortly",
+                ))
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Refusal::new(
+                ErrorCode::UNAVAILABLE,
+                "this node is leaving the cluster",
+            )),
+        }
+    }
+
+    /// Hands over a job nobody waits for: a full queue drops it, counted.
+    fn hand_over_quietly(&self, job: Job) {
+        if self.jobs.try_send(job).is_err() {
+            self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Remote for ClusterEngine {
+    fn ask(&self, id: ConnId, mode: Mode, ask: Ask) -> Result<(), Refusal> {
+        self.hand_over(Job::Ask { id, mode, ask })
+    }
+}
+
+impl Engine for ClusterEngine {
+    fn register(&self, id: ConnId, mode: Mode) -> String {
+        let nick = self.core.memory.register(id, mode);
+        let claim = Job::Claim {
+            id,
+            mode,
+            nick: nick.clone(),
+        };
+        self.hand_over_quietly(claim);
+        nick
+    }
+
+    fn unregister(&self, id: ConnId) -> Departure {
+        let departure = self.core.memory.unregister(id);
+        self.hand_over_quietly(Job::Depart { id });
+        departure
+    }
+
+    fn set_nick(&self, id: ConnId, nick: &str) -> Result<Renamed, Refusal> {
+        // A login's rename: local first, claimed cluster-wide behind it.
+        let renamed = self.core.memory.set_nick(id, nick)?;
+        if let Some(user) = self.core.memory.user_of(id) {
+            let nick = nick.to_owned();
+            self.hand_over_quietly(Job::Claim {
+                id,
+                mode: user.mode,
+                nick,
+            });
+        }
+        Ok(renamed)
+    }
+
+    fn lookup(&self, nick: &str) -> Option<User> {
+        self.core.memory.lookup(nick)
+    }
+
+    fn join(&self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal> {
+        self.core.memory.join(id, room, since)
+    }
+
+    fn leave(&self, id: ConnId, room: &str) -> Result<Membership, Refusal> {
+        let membership = self.core.memory.leave(id, room)?;
+        let folded = fold(room).into_owned();
+        self.hand_over_quietly(Job::Leave { id, folded });
+        Ok(membership)
+    }
+
+    fn publish(
+        &self,
+        id: ConnId,
+        room: &str,
+        from: &str,
+        text: String,
+        _outlet: &dyn Outlet,
+    ) -> Result<(), Refusal> {
+        let name = self.core.memory.member_of(id, room)?;
+        let folded = fold(&name).into_owned();
+        let from = from.to_owned();
+        self.hand_over(Job::Publish { folded, from, text })
+    }
+
+    fn history(&self, room: &str, before: u64, limit: usize) -> Result<(String, Page), Refusal> {
+        self.core.memory.history(room, before, limit)
+    }
+
+    fn room_mates(&self, id: ConnId) -> Fanout {
+        self.core.memory.room_mates(id)
+    }
+
+    fn list_rooms(&self, limit: usize) -> Listing<RoomInfo> {
+        self.core.memory.list_rooms(limit)
+    }
+
+    fn who(&self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal> {
+        self.core.memory.who(room, limit)
+    }
+
+    fn chat_request(&self, id: ConnId, peer: &str) -> Result<ChatOutcome, Refusal> {
+        self.core.memory.chat_request(id, peer)
+    }
+
+    fn chat_accept(&self, id: ConnId, peer: &str) -> Result<ChatOutcome, Refusal> {
+        self.core.memory.chat_accept(id, peer)
+    }
+
+    fn chat_partner(&self, id: ConnId) -> Option<Partner> {
+        self.core.memory.chat_partner(id)
+    }
+
+    fn chat_end(&self, id: ConnId) -> ChatEnding {
+        self.core.memory.chat_end(id)
+    }
+
+    fn counts(&self) -> EngineCounts {
+        self.core.memory.counts()
+    }
+
+    fn remote(&self) -> Option<&dyn Remote> {
+        Some(self)
+    }
+
+    fn attach(&self, mailbox: Arc<dyn Mailbox>) {
+        let _ = self.core.mailbox.set(mailbox);
+    }
+
+    fn extra_stats(&self) -> Vec<(String, u64)> {
+        let c = &self.core.counters;
+        let up = c.redis_up.load(Ordering::Acquire) && self.core.subscriber.is_up();
+        vec![
+            ("cluster_nodes".to_owned(), c.nodes.load(Ordering::Relaxed)),
+            ("cluster_redis_up".to_owned(), u64::from(up)),
+            ("cluster_queued".to_owned(), self.jobs.len() as u64),
+            (
+                "cluster_refused".to_owned(),
+                c.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "cluster_dropped".to_owned(),
+                c.dropped.load(Ordering::Relaxed),
+            ),
+            ("cluster_gaps".to_owned(), c.gaps.load(Ordering::Relaxed)),
+        ]
+    }
+
+    fn stop(&self) {
+        let _ = self.jobs.send_timeout(Job::Stop, Duration::from_secs(1));
+        self.core.subscriber.stop();
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

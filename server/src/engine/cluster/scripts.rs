@@ -1,0 +1,139 @@
+//! The Lua scripts that make each cluster step atomic in Redis (see `keys` for the
+//! names). Ids are nanosecond-sized integers, beyond what Lua's numbers hold exactly,
+//! so scripts keep them as decimal strings: `INCR` counts, `GET` reads the exact
+//! value back, and [`LESS`] compares two of them.
+
+use redis::Script;
+
+/// Compares two decimal strings without leading zeros as numbers.
+const LESS: &str =
+    "local function less(a, b) if #a ~= #b then return #a < #b end return a < b end\n";
+
+/// Claims a nick. KEYS: nick key, this node's nick set. ARGV: the owner record, the
+/// owner prefix (`NODE|W.S.G|`), the connection's old nick key (or `""`). A nick held
+/// by another connection is refused (0); the old nick is released when this
+/// connection held it. Returns 1 on success.
+pub(super) fn claim() -> Script {
+    Script::new(
+        r"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], KEYS[1])
+if ARGV[3] ~= '' and ARGV[3] ~= KEYS[1] then
+  local old = redis.call('GET', ARGV[3])
+  if old and string.sub(old, 1, #ARGV[2]) == ARGV[2] then
+    redis.call('DEL', ARGV[3])
+    redis.call('SREM', KEYS[2], ARGV[3])
+  end
+end
+return 1
+",
+    )
+}
+
+/// Releases a nick if this connection holds it. KEYS: nick key, this node's nick set.
+/// ARGV: the owner prefix.
+pub(super) fn release() -> Script {
+    Script::new(
+        r"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], KEYS[1])
+end
+return 1
+",
+    )
+}
+
+/// Joins a room. KEYS: members, name, seq, base, log, the room set, this node's room
+/// set. ARGV: member field, nick, display name, now (ns), folded name, since (or
+/// `""`). A room seen for the first time starts its ids after now. Returns
+/// `{members, name, last, log}`, or `{-1, name, last}` when `since` is an id the room
+/// never handed out (nothing changes then).
+pub(super) fn join() -> Script {
+    Script::new(&format!(
+        r"{LESS}
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+if redis.call('SET', KEYS[3], ARGV[4], 'NX') then redis.call('SET', KEYS[4], ARGV[4]) end
+local last = redis.call('GET', KEYS[3])
+local base = redis.call('GET', KEYS[4]) or last
+local name = redis.call('GET', KEYS[2])
+if ARGV[6] ~= '' and (less(last, ARGV[6]) or less(ARGV[6], base)) then
+  return {{-1, name, last}}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[5])
+redis.call('SADD', KEYS[7], ARGV[5])
+local log = {{}}
+if ARGV[6] ~= '' then log = redis.call('LRANGE', KEYS[5], 0, -1) end
+return {{redis.call('HLEN', KEYS[1]), name, last, log}}
+"
+    ))
+}
+
+/// Leaves a room. KEYS: members, the room set, this node's room set. ARGV: member
+/// field, folded name, `1` if no member of this node is left in it. Returns the
+/// members left.
+pub(super) fn leave() -> Script {
+    Script::new(
+        r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[3] == '1' then redis.call('SREM', KEYS[3], ARGV[2]) end
+local left = redis.call('HLEN', KEYS[1])
+if left == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return left
+",
+    )
+}
+
+/// Says something in a room: stamps the next id, keeps the message and publishes it,
+/// in one step, so the channel carries a room's messages in id order. KEYS: seq, base,
+/// log. ARGV: channel, now (ns), from, text, most messages kept. Returns the id.
+pub(super) fn publish() -> Script {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('INCR', KEYS[1])
+local id = redis.call('GET', KEYS[1])
+local envelope = id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3] .. '\n' .. ARGV[4]
+local keep = tonumber(ARGV[5])
+if keep > 0 then
+  redis.call('RPUSH', KEYS[3], envelope)
+  redis.call('LTRIM', KEYS[3], -keep, -1)
+end
+redis.call('PUBLISH', ARGV[1], envelope)
+return id
+",
+    )
+}
+
+/// Removes what a dead node held: its nicks and its users' memberships. KEYS: the
+/// node set, the node's nick set, the node's room set. ARGV: the node's name, the key
+/// prefix. Returns the memberships removed.
+pub(super) fn bury() -> Script {
+    Script::new(
+        r"
+local mine = ARGV[1] .. '|'
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local cur = redis.call('GET', key)
+  if cur and string.sub(cur, 1, #mine) == mine then redis.call('DEL', key) end
+end
+local removed = 0
+for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local members = ARGV[2] .. 'room:' .. room .. ':members'
+  for _, field in ipairs(redis.call('HKEYS', members)) do
+    if string.sub(field, 1, #mine) == mine then
+      redis.call('HDEL', members, field)
+      removed = removed + 1
+    end
+  end
+  if redis.call('HLEN', members) == 0 then redis.call('SREM', ARGV[2] .. 'rooms', room) end
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[1], ARGV[1])
+return removed
+",
+    )
+}
