@@ -432,7 +432,11 @@ impl Session {
         }
         let id = *id;
         let line = render::frame_line(&frame);
-        if let Some(r) = self.room_mut(room) {
+        // Id 0: said on a cluster node cut off from the others; never kept, so no
+        // place to resume from.
+        if let Some(r) = self.room_mut(room)
+            && id != 0
+        {
             r.last = Some(id);
         }
         let mut reaction = Reaction::line(line);

@@ -57,7 +57,9 @@ impl ShutdownHandle {
 
     /// A snapshot of the server's counters, as `/stats` reports them.
     pub fn stats(&self) -> Vec<(String, u64)> {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        stats.extend(self.shared.engine.extra_stats());
+        stats
     }
 }
 

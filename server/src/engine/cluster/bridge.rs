@@ -19,7 +19,10 @@ use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 use super::keys::{self, Keys};
 use super::{Core, Job, scripts};
-use crate::engine::{Answer, Ask, ConnId, Engine, Listing, Membership, Page, Refusal, Replay};
+use crate::engine::{
+    Answer, Ask, ConnId, Engine, Fanout, Listing, Membership, NOTICE_MAX_MEMBERS, Page, Refusal,
+    Replay,
+};
 
 /// How long a join waits for its room's subscription to be confirmed.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -104,7 +107,8 @@ impl Bridge {
         &self.core.keys
     }
 
-    /// Serves jobs until told to stop.
+    /// Serves jobs until told to stop. While Redis is unreachable it tries again on
+    /// its own, with backoff, so the node is back within a backoff of Redis.
     pub(super) fn run(mut self, jobs: &Receiver<Job>) {
         let tick = self.lease / 3;
         let mut next_tick = Instant::now();
@@ -113,8 +117,14 @@ impl Bridge {
             if now >= next_tick {
                 self.heartbeat();
                 next_tick = now + tick;
+            } else if self.conn.is_none() && now >= self.next_attempt {
+                let _ = self.ensure();
             }
-            match jobs.recv_timeout(next_tick.saturating_duration_since(now)) {
+            let mut wake = next_tick;
+            if self.conn.is_none() {
+                wake = wake.min(self.next_attempt.max(now + Duration::from_millis(10)));
+            }
+            match jobs.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(job) => self.serve(job),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -192,8 +202,10 @@ impl Bridge {
             }
             Job::Publish { folded, from, text } => {
                 if let Err(refusal) = self.publish(&folded, &from, &text) {
+                    // Not published: this node's members still get it (id 0).
                     self.core.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("room message dropped: {}", refusal.text);
+                    tracing::debug!("room message not published: {}", refusal.text);
+                    self.core.deliver_local_only(&folded, &from, &text);
                 }
             }
             Job::Leave { id, folded } => {
@@ -203,6 +215,9 @@ impl Bridge {
                 let _ = self.leave(id, &folded);
             }
             Job::Depart { id } => self.depart(id),
+            Job::Poke => {
+                let _ = self.ensure();
+            }
             Job::Stop => {}
         }
     }
@@ -315,6 +330,8 @@ impl Bridge {
                 .arg(&now)
                 .arg(&folded)
                 .arg(&since_arg)
+                .arg(&channel)
+                .arg(NOTICE_MAX_MEMBERS)
                 .invoke(conn)
         });
         let joined = joined?;
@@ -335,6 +352,8 @@ impl Bridge {
             }
         };
         self.held.entry(id).or_default().rooms.insert(folded);
+        // The members, local ones included, are told through the room's channel.
+        membership.notify = Fanout::default();
         membership.last = last;
         membership.members = u32::try_from(members).unwrap_or(u32::MAX);
         if let Some(since) = since {
@@ -361,6 +380,8 @@ impl Bridge {
                 .arg(keys::owner(&node, id).trim_end_matches('|'))
                 .arg(folded)
                 .arg(if none_left { "1" } else { "0" })
+                .arg(keys.room_channel(folded))
+                .arg(NOTICE_MAX_MEMBERS)
                 .invoke(conn)
         });
         left.map(drop)
@@ -593,6 +614,7 @@ impl Bridge {
                 .key(keys.node_rooms(node))
                 .arg(node)
                 .arg(keys.prefix())
+                .arg(NOTICE_MAX_MEMBERS)
                 .invoke(conn)
         })
     }

@@ -21,7 +21,9 @@
 //! | channel `P:node:N` | pub/sub | direct messages for users on node N |
 //!
 //! An envelope is `ID\nTIME_NS\nFROM\nTEXT`: ids and nicks hold no newline, and the
-//! text is the rest. A direct envelope is `W.S.G\nMODE\nFROM\nTEXT`.
+//! text is the rest. A room channel also carries joins and leaves, `J` or `L`, then
+//! `\nNODE|W.S.G\nMEMBERS\nLAST\nNICK` (`LAST` is 0 for a leave). A direct envelope
+//! is `W.S.G\nMODE\nFROM\nTEXT`.
 
 use shared::Mode;
 
@@ -187,6 +189,42 @@ pub(super) fn parse_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
     })
 }
 
+/// A join or leave seen on a room's channel.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Event<'a> {
+    /// True for a join.
+    pub(super) joined: bool,
+    /// The member's node.
+    pub(super) node: &'a str,
+    /// The member's connection.
+    pub(super) id: ConnId,
+    /// Members after the change.
+    pub(super) members: u32,
+    /// For a join: the room's latest id at the join.
+    pub(super) last: u64,
+    pub(super) nick: &'a str,
+}
+
+/// A join or leave event, or `None` for anything else.
+pub(super) fn parse_event(bytes: &[u8]) -> Option<Event<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(5, '\n');
+    let joined = match parts.next()? {
+        "J" => true,
+        "L" => false,
+        _ => return None,
+    };
+    let (node, conn) = parts.next()?.split_once('|')?;
+    Some(Event {
+        joined,
+        node,
+        id: parse_conn(conn)?,
+        members: parts.next()?.parse().ok()?,
+        last: parts.next()?.parse().ok()?,
+        nick: parts.next()?,
+    })
+}
+
 /// A direct message for a user of the receiving node.
 pub(super) fn direct_envelope(to: ConnId, mode: Mode, from: &str, text: &str) -> String {
     format!("{}\n{}\n{from}\n{text}", conn_text(to), mode_char(mode))
@@ -261,6 +299,16 @@ mod tests {
             assert_eq!(parse_envelope(bad), None, "{bad:?}");
         }
         assert_eq!(parse_direct(b"1.2.3\nz\na\nb"), None);
+        for bad in [
+            &b"J\nn1.2.3\n1\n0\nx"[..],
+            b"Q\nn|1.2.3\n1\n0\nx",
+            b"J\nn|1.2.3\n-1\n0\nx",
+        ] {
+            assert_eq!(parse_event(bad), None, "{bad:?}");
+        }
+        let event = parse_event(b"L\nn|1.22.333\n3\n0\nbo|b").expect("parses");
+        assert_eq!((event.joined, event.node, event.id), (false, "n", ID));
+        assert_eq!((event.members, event.last, event.nick), (3, 0, "bo|b"));
         assert!(!valid_node_name("a|b") && !valid_node_name("") && valid_node_name("n-1.x_2"));
         let keys = Keys::new(3);
         assert_eq!(keys.room_of_channel("chat:3:room:lobby"), Some("lobby"));

@@ -76,6 +76,8 @@ enum Job {
     Leave { id: ConnId, folded: String },
     /// A connection is gone: release its nick and memberships.
     Depart { id: ConnId },
+    /// Nothing: wakes the command thread, which tries to reconnect on any job.
+    Poke,
     /// End the thread.
     Stop,
 }
@@ -90,9 +92,14 @@ struct Counters {
     dropped: AtomicU64,
     /// Requests refused because the queue to Redis was full.
     refused: AtomicU64,
-    /// Room messages that arrived with an id past the next one expected: the
+    /// Times a room message arrived with an id past the next one expected: the
     /// subscription missed some (Redis restarted or the connection was lost).
     gaps: AtomicU64,
+    /// Missed messages found in the room's log and delivered late, in order.
+    recovered: AtomicU64,
+    /// Room messages delivered to this node's members only, with id 0, because Redis
+    /// was unreachable.
+    local_only: AtomicU64,
 }
 
 /// What the engine, its command thread and its subscriber share.
@@ -106,9 +113,42 @@ struct Core {
     /// Per local room: members whose join saw a latest id; messages up to it reach
     /// them by replay or not at all.
     joined_at: Mutex<HashMap<RoomId, HashMap<ConnId, u64>>>,
-    /// Per room (folded): the latest id delivered, to count gaps.
+    /// Per room (folded): the latest id delivered, to find gaps and drop repeats.
     delivered: Mutex<HashMap<String, u64>>,
+    /// The subscriber's own command connection, to read missed messages back from a
+    /// room's log.
+    fetcher: Mutex<Fetcher>,
     counters: Counters,
+}
+
+/// A command connection made when needed.
+struct Fetcher {
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+}
+
+impl Fetcher {
+    /// The kept messages of `folded` (envelopes, oldest first).
+    fn log(&mut self, keys: &Keys, folded: &str) -> redis::RedisResult<Vec<Vec<u8>>> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                self.client
+                    .get_connection_with_timeout(Duration::from_millis(500))?,
+            );
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let log = redis::cmd("LRANGE")
+            .arg(keys.room(folded, "log"))
+            .arg(0)
+            .arg(-1)
+            .query(conn);
+        if log.is_err() {
+            self.conn = None;
+        }
+        log
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -126,27 +166,104 @@ impl Core {
             .insert(id, last);
     }
 
+    /// Tells a room's local members of a join or leave (not the one who joined).
+    fn deliver_event(&self, folded: &str, event: &keys::Event<'_>) {
+        let Some((room, name, fanout)) = self.memory.room_snapshot(folded) else {
+            return;
+        };
+        let me = event.node == self.node;
+        let members = fanout
+            .per_worker
+            .iter()
+            .flatten()
+            .filter(|m| !(me && m.id == event.id));
+        let fanout = Arc::new(Fanout::build(
+            fanout.per_worker.len(),
+            members.map(|&m| (m, self.mode_of(m.id))),
+        ));
+        let (room_name, nick, members) = (name.to_string(), event.nick.to_owned(), event.members);
+        let frame = if event.joined {
+            Frame::Joined {
+                room: room_name,
+                nick,
+                members,
+                last: event.last,
+            }
+        } else {
+            Frame::Left {
+                room: room_name,
+                nick,
+                members,
+            }
+        };
+        if let (Ok(binary), Some(mailbox)) = (frame.to_bytes(), self.mailbox.get()) {
+            mailbox.room(room, &frame, &binary, &fanout);
+        }
+    }
+
+    fn mode_of(&self, id: ConnId) -> Mode {
+        self.memory
+            .user_of(id)
+            .map_or(Mode::Binary, |user| user.mode)
+    }
+
+    /// Delivers a room message from the room's channel: repeats (ids already
+    /// delivered) are dropped, and messages missed before it are read back from the
+    /// room's log and delivered first.
     fn deliver_room(&self, folded: &str, payload: &[u8]) {
         let Some(message) = keys::parse_envelope(payload) else {
             tracing::warn!(room = folded, "unreadable room message from Redis");
             return;
         };
+        let last = self.delivered.lock().get(folded).copied().unwrap_or(0);
+        if message.id <= last {
+            return;
+        }
+        if last != 0 && message.id > last + 1 {
+            self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+            self.catch_up(folded, message.id);
+        }
+        self.deliver_message(folded, &message);
+    }
+
+    /// Delivers the kept messages of `folded` after the last delivered and before
+    /// `until`.
+    fn catch_up(&self, folded: &str, until: u64) {
+        let log = match self.fetcher.lock().log(&self.keys, folded) {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::warn!(room = folded, "cannot read missed messages back: {e}");
+                return;
+            }
+        };
+        for entry in &log {
+            let Some(message) = keys::parse_envelope(entry) else {
+                continue;
+            };
+            let last = self.delivered.lock().get(folded).copied().unwrap_or(0);
+            if message.id > last && message.id < until {
+                self.counters.recovered.fetch_add(1, Ordering::Relaxed);
+                self.deliver_message(folded, &message);
+            }
+        }
+    }
+
+    fn deliver_message(&self, folded: &str, message: &keys::Envelope<'_>) {
         {
             let mut delivered = self.delivered.lock();
             let last = delivered.entry(folded.to_owned()).or_insert(0);
-            if *last != 0 && message.id > *last + 1 {
-                self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-            }
             *last = (*last).max(message.id);
         }
         let Some((room, name, mut fanout)) = self.memory.room_snapshot(folded) else {
             return;
         };
-        {
+        if message.id != 0 {
             let mut joined_at = self.joined_at.lock();
             if let Some(waiting) = joined_at.get_mut(&room) {
                 waiting.retain(|_, last| *last >= message.id);
-                if !waiting.is_empty() {
+                if waiting.is_empty() {
+                    joined_at.remove(&room);
+                } else {
                     let members = fanout
                         .per_worker
                         .iter()
@@ -154,19 +271,12 @@ impl Core {
                         .filter(|m| !waiting.contains_key(&m.id));
                     fanout = Arc::new(Fanout::build(
                         fanout.per_worker.len(),
-                        members.map(|&m: &Member| {
-                            (
-                                m,
-                                self.memory.user_of(m.id).map_or(Mode::Binary, |u| u.mode),
-                            )
-                        }),
+                        members.map(|&m: &Member| (m, self.mode_of(m.id))),
                     ));
-                } else {
-                    joined_at.remove(&room);
                 }
             }
         }
-        let Some(binary) = bridge::encode(&name, &message) else {
+        let Some(binary) = bridge::encode(&name, message) else {
             return;
         };
         let frame = Frame::RoomMsg {
@@ -180,12 +290,41 @@ impl Core {
             mailbox.room(room, &frame, &binary, &fanout);
         }
     }
+
+    /// Delivers a message to this node's members of `folded` only, with id 0: Redis is
+    /// unreachable, so it gets no id, is not kept and reaches no other node.
+    fn deliver_local_only(&self, folded: &str, from: &str, text: &str) {
+        self.counters.local_only.fetch_add(1, Ordering::Relaxed);
+        let message = keys::Envelope {
+            id: 0,
+            time_ns: shared::time::unix_nanos(),
+            from,
+            text,
+        };
+        let Some((room, name, fanout)) = self.memory.room_snapshot(folded) else {
+            return;
+        };
+        if let (Some(binary), Some(mailbox)) = (bridge::encode(&name, &message), self.mailbox.get())
+        {
+            let frame = Frame::RoomMsg {
+                room: name.to_string(),
+                from: from.to_owned(),
+                id: 0,
+                time_ns: message.time_ns,
+                text: text.to_owned(),
+            };
+            mailbox.room(room, &frame, &binary, &fanout);
+        }
+    }
 }
 
 impl Handler for Core {
     fn message(&self, channel: &str, payload: &[u8]) {
         if let Some(folded) = self.keys.room_of_channel(channel) {
-            return self.deliver_room(folded, payload);
+            return match keys::parse_event(payload) {
+                Some(event) => self.deliver_event(folded, &event),
+                None => self.deliver_room(folded, payload),
+            };
         }
         let Some(direct) = keys::parse_direct(payload) else {
             tracing::warn!(channel, "unreadable message from Redis");
@@ -201,9 +340,14 @@ impl Handler for Core {
     }
 
     fn reconnected(&self) {
-        // Whatever was published meanwhile is missed; the next message of each room
-        // shows the gap, and ids stay unique and ordered.
-        tracing::warn!("room messages published while the subscription was down were missed");
+        // What was published meanwhile and is still kept is read back now, in order;
+        // the subscription delivers what follows (repeats are dropped by id).
+        let rooms: Vec<String> = self.delivered.lock().keys().cloned().collect();
+        for folded in rooms {
+            if self.memory.local_members(&folded) > 0 {
+                self.catch_up(&folded, u64::MAX);
+            }
+        }
     }
 }
 
@@ -261,6 +405,10 @@ impl ClusterEngine {
             subscriber: Subscriber::new(endpoint),
             joined_at: Mutex::default(),
             delivered: Mutex::default(),
+            fetcher: Mutex::new(Fetcher {
+                client: client.clone(),
+                conn: None,
+            }),
             counters: Counters::default(),
         });
         core.counters.redis_up.store(true, Ordering::Release);
@@ -302,8 +450,8 @@ impl ClusterEngine {
     /// unreachable or the queue is full.
     fn hand_over(&self, job: Job) -> Result<(), Refusal> {
         if !self.core.counters.redis_up.load(Ordering::Acquire) {
-            // Still handed over: the command thread tries to reconnect on it.
-            let _ = self.jobs.try_send(job);
+            drop(job);
+            let _ = self.jobs.try_send(Job::Poke);
             return Err(Refusal::new(
                 ErrorCode::UNAVAILABLE,
                 "the cluster's Redis is unreachable; try again shortly",
@@ -352,7 +500,11 @@ impl Engine for ClusterEngine {
     }
 
     fn unregister(&self, id: ConnId) -> Departure {
-        let departure = self.core.memory.unregister(id);
+        let mut departure = self.core.memory.unregister(id);
+        // Members are told through the rooms' channels, local ones included.
+        for membership in &mut departure.rooms {
+            membership.notify = Fanout::default();
+        }
         self.hand_over_quietly(Job::Depart { id });
         departure
     }
@@ -380,7 +532,8 @@ impl Engine for ClusterEngine {
     }
 
     fn leave(&self, id: ConnId, room: &str) -> Result<Membership, Refusal> {
-        let membership = self.core.memory.leave(id, room)?;
+        let mut membership = self.core.memory.leave(id, room)?;
+        membership.notify = Fanout::default();
         let folded = fold(room).into_owned();
         self.hand_over_quietly(Job::Leave { id, folded });
         Ok(membership)
@@ -396,6 +549,12 @@ impl Engine for ClusterEngine {
     ) -> Result<(), Refusal> {
         let name = self.core.memory.member_of(id, room)?;
         let folded = fold(&name).into_owned();
+        if !self.core.counters.redis_up.load(Ordering::Acquire) {
+            // Poke the command thread, which reconnects on work.
+            let _ = self.jobs.try_send(Job::Poke);
+            self.core.deliver_local_only(&folded, from, &text);
+            return Ok(());
+        }
         let from = from.to_owned();
         self.hand_over(Job::Publish { folded, from, text })
     }
@@ -460,6 +619,14 @@ impl Engine for ClusterEngine {
                 c.dropped.load(Ordering::Relaxed),
             ),
             ("cluster_gaps".to_owned(), c.gaps.load(Ordering::Relaxed)),
+            (
+                "cluster_recovered".to_owned(),
+                c.recovered.load(Ordering::Relaxed),
+            ),
+            (
+                "cluster_local_only".to_owned(),
+                c.local_only.load(Ordering::Relaxed),
+            ),
         ]
     }
 

@@ -49,9 +49,11 @@ return 1
 
 /// Joins a room. KEYS: members, name, seq, base, log, the room set, this node's room
 /// set. ARGV: member field, nick, display name, now (ns), folded name, since (or
-/// `""`). A room seen for the first time starts its ids after now. Returns
-/// `{members, name, last, log}`, or `{-1, name, last}` when `since` is an id the room
-/// never handed out (nothing changes then).
+/// `""`), the room's channel, the largest room whose members are told. A room seen for
+/// the first time starts its ids after now. The members are told on the room's channel
+/// (`J` event) when the room is small enough. Returns `{members, name, last, log}`, or
+/// `{-1, name, last}` when `since` is an id the room never handed out (nothing changes
+/// then).
 pub(super) fn join() -> Script {
     Script::new(&format!(
         r"{LESS}
@@ -63,26 +65,36 @@ local name = redis.call('GET', KEYS[2])
 if ARGV[6] ~= '' and (less(last, ARGV[6]) or less(ARGV[6], base)) then
   return {{-1, name, last}}
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local new = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[5])
 redis.call('SADD', KEYS[7], ARGV[5])
+local members = redis.call('HLEN', KEYS[1])
+if new == 1 and members <= tonumber(ARGV[8]) then
+  redis.call('PUBLISH', ARGV[7], 'J\n' .. ARGV[1] .. '\n' .. members .. '\n' .. last .. '\n' .. ARGV[2])
+end
 local log = {{}}
 if ARGV[6] ~= '' then log = redis.call('LRANGE', KEYS[5], 0, -1) end
-return {{redis.call('HLEN', KEYS[1]), name, last, log}}
+return {{members, name, last, log}}
 "
     ))
 }
 
 /// Leaves a room. KEYS: members, the room set, this node's room set. ARGV: member
-/// field, folded name, `1` if no member of this node is left in it. Returns the
-/// members left.
+/// field, folded name, `1` if no member of this node is left in it, the room's
+/// channel, the largest room whose members are told. The members are told on the
+/// room's channel (`L` event) when the room is small enough. Returns the members
+/// left.
 pub(super) fn leave() -> Script {
     Script::new(
         r"
+local nick = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[3], ARGV[2]) end
 local left = redis.call('HLEN', KEYS[1])
 if left == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+if nick and left < tonumber(ARGV[5]) then
+  redis.call('PUBLISH', ARGV[4], 'L\n' .. ARGV[1] .. '\n' .. left .. '\n0\n' .. nick)
+end
 return left
 ",
     )
@@ -109,9 +121,10 @@ return id
     )
 }
 
-/// Removes what a dead node held: its nicks and its users' memberships. KEYS: the
-/// node set, the node's nick set, the node's room set. ARGV: the node's name, the key
-/// prefix. Returns the memberships removed.
+/// Removes what a dead node held: its nicks and its users' memberships (the rooms'
+/// members are told as for a leave). KEYS: the node set, the node's nick set, the
+/// node's room set. ARGV: the node's name, the key prefix, the largest room whose
+/// members are told. Returns the memberships removed.
 pub(super) fn bury() -> Script {
     Script::new(
         r"
@@ -125,8 +138,13 @@ for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local members = ARGV[2] .. 'room:' .. room .. ':members'
   for _, field in ipairs(redis.call('HKEYS', members)) do
     if string.sub(field, 1, #mine) == mine then
+      local nick = redis.call('HGET', members, field)
       redis.call('HDEL', members, field)
       removed = removed + 1
+      local left = redis.call('HLEN', members)
+      if nick and left < tonumber(ARGV[3]) then
+        redis.call('PUBLISH', ARGV[2] .. 'room:' .. room, 'L\n' .. field .. '\n' .. left .. '\n0\n' .. nick)
+      end
     end
   end
   if redis.call('HLEN', members) == 0 then redis.call('SREM', ARGV[2] .. 'rooms', room) end
