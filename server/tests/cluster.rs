@@ -502,3 +502,113 @@ fn a_node_without_its_redis_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--node-name"), "{stderr}");
 }
+
+fn chat_frame(client: &mut BinClient) -> Frame {
+    client.expect(|f| {
+        matches!(
+            f,
+            Frame::ChatRequested { .. }
+                | Frame::ChatStarted { .. }
+                | Frame::ChatEnded { .. }
+                | Frame::Busy { .. }
+                | Frame::ChatMsg { .. }
+                | Frame::Error { .. }
+        )
+    })
+}
+
+#[test]
+fn private_chats_work_between_users_of_different_nodes() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut ann = BinClient::named(a.addr, "ann");
+    let mut bob = BinClient::named(b.addr, "bob");
+    let mut cat = BinClient::named(b.addr, "cat");
+    ann.send(&Frame::ChatRequest {
+        peer: "bob".to_owned(),
+    });
+    assert_eq!(
+        chat_frame(&mut bob),
+        Frame::ChatRequested {
+            from: "ann".to_owned()
+        }
+    );
+    // Bob has a request pending: busy for anyone else, on any node.
+    cat.send(&Frame::ChatRequest {
+        peer: "bob".to_owned(),
+    });
+    assert_eq!(
+        chat_frame(&mut cat),
+        Frame::Busy {
+            peer: "bob".to_owned()
+        }
+    );
+    bob.send(&Frame::ChatAccept {
+        peer: "ann".to_owned(),
+    });
+    assert_eq!(
+        chat_frame(&mut bob),
+        Frame::ChatStarted {
+            peer: "ann".to_owned()
+        }
+    );
+    assert_eq!(
+        chat_frame(&mut ann),
+        Frame::ChatStarted {
+            peer: "bob".to_owned()
+        }
+    );
+    ann.send(&Frame::ChatSay {
+        text: "hi bob".to_owned(),
+    });
+    assert_eq!(
+        chat_frame(&mut bob),
+        Frame::ChatMsg {
+            from: "ann".to_owned(),
+            text: "hi bob".to_owned()
+        }
+    );
+    bob.send(&Frame::ChatSay {
+        text: "hi ann".to_owned(),
+    });
+    assert_eq!(
+        chat_frame(&mut ann),
+        Frame::ChatMsg {
+            from: "bob".to_owned(),
+            text: "hi ann".to_owned()
+        }
+    );
+    // In a chat: busy; and the chat ends for both when one ends it.
+    cat.send(&Frame::ChatRequest {
+        peer: "ann".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut cat), Frame::Busy { .. }));
+    ann.send(&Frame::ChatEnd);
+    assert!(matches!(chat_frame(&mut ann), Frame::ChatEnded { peer, .. } if peer == "bob"));
+    assert!(matches!(chat_frame(&mut bob), Frame::ChatEnded { peer, .. } if peer == "ann"));
+    bob.send(&Frame::ChatSay {
+        text: "anyone?".to_owned(),
+    });
+    let refused = chat_frame(&mut bob);
+    assert!(
+        matches!(refused, Frame::Error { code, .. } if code == ErrorCode::NOT_IN_CHAT),
+        "{refused:?}"
+    );
+
+    // A new chat across nodes, ended by a disconnect.
+    cat.send(&Frame::ChatRequest {
+        peer: "ann".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut ann), Frame::ChatRequested { from } if from == "cat"));
+    ann.send(&Frame::ChatRequest {
+        peer: "cat".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut ann), Frame::ChatStarted { peer } if peer == "cat"));
+    assert!(matches!(chat_frame(&mut cat), Frame::ChatStarted { peer } if peer == "ann"));
+    drop(ann);
+    let ended = chat_frame(&mut cat);
+    assert!(
+        matches!(&ended, Frame::ChatEnded { peer, reason } if peer == "ann" && reason.contains("disconnected")),
+        "{ended:?}"
+    );
+}

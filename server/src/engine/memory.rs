@@ -66,6 +66,7 @@ impl Directory {
             id,
             mode: e.mode,
             nick: e.nick.clone(),
+            node: None,
         })
     }
 }

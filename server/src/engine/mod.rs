@@ -39,6 +39,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
+use crate::session::Scope;
+
 pub(crate) use cluster::ClusterEngine;
 pub use cluster::valid_node_name;
 pub(crate) use memory::MemoryEngine;
@@ -165,6 +167,8 @@ pub(crate) struct User {
     pub(crate) mode: Mode,
     /// Its nick as it chose to write it.
     pub(crate) nick: String,
+    /// The cluster node it is on, when that is not this one.
+    pub(crate) node: Option<Arc<str>>,
 }
 
 /// A room by number and display name.
@@ -420,6 +424,11 @@ pub(crate) trait Remote {
     /// connection's worker through the [`Mailbox`]. Refused at once if the engine
     /// cannot take more work or its store is unreachable.
     fn ask(&self, id: ConnId, mode: Mode, ask: Ask) -> Result<(), Refusal>;
+
+    /// Sends `frame` to connection `to` of cluster node `node`, where it is checked
+    /// against `scope` on arrival. Frames of one sender arrive in the order sent; one
+    /// that cannot be sent (Redis unreachable) is dropped and counted.
+    fn send(&self, node: &str, to: ConnId, frame: Frame, scope: Scope);
 }
 
 /// Sizes an engine reports in stats.

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use shared::{Frame, Mode, RoomInfo};
 
-use super::{ConnId, Fanout, Listing, Membership, Page, Refusal, Renamed, RoomId};
+use super::{
+    ChatEnding, ChatOutcome, ConnId, Fanout, Listing, Membership, Page, Refusal, Renamed, RoomId,
+};
+use crate::session::Scope;
 
 /// A request handed to a shared engine, answered later with an [`Answer`].
 #[derive(Debug)]
@@ -52,6 +55,18 @@ pub(crate) enum Ask {
         /// Most members listed.
         limit: usize,
     },
+    /// Ask a user for a private chat, or accept theirs.
+    ChatRequest {
+        /// The user's nick.
+        peer: String,
+    },
+    /// Accept a user's pending request.
+    ChatAccept {
+        /// The user's nick.
+        peer: String,
+    },
+    /// End the private chat, or withdraw and decline pending requests.
+    ChatEnd,
     /// A page of a room's history.
     History {
         /// The room.
@@ -78,6 +93,10 @@ pub(crate) enum Answer {
     Who(Result<(String, Listing<String>), Refusal>),
     /// To [`Ask::History`].
     History(Result<(String, Page), Refusal>),
+    /// To [`Ask::ChatRequest`] and [`Ask::ChatAccept`].
+    Chat(Result<ChatOutcome, Refusal>),
+    /// To [`Ask::ChatEnd`].
+    ChatEnded(ChatEnding),
 }
 
 /// Where a shared engine's threads hand what they finish: answers to waiting sessions
@@ -91,6 +110,7 @@ pub(crate) trait Mailbox: Send + Sync {
     /// must reach each member in the order they are made.
     fn room(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>);
 
-    /// Delivers `frame` to one local connection, if it is still there.
-    fn direct(&self, to: ConnId, mode: Mode, frame: Frame);
+    /// Delivers `frame` to one local connection in framing `mode`, if it is still
+    /// there and on arrival within `scope`.
+    fn send(&self, to: ConnId, mode: Mode, frame: Frame, scope: Scope);
 }

@@ -1,10 +1,12 @@
 //! Direct messages and private chats: request, accept, BUSY, lines, end.
 
+use std::sync::Arc;
+
 use shared::text::escape;
 use shared::{ErrorCode, Frame, Mode};
 
 use super::{Context, Effect, Scope, Session, refuse};
-use crate::engine::{Ask, ChatOutcome, Refusal};
+use crate::engine::{Ask, ChatEnding, ChatOutcome, Refusal};
 
 impl Session {
     pub(super) fn direct(&self, ctx: &Context<'_>, to: &str, text: String, out: &mut Vec<Effect>) {
@@ -103,7 +105,14 @@ impl Session {
     }
 
     pub(super) fn chat_end(&mut self, ctx: &Context<'_>, out: &mut Vec<Effect>) {
-        let ending = ctx.engine.chat_end(self.id);
+        if let Some(remote) = ctx.engine.remote() {
+            return self.ask(remote, Ask::ChatEnd, out);
+        }
+        self.chat_ended(ctx.engine.chat_end(self.id), out);
+    }
+
+    /// Finishes ending a chat with the engine's answer.
+    pub(super) fn chat_ended(&mut self, ending: ChatEnding, out: &mut Vec<Effect>) {
         if ending.is_empty() {
             return refuse(
                 out,
@@ -172,10 +181,18 @@ impl Session {
 }
 
 fn send(to: &crate::engine::User, frame: Frame, scope: Scope) -> Effect {
-    Effect::Send {
-        to: to.id,
-        mode: to.mode,
-        frame,
-        scope,
+    match &to.node {
+        None => Effect::Send {
+            to: to.id,
+            mode: to.mode,
+            frame,
+            scope,
+        },
+        Some(node) => Effect::SendRemote {
+            node: Arc::clone(node),
+            to: to.id,
+            frame,
+            scope,
+        },
     }
 }

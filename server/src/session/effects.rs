@@ -33,6 +33,18 @@ pub(crate) enum Effect {
         /// Checked on arrival.
         scope: Scope,
     },
+    /// Send this frame to a connection of another cluster node, if on arrival it is
+    /// still within `scope`.
+    SendRemote {
+        /// The recipient's node.
+        node: Arc<str>,
+        /// Recipient (on that node).
+        to: ConnId,
+        /// The frame.
+        frame: Frame,
+        /// Checked on arrival.
+        scope: Scope,
+    },
     /// Send this frame to every recipient of `fanout` (which may include the requesting
     /// connection) that on arrival is still within `scope`.
     Fanout {

@@ -230,14 +230,20 @@ impl Session {
                 ),
             },
             Request::Direct { to, text } => self.direct(ctx, &to, text, out),
-            Request::ChatAsk(peer) => {
-                let outcome = ctx.engine.chat_request(self.id, &peer);
-                self.chat_outcome(outcome, out);
-            }
-            Request::ChatAccept(peer) => {
-                let outcome = ctx.engine.chat_accept(self.id, &peer);
-                self.chat_outcome(outcome, out);
-            }
+            Request::ChatAsk(peer) => match ctx.engine.remote() {
+                Some(remote) => self.ask(remote, Ask::ChatRequest { peer }, out),
+                None => {
+                    let outcome = ctx.engine.chat_request(self.id, &peer);
+                    self.chat_outcome(outcome, out);
+                }
+            },
+            Request::ChatAccept(peer) => match ctx.engine.remote() {
+                Some(remote) => self.ask(remote, Ask::ChatAccept { peer }, out),
+                None => {
+                    let outcome = ctx.engine.chat_accept(self.id, &peer);
+                    self.chat_outcome(outcome, out);
+                }
+            },
             Request::ChatEnd => self.chat_end(ctx, out),
             Request::ChatSay(text) => self.chat_say(ctx, text, out),
             Request::Stats => self.stats(ctx, out),
@@ -349,6 +355,8 @@ impl Session {
             Answer::Rooms(listing) => rooms_listed(listing, out),
             Answer::Who(listing) => members_listed(listing, out),
             Answer::History(page) => self.history_page(page, out),
+            Answer::Chat(outcome) => self.chat_outcome(outcome, out),
+            Answer::ChatEnded(ending) => self.chat_ended(ending, out),
         }
     }
 

@@ -241,18 +241,14 @@ impl Mailbox for Mailroom {
         }
     }
 
-    fn direct(&self, to: ConnId, mode: Mode, frame: Frame) {
+    fn send(&self, to: ConnId, mode: Mode, frame: Frame, scope: Scope) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         let Some(bytes) = Encoded::one(&frame, mode) else {
             return;
         };
-        let delivery = Delivery::One {
-            to,
-            bytes,
-            scope: Scope::Anyone,
-        };
+        let delivery = Delivery::One { to, bytes, scope };
         Self::send(
             &shared,
             to.worker as usize,
@@ -290,6 +286,16 @@ impl Worker {
                 }
                 Effect::CloseAfterFlush(reason) => self.close_after_flush(conn, reason),
                 Effect::Await => conn.awaiting = true,
+                Effect::SendRemote {
+                    node,
+                    to,
+                    frame,
+                    scope,
+                } => {
+                    if let Some(remote) = self.shared.engine.remote() {
+                        remote.send(&node, to, frame, scope);
+                    }
+                }
             }
         }
     }

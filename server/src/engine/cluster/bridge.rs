@@ -18,11 +18,12 @@ use shared::names::{self, fold};
 use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 use super::keys::{self, Keys};
-use super::{Core, Job, scripts};
+use super::{Core, Job, private, scripts};
 use crate::engine::{
     Answer, Ask, ConnId, Engine, Fanout, Listing, Membership, NOTICE_MAX_MEMBERS, Page, Refusal,
-    Replay,
+    Replay, User,
 };
+use crate::session::Scope;
 
 /// How long a join waits for its room's subscription to be confirmed.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -40,18 +41,21 @@ struct Held {
     rooms: HashSet<String>,
 }
 
-struct Scripts {
+pub(super) struct Scripts {
     claim: redis::Script,
     release: redis::Script,
     join: redis::Script,
     leave: redis::Script,
     publish: redis::Script,
     bury: redis::Script,
+    pub(super) chat_request: redis::Script,
+    pub(super) chat_accept: redis::Script,
+    pub(super) chat_end: redis::Script,
 }
 
 /// The command thread's state.
 pub(super) struct Bridge {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
     client: redis::Client,
     conn: Option<redis::Connection>,
     scripts: Scripts,
@@ -95,6 +99,9 @@ impl Bridge {
                 leave: scripts::leave(),
                 publish: scripts::publish(),
                 bury: scripts::bury(),
+                chat_request: scripts::chat_request(),
+                chat_accept: scripts::chat_accept(),
+                chat_end: scripts::chat_end(),
             },
             held: HashMap::new(),
             next_attempt: Instant::now(),
@@ -103,7 +110,7 @@ impl Bridge {
         }
     }
 
-    fn keys(&self) -> &Keys {
+    pub(super) fn keys(&self) -> &Keys {
         &self.core.keys
     }
 
@@ -137,7 +144,7 @@ impl Bridge {
 
     /// Runs `step` on the connection (made again first if it was lost and the backoff
     /// has passed); a failure is noted and told as error 214.
-    fn with<T>(
+    pub(super) fn with<T>(
         &mut self,
         step: impl FnOnce(&mut redis::Connection, &Scripts) -> redis::RedisResult<T>,
     ) -> Result<T, Refusal> {
@@ -215,6 +222,14 @@ impl Bridge {
                 let _ = self.leave(id, &folded);
             }
             Job::Depart { id } => self.depart(id),
+            Job::Send {
+                node,
+                to,
+                frame,
+                scope,
+            } => {
+                self.send_frame(&node, to, &frame, scope);
+            }
             Job::Poke => {
                 let _ = self.ensure();
             }
@@ -240,6 +255,9 @@ impl Bridge {
                 before,
                 limit,
             } => Answer::History(self.history(&room, before, limit)),
+            Ask::ChatRequest { peer } => Answer::Chat(self.chat_request(id, &peer, false)),
+            Ask::ChatAccept { peer } => Answer::Chat(self.chat_request(id, &peer, true)),
+            Ask::ChatEnd => Answer::ChatEnded(self.chat_end(id)),
         }
     }
 
@@ -256,7 +274,12 @@ impl Bridge {
         let key = self.keys().nick(&fold(nick));
         let record = keys::nick_record(&node, id, mode, nick);
         let owner = keys::owner(&node, id);
-        let node_nicks = self.keys().node_nicks(&node);
+        let member = keys::member(&node, id);
+        let (node_nicks, who, users) = (
+            self.keys().node_nicks(&node),
+            self.keys().who(&member),
+            self.keys().node_users(&node),
+        );
         let old = self
             .held
             .get(&id)
@@ -268,9 +291,13 @@ impl Bridge {
                 .claim
                 .key(&key)
                 .key(&node_nicks)
+                .key(&who)
+                .key(&users)
                 .arg(&record)
                 .arg(&owner)
                 .arg(&old)
+                .arg(keys::who_record(mode, nick))
+                .arg(&member)
                 .invoke(conn)
         });
         if claimed? != 1 {
@@ -391,22 +418,34 @@ impl Bridge {
         let Some(held) = self.held.remove(&id) else {
             return;
         };
+        self.core.partners.lock().remove(&id);
+        let nick = held
+            .nick
+            .as_ref()
+            .and_then(|(_, record)| keys::parse_nick_record(record))
+            .map(|owner| owner.nick.to_owned())
+            .unwrap_or_default();
+        self.end_chat_of(id, &nick);
         for folded in &held.rooms {
             let _ = self.leave(id, folded);
         }
-        if let Some((key, _)) = held.nick {
-            let node = self.core.node.clone();
-            let node_nicks = self.keys().node_nicks(&node);
-            let owner = keys::owner(&node, id);
-            let _: Result<i64, Refusal> = self.with(|conn, scripts| {
-                scripts
-                    .release
-                    .key(&key)
-                    .key(&node_nicks)
-                    .arg(&owner)
-                    .invoke(conn)
-            });
-        }
+        let node = self.core.node.clone();
+        let member = keys::member(&node, id);
+        let owner = keys::owner(&node, id);
+        let keys = self.keys().clone();
+        let who = keys.who(&member);
+        let key = held.nick.map_or_else(|| who.clone(), |(key, _)| key);
+        let _: Result<i64, Refusal> = self.with(|conn, scripts| {
+            scripts
+                .release
+                .key(&key)
+                .key(keys.node_nicks(&node))
+                .key(&who)
+                .key(keys.node_users(&node))
+                .arg(&owner)
+                .arg(&member)
+                .invoke(conn)
+        });
     }
 
     fn publish(&mut self, folded: &str, from: &str, text: &str) -> Result<(), Refusal> {
@@ -441,14 +480,23 @@ impl Bridge {
             // Ours, but gone from the local directory: it just left.
             return Err(Refusal::no_such_nick(to));
         }
-        let envelope = keys::direct_envelope(owner.id, owner.mode, from, text);
-        let nick = owner.nick.to_owned();
-        let channel = keys.node_channel(owner.node);
-        let receivers: Result<i64, Refusal> =
-            self.with(|conn, _| redis::cmd("PUBLISH").arg(channel).arg(envelope).query(conn));
-        match receivers? {
-            0 => Err(Refusal::no_such_nick(to)),
-            _ => Ok(nick),
+        let user = User {
+            id: owner.id,
+            mode: owner.mode,
+            nick: owner.nick.to_owned(),
+            node: Some(Arc::from(owner.node)),
+        };
+        let frame = Frame::DirectMsg {
+            from: from.to_owned(),
+            text: text.to_owned(),
+        };
+        if self.tell(&user, frame, Scope::Anyone) {
+            Ok(user.nick)
+        } else if self.core.counters.redis_up.load(Ordering::Acquire) {
+            // Nobody listens on its node's channel: the node is gone.
+            Err(Refusal::no_such_nick(to))
+        } else {
+            Err(unavailable("the message was not sent"))
         }
     }
 
@@ -603,20 +651,35 @@ impl Bridge {
         }
     }
 
-    /// Removes what `node` held in Redis.
-    fn bury(&mut self, node: &str) -> Result<i64, Refusal> {
+    /// Removes what `node` held in Redis, and tells the partners of its users' chats.
+    fn bury(&mut self, node: &str) -> Result<(), Refusal> {
         let keys = self.keys().clone();
-        self.with(|conn, scripts| {
-            scripts
-                .bury
-                .key(keys.nodes())
-                .key(keys.node_nicks(node))
-                .key(keys.node_rooms(node))
-                .arg(node)
-                .arg(keys.prefix())
-                .arg(NOTICE_MAX_MEMBERS)
-                .invoke(conn)
-        })
+        let (_removed, endings): (i64, Vec<private::BuriedEnding>) =
+            self.with(|conn, scripts| {
+                scripts
+                    .bury
+                    .key(keys.nodes())
+                    .key(keys.node_nicks(node))
+                    .key(keys.node_rooms(node))
+                    .key(keys.node_users(node))
+                    .arg(keys.prefix())
+                    .arg(node)
+                    .arg(NOTICE_MAX_MEMBERS)
+                    .invoke(conn)
+            })?;
+        for (owner, nick, partner, chat, withdrawn, declined) in endings {
+            let Some((_, id)) = keys::parse_owner(&owner) else {
+                continue;
+            };
+            let ending = private::Ending {
+                partner,
+                chat,
+                withdrawn,
+                declined,
+            };
+            self.tell_departure(id, &nick, ending);
+        }
+        Ok(())
     }
 
     /// After an outage: claims every local user's nick and membership again (another
@@ -631,14 +694,22 @@ impl Bridge {
         for (&id, held) in &self.held {
             let owner = keys::owner(&node, id);
             if let Some((key, record)) = &held.nick {
+                let member = keys::member(&node, id);
+                let who = keys::parse_nick_record(record)
+                    .map(|o| keys::who_record(o.mode, o.nick))
+                    .unwrap_or_default();
                 let claimed: redis::RedisResult<i64> = self
                     .scripts
                     .claim
                     .key(key)
                     .key(keys.node_nicks(&node))
+                    .key(keys.who(&member))
+                    .key(keys.node_users(&node))
                     .arg(record)
                     .arg(&owner)
                     .arg("")
+                    .arg(who)
+                    .arg(&member)
                     .invoke(conn);
                 if !matches!(claimed, Ok(1)) {
                     lost += 1;

@@ -10,6 +10,11 @@
 //! | `P:node:N:nicks` | set | nick keys node N claimed (cleaned up when it dies) |
 //! | `P:node:N:rooms` | set | rooms (folded) node N has members in |
 //! | `P:nick:F` | string | the owner of nick F: `NODE\|W.S.G\|MODE\|NICK` |
+//! | `P:who:NODE\|W.S.G` | string | that connection's `MODE\|NICK` |
+//! | `P:node:N:users` | set | owners (`NODE\|W.S.G`) of node N's users |
+//! | `P:pc:NODE\|W.S.G` | hash | private chat: `partner`, `chat`, `asked` (owners) |
+//! | `P:pc:NODE\|W.S.G:askers` | set | owners that asked this user for a chat |
+//! | `P:chats` | counter | private-chat numbers |
 //! | `P:guests` | counter | blocks of guest numbers handed to nodes |
 //! | `P:rooms` | set | rooms (folded) with members |
 //! | `P:room:F:name` | string | room F's display name |
@@ -18,16 +23,17 @@
 //! | `P:room:F:log` | list | room F's kept messages (envelopes), oldest first |
 //! | `P:room:F:members` | hash | `NODE\|W.S.G` to nick, for every member |
 //! | channel `P:room:F` | pub/sub | room F's messages (envelopes), in id order |
-//! | channel `P:node:N` | pub/sub | direct messages for users on node N |
+//! | channel `P:node:N` | pub/sub | frames for users on node N (direct messages, private chats) |
 //!
 //! An envelope is `ID\nTIME_NS\nFROM\nTEXT`: ids and nicks hold no newline, and the
 //! text is the rest. A room channel also carries joins and leaves, `J` or `L`, then
-//! `\nNODE|W.S.G\nMEMBERS\nLAST\nNICK` (`LAST` is 0 for a leave). A direct envelope
-//! is `W.S.G\nMODE\nFROM\nTEXT`.
+//! `\nNODE|W.S.G\nMEMBERS\nLAST\nNICK` (`LAST` is 0 for a leave). A node channel
+//! carries frames in the envelope of [`frame_envelope`].
 
 use shared::Mode;
 
 use crate::engine::ConnId;
+use crate::session::Scope;
 
 /// Key and channel names of one cluster (one Redis database).
 #[derive(Debug, Clone)]
@@ -85,6 +91,15 @@ impl Keys {
         format!("{}room:{folded}", self.prefix)
     }
 
+    /// `P:who:OWNER`.
+    pub(super) fn who(&self, owner: &str) -> String {
+        format!("{}who:{owner}", self.prefix)
+    }
+
+    pub(super) fn node_users(&self, node: &str) -> String {
+        format!("{}node:{node}:users", self.prefix)
+    }
+
     pub(super) fn node_channel(&self, node: &str) -> String {
         format!("{}node:{node}", self.prefix)
     }
@@ -109,6 +124,11 @@ pub fn valid_node_name(name: &str) -> bool {
 /// `NODE|W.S.G|`: what every record of one connection starts with.
 pub(super) fn owner(node: &str, id: ConnId) -> String {
     format!("{node}|{}|", conn_text(id))
+}
+
+/// `NODE|W.S.G`: a connection anywhere in the cluster.
+pub(super) fn member(node: &str, id: ConnId) -> String {
+    format!("{node}|{}", conn_text(id))
 }
 
 /// `W.S.G`.
@@ -225,29 +245,73 @@ pub(super) fn parse_event(bytes: &[u8]) -> Option<Event<'_>> {
     })
 }
 
-/// A direct message for a user of the receiving node.
-pub(super) fn direct_envelope(to: ConnId, mode: Mode, from: &str, text: &str) -> String {
-    format!("{}\n{}\n{from}\n{text}", conn_text(to), mode_char(mode))
+/// A frame for a connection of the receiving node: `F\nFROM_NODE\nW.S.G\nSCOPE\n`
+/// and the frame in binary. `SCOPE` is `A` (anyone), or `C`, `S` or `E` (a chat's
+/// message, start or end) then ` W.S.G CHAT` of the sender.
+pub(super) fn frame_envelope(from_node: &str, to: ConnId, scope: Scope, frame: &[u8]) -> Vec<u8> {
+    let scope = match scope {
+        Scope::Chat { from, chat } => format!("C {} {chat}", conn_text(from)),
+        Scope::ChatStart { from, chat } => format!("S {} {chat}", conn_text(from)),
+        Scope::ChatEnd { from, chat } => format!("E {} {chat}", conn_text(from)),
+        Scope::Anyone | Scope::Room(_) => "A".to_owned(),
+    };
+    let mut out = format!("F\n{from_node}\n{}\n{scope}\n", conn_text(to)).into_bytes();
+    out.extend_from_slice(frame);
+    out
 }
 
-/// A direct message as [`direct_envelope`] wrote it.
+/// A frame for a connection of this node, as [`frame_envelope`] wrote it.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct DirectEnvelope<'a> {
+pub(super) struct FrameEnvelope<'a> {
+    pub(super) from_node: &'a str,
     pub(super) to: ConnId,
-    pub(super) mode: Mode,
-    pub(super) from: &'a str,
-    pub(super) text: &'a str,
+    pub(super) scope: Scope,
+    pub(super) frame: &'a [u8],
 }
 
-pub(super) fn parse_direct(bytes: &[u8]) -> Option<DirectEnvelope<'_>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut parts = text.splitn(4, '\n');
-    Some(DirectEnvelope {
-        to: parse_conn(parts.next()?)?,
-        mode: parse_mode(parts.next()?)?,
-        from: parts.next()?,
-        text: parts.next()?,
+pub(super) fn parse_frame_envelope(bytes: &[u8]) -> Option<FrameEnvelope<'_>> {
+    let mut parts = bytes.splitn(5, |&b| b == b'\n');
+    if parts.next()? != b"F" {
+        return None;
+    }
+    let from_node = std::str::from_utf8(parts.next()?).ok()?;
+    let to = parse_conn(std::str::from_utf8(parts.next()?).ok()?)?;
+    let scope = std::str::from_utf8(parts.next()?).ok()?;
+    let scope = match scope.split(' ').collect::<Vec<_>>().as_slice() {
+        ["A"] => Scope::Anyone,
+        [kind, from, chat] => {
+            let (from, chat) = (parse_conn(from)?, chat.parse().ok()?);
+            match *kind {
+                "C" => Scope::Chat { from, chat },
+                "S" => Scope::ChatStart { from, chat },
+                "E" => Scope::ChatEnd { from, chat },
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(FrameEnvelope {
+        from_node,
+        to,
+        scope,
+        frame: parts.next()?,
     })
+}
+
+/// The record of who a connection is (`MODE|NICK`), kept under its owner.
+pub(super) fn who_record(mode: Mode, nick: &str) -> String {
+    format!("{}|{nick}", mode_char(mode))
+}
+
+pub(super) fn parse_who_record(record: &str) -> Option<(Mode, &str)> {
+    let (mode, nick) = record.split_once('|')?;
+    Some((parse_mode(mode)?, nick))
+}
+
+/// A connection as its owner string (`NODE|W.S.G`) names it.
+pub(super) fn parse_owner(owner: &str) -> Option<(&str, ConnId)> {
+    let (node, conn) = owner.split_once('|')?;
+    Some((node, parse_conn(conn)?))
 }
 
 #[cfg(test)]
@@ -274,10 +338,21 @@ mod tests {
             }
         );
         assert!(record.starts_with(&super::owner("n-1", ID)));
-        let direct = direct_envelope(ID, Mode::Binary, "ann", "two\nlines");
-        let parsed = parse_direct(direct.as_bytes()).expect("parses");
-        assert_eq!((parsed.to, parsed.mode), (ID, Mode::Binary));
-        assert_eq!((parsed.from, parsed.text), ("ann", "two\nlines"));
+        let scope = Scope::ChatEnd { from: ID, chat: 7 };
+        let envelope = frame_envelope("n-2", ID, scope, b"\0\nbinary\n");
+        let parsed = parse_frame_envelope(&envelope).expect("parses");
+        assert_eq!(
+            (parsed.from_node, parsed.to, parsed.scope),
+            ("n-2", ID, scope)
+        );
+        assert_eq!(parsed.frame, b"\0\nbinary\n");
+        let anyone = frame_envelope("n", ID, Scope::Anyone, b"x");
+        assert_eq!(
+            parse_frame_envelope(&anyone).expect("parses").scope,
+            Scope::Anyone
+        );
+        assert_eq!(parse_who_record("t|Zoë|x"), Some((Mode::Text, "Zoë|x")));
+        assert_eq!(parse_owner("n-1|1.22.333"), Some(("n-1", ID)));
         let envelope = parse_envelope(b"17\n99\nbob\nhi\nthere").expect("parses");
         assert_eq!((envelope.id, envelope.time_ns), (17, 99));
         assert_eq!((envelope.from, envelope.text), ("bob", "hi\nthere"));
@@ -298,7 +373,15 @@ mod tests {
         for bad in [&b"x\n1\na\nb"[..], b"1\n2\nthree", b"\xff\n1\na\nb"] {
             assert_eq!(parse_envelope(bad), None, "{bad:?}");
         }
-        assert_eq!(parse_direct(b"1.2.3\nz\na\nb"), None);
+        for bad in [
+            &b"F\nn\n1.2.3\nQ\nx"[..],
+            b"F\nn\n1.2\nA\nx",
+            b"G\nn\n1.2.3\nA\nx",
+            b"F\nn\n1.2.3\nC 1.2.3\nx",
+        ] {
+            assert_eq!(parse_frame_envelope(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_owner("n-1"), None);
         for bad in [
             &b"J\nn1.2.3\n1\n0\nx"[..],
             b"Q\nn|1.2.3\n1\n0\nx",

@@ -21,11 +21,17 @@
 //!   lease ran out is buried by the first live node to notice: its nicks are freed and
 //!   its users taken out of their rooms.
 //!
-//! Not shared yet: private chats (between users of one node only), join and leave
-//! notices across nodes, and logins (accounts are per node).
+//! - **Private chats**: every user's chat state (partner, request made, requests
+//!   received) is kept in Redis and changed by one script per request, accept or end,
+//!   so both sides change at once wherever they are; frames for a user of another
+//!   node go to that node's channel.
+//!
+//! Not shared: nick-change notices to room mates of other nodes, and accounts (each
+//! node reads its own accounts file; a login claims its nick cluster-wide).
 
 mod bridge;
 mod keys;
+mod private;
 mod resp;
 mod scripts;
 mod subscriber;
@@ -47,6 +53,7 @@ use super::{
     Renamed, RoomId, User,
 };
 use crate::config::ClusterConfig;
+use crate::session::Scope;
 use bridge::Bridge;
 use keys::Keys;
 pub use keys::valid_node_name;
@@ -74,8 +81,15 @@ enum Job {
     },
     /// A local leave.
     Leave { id: ConnId, folded: String },
-    /// A connection is gone: release its nick and memberships.
+    /// A connection is gone: release its nick and memberships, end its chat.
     Depart { id: ConnId },
+    /// Send a frame to a connection of another node.
+    Send {
+        node: Arc<str>,
+        to: ConnId,
+        frame: Frame,
+        scope: Scope,
+    },
     /// Nothing: wakes the command thread, which tries to reconnect on any job.
     Poke,
     /// End the thread.
@@ -113,6 +127,9 @@ struct Core {
     /// Per local room: members whose join saw a latest id; messages up to it reach
     /// them by replay or not at all.
     joined_at: Mutex<HashMap<RoomId, HashMap<ConnId, u64>>>,
+    /// The private-chat partner of each local user, as the frames delivered to it
+    /// (and its own requests' answers) left it.
+    partners: Mutex<HashMap<ConnId, Partner>>,
     /// Per room (folded): the latest id delivered, to find gaps and drop repeats.
     delivered: Mutex<HashMap<String, u64>>,
     /// The subscriber's own command connection, to read missed messages back from a
@@ -198,6 +215,39 @@ impl Core {
         };
         if let (Ok(binary), Some(mailbox)) = (frame.to_bytes(), self.mailbox.get()) {
             mailbox.room(room, &frame, &binary, &fanout);
+        }
+    }
+
+    /// Delivers `frame` to local connection `to`, within `scope`, from a user of
+    /// `from_node` (`None`: this one); a chat's start and end update `to`'s partner.
+    fn deliver_frame(&self, to: ConnId, frame: Frame, scope: Scope, from_node: Option<&str>) {
+        let Some(user) = self.memory.user_of(to) else {
+            return;
+        };
+        match (&frame, scope) {
+            (Frame::ChatStarted { peer }, Scope::ChatStart { from, chat }) => {
+                let partner = User {
+                    id: from,
+                    mode: from_node.map_or_else(|| self.mode_of(from), |_| Mode::Binary),
+                    nick: peer.clone(),
+                    node: from_node.map(Arc::from),
+                };
+                let partner = Partner {
+                    user: partner,
+                    chat,
+                };
+                self.partners.lock().insert(to, partner);
+            }
+            (Frame::ChatEnded { .. }, Scope::ChatEnd { chat, .. }) => {
+                let mut partners = self.partners.lock();
+                if partners.get(&to).is_some_and(|p| p.chat == chat) {
+                    partners.remove(&to);
+                }
+            }
+            _ => {}
+        }
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.send(to, user.mode, frame, scope);
         }
     }
 
@@ -326,17 +376,16 @@ impl Handler for Core {
                 None => self.deliver_room(folded, payload),
             };
         }
-        let Some(direct) = keys::parse_direct(payload) else {
-            tracing::warn!(channel, "unreadable message from Redis");
+        let envelope = keys::parse_frame_envelope(payload);
+        let Some((envelope, frame)) = envelope.and_then(|e| {
+            let frame = Frame::from_encoded(&bytes::Bytes::copy_from_slice(e.frame)).ok()?;
+            Some((e, frame))
+        }) else {
+            tracing::warn!(channel, "unreadable frame from Redis");
             return;
         };
-        if let Some(mailbox) = self.mailbox.get() {
-            let frame = Frame::DirectMsg {
-                from: direct.from.to_owned(),
-                text: direct.text.to_owned(),
-            };
-            mailbox.direct(direct.to, direct.mode, frame);
-        }
+        let from_node = (envelope.from_node != self.node).then_some(envelope.from_node);
+        self.deliver_frame(envelope.to, frame, envelope.scope, from_node);
     }
 
     fn reconnected(&self) {
@@ -404,6 +453,7 @@ impl ClusterEngine {
             mailbox: OnceLock::new(),
             subscriber: Subscriber::new(endpoint),
             joined_at: Mutex::default(),
+            partners: Mutex::default(),
             delivered: Mutex::default(),
             fetcher: Mutex::new(Fetcher {
                 client: client.clone(),
@@ -485,6 +535,16 @@ impl Remote for ClusterEngine {
     fn ask(&self, id: ConnId, mode: Mode, ask: Ask) -> Result<(), Refusal> {
         self.hand_over(Job::Ask { id, mode, ask })
     }
+
+    fn send(&self, node: &str, to: ConnId, frame: Frame, scope: Scope) {
+        let node = Arc::from(node);
+        self.hand_over_quietly(Job::Send {
+            node,
+            to,
+            frame,
+            scope,
+        });
+    }
 }
 
 impl Engine for ClusterEngine {
@@ -501,10 +561,12 @@ impl Engine for ClusterEngine {
 
     fn unregister(&self, id: ConnId) -> Departure {
         let mut departure = self.core.memory.unregister(id);
-        // Members are told through the rooms' channels, local ones included.
+        // Members are told through the rooms' channels, local ones included, and the
+        // chat's partner and askers by the command thread, which ends the chat.
         for membership in &mut departure.rooms {
             membership.notify = Fanout::default();
         }
+        departure.chat = ChatEnding::default();
         self.hand_over_quietly(Job::Depart { id });
         departure
     }
@@ -584,7 +646,7 @@ impl Engine for ClusterEngine {
     }
 
     fn chat_partner(&self, id: ConnId) -> Option<Partner> {
-        self.core.memory.chat_partner(id)
+        self.core.partners.lock().get(&id).cloned()
     }
 
     fn chat_end(&self, id: ConnId) -> ChatEnding {

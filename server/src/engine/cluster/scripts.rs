@@ -9,10 +9,11 @@ use redis::Script;
 const LESS: &str =
     "local function less(a, b) if #a ~= #b then return #a < #b end return a < b end\n";
 
-/// Claims a nick. KEYS: nick key, this node's nick set. ARGV: the owner record, the
-/// owner prefix (`NODE|W.S.G|`), the connection's old nick key (or `""`). A nick held
-/// by another connection is refused (0); the old nick is released when this
-/// connection held it. Returns 1 on success.
+/// Claims a nick. KEYS: nick key, this node's nick set, the connection's who key,
+/// this node's user set. ARGV: the owner record, the owner prefix (`NODE|W.S.G|`), the
+/// connection's old nick key (or `""`), its who record, its owner (`NODE|W.S.G`). A
+/// nick held by another connection is refused (0); the old nick is released when
+/// this connection held it. Returns 1 on success.
 pub(super) fn claim() -> Script {
     Script::new(
         r"
@@ -20,6 +21,8 @@ local cur = redis.call('GET', KEYS[1])
 if cur and string.sub(cur, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[5])
 if ARGV[3] ~= '' and ARGV[3] ~= KEYS[1] then
   local old = redis.call('GET', ARGV[3])
   if old and string.sub(old, 1, #ARGV[2]) == ARGV[2] then
@@ -32,8 +35,9 @@ return 1
     )
 }
 
-/// Releases a nick if this connection holds it. KEYS: nick key, this node's nick set.
-/// ARGV: the owner prefix.
+/// Forgets a connection: releases its nick if it holds it. KEYS: nick key (or the
+/// who key again when it claimed none), this node's nick set, its who key, this
+/// node's user set. ARGV: the owner prefix, the owner.
 pub(super) fn release() -> Script {
     Script::new(
         r"
@@ -42,9 +46,112 @@ if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], KEYS[1])
 end
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[2])
 return 1
 ",
     )
+}
+
+/// Private-chat state by owner, in Lua: `start` begins the chat of `a` and `b`
+/// (their other requests end: `{to, by, declined}` triples go to `ended`), `finish`
+/// ends a user's chat and requests and returns `{partner, chat, withdrawn,
+/// {declined...}}` (`''` and `'0'` for none).
+const CHATS: &str = r"
+local P = ARGV[1]
+local function pc(o) return P .. 'pc:' .. o end
+local function askers(o) return P .. 'pc:' .. o .. ':askers' end
+local function start(a, b, chat, ended)
+  for _, pair in ipairs({{a, b}, {b, a}}) do
+    local me, other = pair[1], pair[2]
+    local asked = redis.call('HGET', pc(me), 'asked')
+    redis.call('HDEL', pc(me), 'asked')
+    redis.call('HSET', pc(me), 'partner', other, 'chat', chat)
+    if asked and asked ~= other then
+      redis.call('SREM', askers(asked), me)
+      table.insert(ended, {asked, me, '0'})
+    end
+    for _, asker in ipairs(redis.call('SMEMBERS', askers(me))) do
+      if asker ~= other then
+        redis.call('HDEL', pc(asker), 'asked')
+        table.insert(ended, {asker, me, '1'})
+      end
+    end
+    redis.call('DEL', askers(me))
+  end
+end
+local function finish(me)
+  local partner = redis.call('HGET', pc(me), 'partner')
+  local chat = redis.call('HGET', pc(me), 'chat')
+  local withdrawn = redis.call('HGET', pc(me), 'asked')
+  local declined = redis.call('SMEMBERS', askers(me))
+  redis.call('DEL', pc(me), askers(me))
+  if partner then redis.call('HDEL', pc(partner), 'partner', 'chat') end
+  if withdrawn then redis.call('SREM', askers(withdrawn), me) end
+  for _, a in ipairs(declined) do redis.call('HDEL', pc(a), 'asked') end
+  return {partner or '', chat or '0', withdrawn or '', declined}
+end
+";
+
+/// Asks for a private chat, or accepts the peer's request. ARGV: the key prefix, the
+/// asker's owner, the peer's owner. Returns `{'in-chat'}`, `{'busy'}`, `{'requested',
+/// withdrawn}` or `{'started', chat, ended}`.
+pub(super) fn chat_request() -> Script {
+    Script::new(&format!(
+        r"{CHATS}
+local me, peer = ARGV[2], ARGV[3]
+if redis.call('HEXISTS', pc(me), 'partner') == 1 then return {{'in-chat'}} end
+local partner = redis.call('HGET', pc(peer), 'partner')
+local asked = redis.call('HGET', pc(peer), 'asked')
+if not partner and asked == me then
+  local ended = {{}}
+  local chat = tostring(redis.call('INCR', P .. 'chats'))
+  start(me, peer, chat, ended)
+  return {{'started', chat, ended}}
+end
+if partner or (asked and asked ~= me) then return {{'busy'}} end
+for _, a in ipairs(redis.call('SMEMBERS', askers(peer))) do
+  if a ~= me then return {{'busy'}} end
+end
+local previous = redis.call('HGET', pc(me), 'asked')
+redis.call('HSET', pc(me), 'asked', peer)
+local withdrawn = ''
+if previous and previous ~= peer then
+  redis.call('SREM', askers(previous), me)
+  withdrawn = previous
+end
+redis.call('SADD', askers(peer), me)
+return {{'requested', withdrawn}}
+"
+    ))
+}
+
+/// Accepts the peer's pending request. ARGV: the key prefix, the accepting owner, the
+/// peer's owner. Returns `{'in-chat'}`, `{'not-asked'}` or `{'started', chat, ended}`.
+pub(super) fn chat_accept() -> Script {
+    Script::new(&format!(
+        r"{CHATS}
+local me, peer = ARGV[2], ARGV[3]
+if redis.call('HEXISTS', pc(me), 'partner') == 1 then return {{'in-chat'}} end
+if redis.call('HGET', pc(peer), 'asked') ~= me or redis.call('HEXISTS', pc(peer), 'partner') == 1 then
+  return {{'not-asked'}}
+end
+local ended = {{}}
+local chat = tostring(redis.call('INCR', P .. 'chats'))
+start(me, peer, chat, ended)
+return {{'started', chat, ended}}
+"
+    ))
+}
+
+/// Ends a user's private chat and pending requests. ARGV: the key prefix, the owner.
+/// Returns `{partner, chat, withdrawn, {declined...}}`.
+pub(super) fn chat_end() -> Script {
+    Script::new(&format!(
+        "{CHATS}
+return finish(ARGV[2])
+"
+    ))
 }
 
 /// Joins a room. KEYS: members, name, seq, base, log, the room set, this node's room
@@ -121,21 +228,34 @@ return id
     )
 }
 
-/// Removes what a dead node held: its nicks and its users' memberships (the rooms'
-/// members are told as for a leave). KEYS: the node set, the node's nick set, the
-/// node's room set. ARGV: the node's name, the key prefix, the largest room whose
-/// members are told. Returns the memberships removed.
+/// Removes what a dead node held: its nicks, its users' memberships (the rooms'
+/// members are told as for a leave) and their private chats. KEYS: the node set, the
+/// node's nick set, the node's room set, the node's user set. ARGV: the key prefix,
+/// the node's name, the largest room whose members are told. Returns `{removed,
+/// endings}`, an ending being `{nick, partner, chat, withdrawn, {declined...}}` for
+/// each user whose chat or requests ended.
 pub(super) fn bury() -> Script {
-    Script::new(
-        r"
-local mine = ARGV[1] .. '|'
+    Script::new(&format!(
+        r"{CHATS}
+local endings = {{}}
+for _, owner in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local who = redis.call('GET', P .. 'who:' .. owner)
+  local ending = finish(owner)
+  if ending[1] ~= '' or ending[3] ~= '' or #ending[4] > 0 then
+    local nick = ''
+    if who then nick = string.sub(who, 3) end
+    table.insert(endings, {{owner, nick, ending[1], ending[2], ending[3], ending[4]}})
+  end
+  redis.call('DEL', P .. 'who:' .. owner)
+end
+local mine = ARGV[2] .. '|'
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local cur = redis.call('GET', key)
   if cur and string.sub(cur, 1, #mine) == mine then redis.call('DEL', key) end
 end
 local removed = 0
 for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local members = ARGV[2] .. 'room:' .. room .. ':members'
+  local members = P .. 'room:' .. room .. ':members'
   for _, field in ipairs(redis.call('HKEYS', members)) do
     if string.sub(field, 1, #mine) == mine then
       local nick = redis.call('HGET', members, field)
@@ -143,15 +263,15 @@ for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
       removed = removed + 1
       local left = redis.call('HLEN', members)
       if nick and left < tonumber(ARGV[3]) then
-        redis.call('PUBLISH', ARGV[2] .. 'room:' .. room, 'L\n' .. field .. '\n' .. left .. '\n0\n' .. nick)
+        redis.call('PUBLISH', P .. 'room:' .. room, 'L\n' .. field .. '\n' .. left .. '\n0\n' .. nick)
       end
     end
   end
-  if redis.call('HLEN', members) == 0 then redis.call('SREM', ARGV[2] .. 'rooms', room) end
+  if redis.call('HLEN', members) == 0 then redis.call('SREM', P .. 'rooms', room) end
 end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('SREM', KEYS[1], ARGV[1])
-return removed
-",
-    )
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[1], ARGV[2])
+return {{removed, endings}}
+"
+    ))
 }
