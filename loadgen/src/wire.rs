@@ -1,5 +1,11 @@
 //! The wire form of a load message: one stamp encoded as the run's protocol and
 //! scenario ask, by hand, since it runs for every message.
+//!
+//! The brokers' protocols live beside it: [`redis`] (RESP) and [`nats`], each with the
+//! commands a member sends and a decoder of what the broker sends back.
+
+pub(crate) mod nats;
+pub(crate) mod redis;
 
 use shared::frame::{LEN_PREFIX, types};
 
@@ -49,6 +55,19 @@ pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, ou
             }
             stamp.put_ascii(rules.payload, out);
             out.push(b'\n');
+        }
+        // Brokers take any bytes in their length-prefixed payloads: the binary stamp.
+        Protocol::Redis => {
+            let channel = plan.room.as_deref().unwrap_or_default();
+            redis::put_publish(channel, rules.payload, out, |out| {
+                stamp.put_binary(rules.payload, out);
+            });
+        }
+        Protocol::Nats => {
+            let subject = plan.room.as_deref().unwrap_or_default();
+            nats::put_publish(subject, rules.payload, out, |out| {
+                stamp.put_binary(rules.payload, out);
+            });
         }
     }
 }
