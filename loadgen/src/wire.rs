@@ -72,6 +72,22 @@ pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, ou
     }
 }
 
+/// Appends `n` in decimal without allocating (lengths in the brokers' publish commands,
+/// written for every message).
+pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Names are validated (at most 64 characters of a restricted set) so they fit a `str8`.
 fn put_str8(out: &mut Vec<u8>, s: &str) {
     let bytes = &s.as_bytes()[..s.len().min(255)];

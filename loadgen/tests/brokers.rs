@@ -54,6 +54,33 @@ fn a_room_over_nats_loses_nothing() {
     room_run(Kind::Nats, Protocol::Nats);
 }
 
+/// NATS pings every 100 ms and drops a connection after one unanswered ping: members
+/// that answer stay connected through a quiet run (a message a second), and lose
+/// nothing.
+#[test]
+fn nats_pings_are_answered() {
+    let out = out_dir("brokers-nats-pings");
+    let conf = out.join("nats.conf");
+    std::fs::write(&conf, "ping_interval: \"100ms\"\nping_max: 1\n").expect("write nats.conf");
+    let broker = Broker::start_with(Kind::Nats, &["-c", conf.to_str().expect("UTF-8 path")]);
+    let config = Config {
+        scenario: Scenario::Room,
+        room_size: 2,
+        protocol: Protocol::Nats,
+        ..quick_config(broker.addr, 2, 1.0, 2, &out)
+    };
+    let report = run(&config);
+    let s = &report.summary;
+    assert_eq!(
+        (s.connected, s.disconnects, s.errors),
+        (2, 0, 0),
+        "{:?}",
+        report.warnings
+    );
+    assert!(s.sent > 0);
+    assert_eq!((s.lost, s.received), (0, s.sent * 2));
+}
+
 /// The wrong protocol on the port: no member gets ready, and the one line on stderr
 /// says what the port speaks instead, well before the connect timeout.
 #[test]

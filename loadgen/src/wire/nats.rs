@@ -43,7 +43,7 @@ pub(crate) fn put_publish(
     out.extend_from_slice(b"PUB ");
     out.extend_from_slice(subject.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(len.to_string().as_bytes());
+    super::put_decimal(out, len);
     out.extend_from_slice(b"\r\n");
     let at = out.len();
     put_payload(out);

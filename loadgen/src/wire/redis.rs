@@ -58,7 +58,7 @@ fn put_bulk(bytes: &[u8], out: &mut Vec<u8>) {
 
 fn put_len(kind: u8, n: usize, out: &mut Vec<u8>) {
     out.push(kind);
-    out.extend_from_slice(n.to_string().as_bytes());
+    super::put_decimal(out, n);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -366,6 +366,10 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n>3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r
             out,
             b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nlg-1\r\n$3\r\n\0\r\n\r\n"
         );
+        let mut out = Vec::new();
+        put_publish("c", 1047552, &mut out, |o| o.resize(o.len() + 1047552, 7));
+        assert!(out.starts_with(b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1047552\r\n\x07"));
+        assert!(out.ends_with(b"\x07\r\n"));
         let mut out = Vec::new();
         put_handshake("lg-1", &mut out);
         assert_eq!(

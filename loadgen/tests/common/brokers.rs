@@ -56,6 +56,11 @@ fn free_port() -> u16 {
 impl Broker {
     /// Starts `kind` on a free loopback port and waits until it accepts connections.
     pub fn start(kind: Kind) -> Broker {
+        Self::start_with(kind, &[])
+    }
+
+    /// [`Broker::start`] with `extra` arguments for the broker.
+    pub fn start_with(kind: Kind, extra: &[&str]) -> Broker {
         let program = find(kind.program()).unwrap_or_else(|| {
             panic!(
                 "{} is not installed: these tests run loadgen against the real broker \
@@ -84,6 +89,7 @@ impl Broker {
                 Kind::Nats => command.args(["-a", "127.0.0.1", "-p", &port.to_string()]),
             };
             let child = command
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
