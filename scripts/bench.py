@@ -6,7 +6,7 @@ shell, as subcommands, so bench.sh holds no inline Python.
                                     of every point over its repetitions, server CPU per
                                     message, ratios against the tokio baseline, the rate
                                     ladder and the highest rate under each p99 bound, the
-                                    idle-connection figures
+                                    idle-connection figures, fan-out against the brokers
   rows CSV                          number of data rows of a CSV (0 if it does not exist)
   new-row CSV BEFORE COLUMN...      checks that the CSV has exactly BEFORE + 1 rows (one
                                     run appended one row) and prints the named columns of
@@ -24,6 +24,9 @@ shell, as subcommands, so bench.sh holds no inline Python.
   history-csv OUT MODE ROOMS BUDGET RSS0 RSS1 HELD
                                     appends the history-memory figures of one mode (on, off)
   div A B...                        A / B / ... (per-client rates for bench.sh)
+  free-port                         a TCP port of 127.0.0.1 free at the moment
+  wait-port ADDR SECONDS            waits until ADDR accepts connections; exits 1 if it
+                                    does not within SECONDS
 """
 
 import csv
@@ -175,6 +178,7 @@ def summary(out):
             extra = int(by["on"]["rss_growth_bytes"]) - int(by["off"]["rss_growth_bytes"])
             print(f"\nRSS that history costs (on minus off): {extra / 2**20:.1f} MiB against a "
                   f"{int(by['on']['budget_bytes']) / 2**20:.0f} MiB budget.")
+    brokers_table(points)
     paired_table(points, "this-", "previous-", "this", "previous",
                  "This build against the previous one (ratio = this / previous; lower is better)")
 
@@ -230,6 +234,57 @@ def summary(out):
         print(f"{r['connections']} idle connections: {int(r['rss_per_conn_bytes']) / 1024:.1f} KiB "
               f"RSS each (from {r['rss_before_kib']} to {r['rss_after_kib']} KiB), "
               f"{r['idle_cpu_percent']} % CPU over 10 s.")
+
+
+BROKERS = ("server", "redis", "nats")
+
+
+def brokers_table(points):
+    """Fan-out to one room against our server, Redis and NATS (labels
+    brokers-TARGET-LOAD), one row per load and target, with p99 against our server's."""
+    loads = []
+    for label in points:
+        if label.startswith("brokers-"):
+            load = label.split("-", 2)[2]
+            if load not in loads:
+                loads.append(load)
+    if not loads:
+        return
+    print("\n## Fan-out to one room: our server, Redis pub/sub, NATS\n")
+    print("The same loadgen room run against each (ratio = p99 / our server's p99).\n")
+    print("| load | target | runs | received msg/s | p50 | p99 | p99.9 | max | p99 ratio "
+          "| lost | errors | server CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for load in loads:
+        ours = points.get(f"brokers-server-{load}")
+        for target in BROKERS:
+            p = points.get(f"brokers-{target}-{load}")
+            if not p:
+                continue
+            ratio = "-"
+            if ours and ours["p99"] and ours["p99"] == ours["p99"]:
+                ratio = f"{p['p99'] / ours['p99']:.2f}x"
+            print(f"| {load} | {target} | {p['runs']} | {p['recv']:.0f} | {fmt_ms(p['p50'])} "
+                  f"| {fmt_ms(p['p99'])} | {fmt_ms(p['p999'])} | {fmt_ms(p['max'])} | {ratio} "
+                  f"| {p['lost']} | {p['errors']} | {p['srv_cpu']:.2f} |")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(addr, seconds):
+    host, port = addr.rsplit(":", 1)
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"nothing accepts connections on {addr} after {seconds} s")
 
 
 def churn_runs(out):
@@ -404,6 +459,10 @@ def main(argv):
             print(stat(*args))
         elif command == "history-csv":
             history_csv(*args)
+        elif command == "free-port":
+            print(free_port())
+        elif command == "wait-port":
+            wait_port(*args)
         elif command == "div":
             value = float(args[0])
             for b in args[1:]:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks of the chat server against a tokio echo baseline, on 127.0.0.1 only.
+# Benchmarks of the chat server against a tokio echo baseline and, for fan-out, against
+# Redis pub/sub and NATS, on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,metrics,tls,history,history-memory,idle]
+#        [--only echo,coalesce,baseline,search,fanout,brokers,metrics,tls,history,
+#                history-memory,idle]
 #        [--previous SERVER_BIN]
 #        [--dry-run]
 #
@@ -16,7 +18,7 @@
 #   summary.md                            medians of every point and the ratios
 #   report.html                           `loadgen report` of every point's runs
 #   compare.txt                           `loadgen compare` of every point's runs
-#   echo.svg, fanout.svg                  `loadgen plot` percentile spectra
+#   echo.svg, fanout.svg, brokers.svg     `loadgen plot` percentile spectra
 #   logs/RUN.server.log, RUN.loadgen.log  each run's server and loadgen output
 # Every point is repeated --reps times (default 3) and medians are reported: this
 # machine's 2 cores are shared by the server and the load generator. --quick (200
@@ -27,6 +29,7 @@
 # --previous SERVER_BIN adds an A/B of another build of the server (say, the last
 # release) against this one: echo with 1 and 2 workers and fan-out to a room, the two
 # builds in turn at every rep (labels this-* and previous-*), compared in summary.md.
+# The brokers section needs redis-server and nats-server (Debian's packages).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +40,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,metrics,tls,history,history-memory,idle"
+only="echo,coalesce,baseline,search,fanout,brokers,metrics,tls,history,history-memory,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -49,7 +52,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --previous) previous=$2; shift ;;
         --dry-run) dry_run=1 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -132,10 +135,38 @@ run_loadgen() {
         die "$run: see $log"
 }
 
+# start_broker RUN redis|nats: starts redis-server or nats-server on a free port of
+# 127.0.0.1, nothing persisted, its output in logs/RUN.server.log; sets server_pid and
+# addr once it accepts connections.
+start_broker() {
+    local log=$out/logs/$1.server.log port
+    port=$(bench_py free-port)
+    case "$2" in
+        redis) "$redis_bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            >"$log" 2>&1 & ;;
+        nats) "$nats_bin" -a 127.0.0.1 -p "$port" >"$log" 2>&1 & ;;
+        *) die "start_broker: unknown broker $2" ;;
+    esac
+    server_pid=$!
+    addr=127.0.0.1:$port
+    bench_py wait-port "$addr" 10 && kill -0 "$server_pid" 2>/dev/null ||
+        die "$2 did not start on $addr (see $log)"
+}
+
+# find_broker PROGRAM: the path of redis-server or nats-server (Debian puts the latter
+# in /usr/sbin, outside a normal user's PATH).
+find_broker() {
+    command -v "$1" 2>/dev/null && return 0
+    [ -x "/usr/sbin/$1" ] && { echo "/usr/sbin/$1"; return 0; }
+    die "$1 is not installed; the brokers section needs it (Debian package $1)"
+}
+
 # run_point LABEL SERVER_CMD... -- LOADGEN_ARGS...: one measured run per rep, each
 # against a fresh server; server CPU per received message goes to server_cpu.csv. Runs
 # are named LABEL.N, N the rep, or $round where a caller interleaves points by rep.
+# SERVER_CMD is started by $starter (start_server unless a caller sets it).
 round=""
+starter=""
 run_point() {
     local label=$1; shift
     local server_cmd=()
@@ -143,7 +174,7 @@ run_point() {
     shift
     for rep in $(seq "$reps"); do
         local n=${round:-$rep} t0 t1 received p99 p999 lost cpu
-        start_server "$label.$n" "${server_cmd[@]}"
+        "${starter:-start_server}" "$label.$n" "${server_cmd[@]}"
         t0=$(cpu_ticks "$server_pid")
         run_loadgen "$label.$n" "$label" --duration "${duration}s" --warmup "${warmup}s" "$@"
         t1=$(cpu_ticks "$server_pid")
@@ -233,6 +264,39 @@ if want fanout; then
     run_point "fanout-1m-w1t1" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 -- \
         --clients "$clients" --rate "$rate_1m" --scenario room --room-size "$clients" \
         --threads 1
+fi
+
+# Fan-out to one room of $clients members, 50 and 1000 messages/s in total, against our
+# server, Redis pub/sub and NATS (each started here on a free port of 127.0.0.1, nothing
+# persisted), in turn at every rep: labels brokers-TARGET-50k and brokers-TARGET-1m.
+# Every member subscribes and publishes on one connection in each (loadgen --protocol
+# binary, redis, nats).
+if want brokers; then
+    echo "==> brokers: $clients clients in one room against the server, Redis and NATS"
+    redis_bin=$(find_broker redis-server)
+    nats_bin=$(find_broker nats-server)
+    all_reps=$reps
+    reps=1
+    rate_50k=$(bench_py div 50 "$clients")
+    rate_1m=$(bench_py div 1000000 "$clients" "$clients")
+    for rep in $(seq "$all_reps"); do
+        round=$rep
+        for load in 50k 1m; do
+            r=$rate_50k
+            [ "$load" = 1m ] && r=$rate_1m
+            args=(--clients "$clients" --rate "$r" --scenario room --room-size "$clients")
+            starter=""
+            run_point "brokers-server-$load" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                --rate-limit 0 -- "${args[@]}" --protocol binary
+            starter=start_broker
+            for broker in redis nats; do
+                run_point "brokers-$broker-$load" "$broker" -- "${args[@]}" --protocol "$broker"
+            done
+            starter=""
+        done
+    done
+    reps=$all_reps
+    round=""
 fi
 
 # The metrics endpoint's cost: echo and fan-out with --metrics on and scraped once a
@@ -429,6 +493,12 @@ if want fanout; then
     mapfile -t files < <(hgrms 'fanout-*')
     if [ "${#files[@]}" -gt 0 ]; then
         "$loadgen_bin" plot -o "$out/fanout.svg" "${files[@]}" >/dev/null
+    fi
+fi
+if want brokers; then
+    mapfile -t files < <(hgrms 'brokers-*')
+    if [ "${#files[@]}" -gt 0 ]; then
+        "$loadgen_bin" plot -o "$out/brokers.svg" "${files[@]}" >/dev/null
     fi
 fi
 bench_py summary "$out" | tee "$out/summary.md"

@@ -82,6 +82,41 @@ class Settings(unittest.TestCase):
         self.assertIn("reps 3, duration 10s, warmup 3s, clients 1000 x 50/s", full)
 
 
+class Brokers(unittest.TestCase):
+    def test_the_brokers_section_is_run_by_default(self):
+        self.assertIn(",brokers,", settings())
+
+    def test_free_port_is_a_bindable_loopback_port(self):
+        import socket
+        port = int(subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "free-port"],
+                                  capture_output=True, text=True, check=True).stdout)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+    def test_wait_port_gives_up_with_the_reason(self):
+        port = bench.free_port()
+        with self.assertRaisesRegex(bench.BenchError, f"127.0.0.1:{port} after 0.2 s"):
+            bench.wait_port(f"127.0.0.1:{port}", "0.2")
+
+    def test_the_summary_compares_the_brokers_with_our_server(self):
+        columns = ["label", "clients", "target_rate", "receive_rate", "p50_us", "p99_us",
+                   "p999_us", "max_us", "lost", "errors", "late_sends", "sent", "received",
+                   "loadgen_cpu_us_per_msg"]
+        with tempfile.TemporaryDirectory() as out:
+            for target, p99 in (("server", 1000), ("redis", 2000), ("nats", 500)):
+                label = f"brokers-{target}-50k"
+                with open(os.path.join(out, f"{label}.csv"), "w") as f:
+                    f.write(",".join(columns) + "\n")
+                    for p in (p99, p99 + 10, p99 - 10):
+                        f.write(f"{label},1000,50,50000,100,{p},{p},{p},0,0,0,50,50000,1.0\n")
+            done = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "summary", out],
+                                  capture_output=True, text=True, check=True).stdout
+        section = done[done.index("## Fan-out to one room"):]
+        self.assertIn("| 50k | server | 3 | 50000 | 0.100 | 1.000 | 1.000 | 1.000 | 1.00x |", section)
+        self.assertIn("| 50k | redis | 3 | 50000 | 0.100 | 2.000 | 2.000 | 2.000 | 2.00x |", section)
+        self.assertIn("| 50k | nats | 3 | 50000 | 0.100 | 0.500 | 0.500 | 0.500 | 0.50x |", section)
+
+
 class Script(unittest.TestCase):
     def test_bench_sh_holds_no_inline_python_and_keeps_server_output(self):
         text = (SCRIPTS / "bench.sh").read_text()

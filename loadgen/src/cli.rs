@@ -166,7 +166,8 @@ pub struct RunArgs {
     /// Members per room (room scenario).
     #[arg(long, default_value_t = 10)]
     pub room_size: u32,
-    /// Wire protocol: binary frames, the server's text mode, or plain echoed lines.
+    /// Wire protocol: binary frames, the server's text mode, plain echoed lines, or a
+    /// broker's pub/sub (Redis RESP3, NATS; room scenario).
     #[arg(long, value_enum, default_value_t = Protocol::Binary)]
     pub protocol: Protocol,
     /// Directory for result files.

@@ -3,8 +3,9 @@
 //!
 //! A client never blocks: messages are appended to its outbound buffer and written as far
 //! as the socket takes them; the rest goes out when the socket turns writable. Everything
-//! it reads is decoded incrementally (frames or lines, see `shared::codec`) and stamps are
-//! checked against the [`SequenceTracker`] of their sender.
+//! it reads is decoded incrementally (frames or lines, see `shared::codec`, or a broker's
+//! replies, see `broker`) and stamps are checked against the [`SequenceTracker`] of their
+//! sender.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -26,6 +27,9 @@ use crate::verify::{Arrival, SequenceTracker};
 
 pub(crate) use crate::tally::{ErrorCounts, Tally};
 pub(crate) use crate::wire::encode_message;
+
+mod broker;
+use broker::BrokerInbox;
 
 /// Outbound bytes a client may hold before further sends are skipped (and counted as
 /// stalled): the server stopped reading.
@@ -126,6 +130,7 @@ pub(crate) enum Status {
 enum Inbox {
     Frames(FrameDecoder),
     Lines(LineDecoder),
+    Broker(BrokerInbox),
 }
 
 /// An open connection.
@@ -290,7 +295,7 @@ impl Client {
                     conn.queue_frame(&bye);
                 }
                 Protocol::Text => conn.out.extend_from_slice(b"/quit\n"),
-                Protocol::Line => {}
+                Protocol::Line | Protocol::Redis | Protocol::Nats => {}
             }
             let _ = conn.flush(registry);
         }
@@ -365,11 +370,15 @@ impl Client {
                     }
                 }
             }
+            Protocol::Redis | Protocol::Nats => {
+                let room = self.plan.room.as_deref().unwrap_or_default();
+                conn.inbox = Inbox::Broker(BrokerInbox::start(rules.protocol, room, &mut conn.out));
+            }
         }
         // Plain echo needs no handshake in text or line mode: the first /echo (or line)
         // tells a chat server which mode this connection speaks.
         let needs_handshake = match rules.protocol {
-            Protocol::Binary => true,
+            Protocol::Binary | Protocol::Redis | Protocol::Nats => true,
             Protocol::Text => rules.scenario != Scenario::Echo,
             Protocol::Line => false,
         };
@@ -484,6 +493,7 @@ impl Client {
             match &mut conn.inbox {
                 Inbox::Frames(d) => d.feed(&scratch[..n]),
                 Inbox::Lines(d) => d.feed(&scratch[..n]),
+                Inbox::Broker(d) => d.feed(&scratch[..n]),
             }
             if !self.drain_inbox(at, cx) || (drained && !final_edge) {
                 // A short read emptied the socket; data arriving later raises a new
@@ -502,6 +512,7 @@ impl Client {
             let decoded = match &mut conn.inbox {
                 Inbox::Frames(d) => d.decode().map(|f| f.map(Incoming::Frame)),
                 Inbox::Lines(d) => d.decode().map(|l| l.map(Incoming::Line)),
+                Inbox::Broker(_) => return self.drain_broker(at, cx),
             };
             match decoded {
                 Ok(None) => return true,

@@ -42,6 +42,12 @@ pub enum Protocol {
     Text,
     /// Any server that sends every line back unchanged (echo scenario only).
     Line,
+    /// Redis pub/sub over RESP3 (room scenario only): a member subscribes to its room's
+    /// channel and publishes to it on the same connection.
+    Redis,
+    /// The NATS text protocol (room scenario only): a member subscribes to its room's
+    /// subject and publishes to it on the same connection.
+    Nats,
 }
 
 impl Protocol {
@@ -51,7 +57,15 @@ impl Protocol {
             Protocol::Binary => "binary",
             Protocol::Text => "text",
             Protocol::Line => "line",
+            Protocol::Redis => "redis",
+            Protocol::Nats => "nats",
         }
+    }
+
+    /// Whether this drives a message broker (Redis, NATS) rather than the chat server
+    /// or an echo server.
+    pub fn is_broker(self) -> bool {
+        matches!(self, Protocol::Redis | Protocol::Nats)
     }
 }
 
@@ -243,6 +257,14 @@ pub enum ConfigError {
     /// A plain line echo server has no rooms or nicks.
     #[error("--protocol line only supports --scenario echo")]
     LineNeedsEcho,
+    /// Brokers are driven as publish/subscribe fan-out, which is the room scenario.
+    #[error(
+        "--protocol {0} only supports --scenario room (members subscribe to the room's channel)"
+    )]
+    BrokerNeedsRoom(&'static str),
+    /// loadgen speaks to brokers in plaintext only.
+    #[error("--protocol {0} does not support --tls")]
+    BrokerWithTls(&'static str),
     /// The in-flight window counts echoes, which only the echo scenario has.
     #[error("--max-in-flight only works with --scenario echo")]
     WindowNeedsEcho,
@@ -291,7 +313,10 @@ impl Config {
             });
         }
         let max = match (self.protocol, self.scenario) {
-            (Protocol::Binary, Scenario::Echo) => MAX_BINARY_PAYLOAD,
+            // Brokers carry the binary stamp in length-prefixed payloads.
+            (Protocol::Binary, Scenario::Echo) | (Protocol::Redis | Protocol::Nats, _) => {
+                MAX_BINARY_PAYLOAD
+            }
             // Say and Direct texts, and every line, must fit a text line on the server,
             // which may relay them to text-mode members.
             _ => MAX_LINE_PAYLOAD,
@@ -311,6 +336,12 @@ impl Config {
         }
         if self.protocol == Protocol::Line && self.scenario != Scenario::Echo {
             return Err(ConfigError::LineNeedsEcho);
+        }
+        if self.protocol.is_broker() && self.scenario != Scenario::Room {
+            return Err(ConfigError::BrokerNeedsRoom(self.protocol.name()));
+        }
+        if self.protocol.is_broker() && self.tls.is_some() {
+            return Err(ConfigError::BrokerWithTls(self.protocol.name()));
         }
         if self.max_in_flight > 0 && self.scenario != Scenario::Echo {
             return Err(ConfigError::WindowNeedsEcho);
@@ -463,6 +494,22 @@ mod tests {
                     churn: 1.0,
                     scenario: Scenario::Room,
                     protocol: Protocol::Text,
+                    ..base.clone()
+                },
+                ConfigError::ChurnNeedsBinaryRoom,
+            ),
+            (
+                Config {
+                    protocol: Protocol::Redis,
+                    ..base.clone()
+                },
+                ConfigError::BrokerNeedsRoom("redis"),
+            ),
+            (
+                Config {
+                    scenario: Scenario::Room,
+                    protocol: Protocol::Nats,
+                    churn: 1.0,
                     ..base.clone()
                 },
                 ConfigError::ChurnNeedsBinaryRoom,

@@ -1,5 +1,6 @@
 //! `loadgen`: an open-loop load generator for the chat server (and for any line echo
-//! server), measuring latency the way wrk2 does.
+//! server, and Redis pub/sub and NATS as brokers of the room scenario), measuring
+//! latency the way wrk2 does.
 //!
 //! Each client sends on a fixed schedule (`--rate` per second, phases spread evenly over
 //! the period) and never waits for a reply. Every message carries its sender, sequence
@@ -17,7 +18,10 @@
 //! - [`runner`]: [`run`], the coordinator: plans clients, starts threads, merges reports,
 //!   writes results.
 //! - `worker`: one load thread (mio poll, connect ramp, schedule, drain).
-//! - `client`: one simulated client (connection, handshake, wire formats, checks).
+//! - `client`: one simulated client (connection, handshake, wire formats, checks);
+//!   `client::broker` for a room member on Redis or NATS.
+//! - `wire`: a load message's wire form, and the brokers' protocols (`wire::redis`,
+//!   `wire::nats`).
 //! - [`schedule`]: intended send times, phase spread, late-send accounting.
 //! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
 //! - [`verify`]: per-sender sequence tracking (duplicates, reordering).

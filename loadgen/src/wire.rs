@@ -1,5 +1,11 @@
 //! The wire form of a load message: one stamp encoded as the run's protocol and
 //! scenario ask, by hand, since it runs for every message.
+//!
+//! The brokers' protocols live beside it: [`redis`] (RESP) and [`nats`], each with the
+//! commands a member sends and a decoder of what the broker sends back.
+
+pub(crate) mod nats;
+pub(crate) mod redis;
 
 use shared::frame::{LEN_PREFIX, types};
 
@@ -50,7 +56,36 @@ pub(crate) fn encode_message(stamp: &Stamp, rules: &Rules, plan: &ClientPlan, ou
             stamp.put_ascii(rules.payload, out);
             out.push(b'\n');
         }
+        // Brokers take any bytes in their length-prefixed payloads: the binary stamp.
+        Protocol::Redis => {
+            let channel = plan.room.as_deref().unwrap_or_default();
+            redis::put_publish(channel, rules.payload, out, |out| {
+                stamp.put_binary(rules.payload, out);
+            });
+        }
+        Protocol::Nats => {
+            let subject = plan.room.as_deref().unwrap_or_default();
+            nats::put_publish(subject, rules.payload, out, |out| {
+                stamp.put_binary(rules.payload, out);
+            });
+        }
     }
+}
+
+/// Appends `n` in decimal without allocating (lengths in the brokers' publish commands,
+/// written for every message).
+pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Names are validated (at most 64 characters of a restricted set) so they fit a `str8`.

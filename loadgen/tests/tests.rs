@@ -3,11 +3,13 @@
 //! `verification` (loss, duplicates, reordering, corruption), `results` (files, compare,
 //! plot), `report_html` (the HTML report in a headless Chromium), `cli` (the binary: help,
 //! exit codes, Ctrl+C), `end_to_end` (the real chat server, every scenario and
-//! protocol, several servers), `multi` (several processes: `--start-at`, `merge`) and
-//! `tls` (the real server over TLS). Helpers live in `common`.
+//! protocol, several servers), `brokers` (real Redis and NATS servers), `multi` (several
+//! processes: `--start-at`, `merge`) and `tls` (the real server over TLS). Helpers live
+//! in `common`.
 
 mod common;
 
+mod brokers;
 mod cli;
 mod end_to_end;
 mod multi;

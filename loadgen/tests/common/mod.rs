@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: small misbehaving echo servers, quick load
-//! configurations, and access to the built binary.
+//! configurations, access to the built binary, and real brokers (`brokers`).
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod brokers;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
