@@ -37,11 +37,13 @@ nick back and re-joins its rooms, replaying the messages it missed; it exits (co
 that does not succeed within --reconnect-for. Typed lines are not sent meanwhile."
 )]
 pub struct Args {
-    /// Server address, HOST:PORT (a host name is tried at each address it resolves to).
+    /// Server address, HOST:PORT (a host name is tried at each address it resolves to),
+    /// or several separated by commas (the nodes of a cluster): each connection, the
+    /// first and every reconnect, tries them in order until one answers.
     #[arg(long, default_value_t = format!("127.0.0.1:{}", shared::DEFAULT_PORT))]
     pub addr: String,
     /// Speak TLS, verifying the server's certificate against the system's trusted roots
-    /// (or --ca); the certificate must name the host of --addr.
+    /// (or --ca); the certificate must name the host of --addr (of its first address).
     #[arg(long)]
     pub tls: bool,
     /// With --tls, trust the CA certificates in this PEM file (a private CA) instead of
@@ -174,19 +176,21 @@ fn seconds(flag: &'static str, value: f64, zero_ok: bool) -> Result<Duration, Us
     Ok(duration)
 }
 
-/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`) to every
-/// address the resolver gives, in its order.
-fn resolve(addr: &str) -> Result<Vec<SocketAddr>, UsageError> {
-    let err = |reason: String| UsageError::Addr {
-        addr: addr.to_owned(),
-        reason,
-    };
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| err(e.to_string()))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(err("resolves to no address".into()));
+/// Resolves `HOST:PORT` (`127.0.0.1:7878`, `localhost:7878`, `[::1]:7878`), or several
+/// separated by commas, to every address the resolver gives, in the order given and
+/// the resolver's order.
+fn resolve(list: &str) -> Result<Vec<SocketAddr>, UsageError> {
+    let mut addrs = Vec::new();
+    for addr in list.split(',').map(str::trim) {
+        let err = |reason: String| UsageError::Addr {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let before = addrs.len();
+        addrs.extend(addr.to_socket_addrs().map_err(|e| err(e.to_string()))?);
+        if addrs.len() == before {
+            return Err(err("resolves to no address".into()));
+        }
     }
     Ok(addrs)
 }
@@ -209,7 +213,8 @@ impl Args {
             let trust = self.ca.map_or(Trust::System, Trust::Ca);
             Some(TlsSettings {
                 config: client_config(&trust).map_err(UsageError::Tls)?,
-                name: server_name(&self.addr).map_err(UsageError::Tls)?,
+                name: server_name(self.addr.split(',').next().unwrap_or_default().trim())
+                    .map_err(UsageError::Tls)?,
             })
         } else {
             None
@@ -251,6 +256,15 @@ mod tests {
         let config = args.into_config().unwrap();
         assert_eq!(config.drain_timeout, Duration::from_secs(2));
         assert_eq!(config.addrs, ["127.0.0.1:7878".parse().unwrap()]);
+        let nodes = Args::parse_from(["chat", "--addr", "127.0.0.1:1, 127.0.0.1:2"]);
+        let nodes = nodes.into_config().unwrap().addrs;
+        assert_eq!(
+            nodes,
+            [
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap()
+            ]
+        );
         let refused = |args: &[&str]| Args::parse_from(args).into_config().unwrap_err();
         assert!(matches!(
             refused(&["chat", "--nick", "bad nick"]),

@@ -612,3 +612,42 @@ fn private_chats_work_between_users_of_different_nodes() {
         "{ended:?}"
     );
 }
+
+#[test]
+fn nodes_sharing_one_port_share_one_world() {
+    let redis = Redis::start();
+    let mut first = ClusterConfig::new(redis.url());
+    first.node_name = "first".to_owned();
+    let a = TestServer::with(|config| {
+        config.share_port = true;
+        config.cluster = Some(first);
+    });
+    let mut second = ClusterConfig::new(redis.url());
+    second.node_name = "second".to_owned();
+    let port = a.addr;
+    let b = TestServer::with(|config| {
+        config.bind = port;
+        config.share_port = true;
+        config.cluster = Some(second);
+    });
+    assert_eq!(a.addr, b.addr);
+    // The kernel spreads connections over both nodes (connect until each has some);
+    // all meet in one room.
+    let mut members = Vec::new();
+    while members.len() < 4 || a.stat("connections") == 0 || b.stat("connections") == 0 {
+        assert!(
+            members.len() < 64,
+            "the kernel sent every connection to one node"
+        );
+        let mut member = BinClient::named(a.addr, &format!("m{}", members.len()));
+        member.join("hall");
+        members.push(member);
+    }
+    let (on_a, on_b) = (a.stat("connections"), b.stat("connections"));
+    assert_eq!(on_a + on_b, members.len() as u64);
+    say(&mut members[0], "hall", "to all");
+    for member in &mut members {
+        assert_eq!(room_messages(member, 1)[0].2, "to all");
+    }
+    println!("connections: {on_a} on one node, {on_b} on the other");
+}

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cluster;
 mod fake_server;
 mod real_server;
 mod reconnect;
