@@ -651,3 +651,53 @@ fn nodes_sharing_one_port_share_one_world() {
     }
     println!("connections: {on_a} on one node, {on_b} on the other");
 }
+
+#[test]
+fn a_redis_that_stops_answering_costs_bounded_waits_and_nothing_hangs() {
+    let redis = Redis::start();
+    let mut cluster = ClusterConfig::new(redis.url());
+    cluster.node_name = "a".to_owned();
+    cluster.queue = 4;
+    let a = TestServer::with(|config| config.cluster = Some(cluster));
+    let mut ann = BinClient::named(a.addr, "ann");
+    ann.join("hall");
+    let pid = nix::unistd::Pid::from_raw(redis.child.as_ref().unwrap().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Many requests that need Redis: the queue holds 4, the rest are refused at once.
+    let mut clients: Vec<BinClient> = (0..12).map(|_| BinClient::connect(a.addr)).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(&Frame::SetNick {
+            nick: format!("n{i}"),
+        });
+    }
+    let started = Instant::now();
+    let mut unavailable = 0;
+    for client in &mut clients {
+        match client.expect(|f| matches!(f, Frame::NickChanged { .. } | Frame::Error { .. })) {
+            Frame::Error { code, .. } if code == ErrorCode::UNAVAILABLE => unavailable += 1,
+            other => panic!("nothing can be claimed while Redis is paused: {other:?}"),
+        }
+    }
+    assert_eq!(unavailable, 12);
+    assert!(
+        a.stat("cluster_refused") >= 1,
+        "the full queue refused some at once"
+    );
+    // Echo never waits on Redis.
+    let echo = Instant::now();
+    ann.send(&Frame::Echo {
+        payload: bytes::Bytes::from_static(b"x"),
+    });
+    ann.expect(|f| matches!(f, Frame::EchoReply { .. }));
+    assert!(
+        echo.elapsed() < Duration::from_secs(1),
+        "echo waited {:?}",
+        echo.elapsed()
+    );
+    println!("12 claims answered 214 within {:?}", started.elapsed());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let mut late = BinClient::connect(a.addr);
+    eventually(TIMEOUT, "claims to work again", || {
+        matches!(set_nick(&mut late, "back"), Frame::NickChanged { .. }).then_some(())
+    });
+}

@@ -110,6 +110,11 @@ pub(crate) trait Mailbox: Send + Sync {
     /// must reach each member in the order they are made.
     fn room(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>);
 
+    /// Whether some worker has more deliveries waiting than it should take: the
+    /// caller holds back what it reads from elsewhere until this clears, so the
+    /// backlog stays bounded and the sender (Redis) feels the push-back.
+    fn congested(&self) -> bool;
+
     /// Delivers `frame` to one local connection in framing `mode`, if it is still
     /// there and on arrival within `scope`.
     fn send(&self, to: ConnId, mode: Mode, frame: Frame, scope: Scope);

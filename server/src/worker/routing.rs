@@ -196,6 +196,16 @@ impl Mailroom {
 }
 
 impl Mailbox for Mailroom {
+    fn congested(&self) -> bool {
+        self.shared.upgrade().is_some_and(|shared| {
+            shared
+                .stats
+                .workers
+                .iter()
+                .any(|w| w.backlog() >= super::BACKLOG_HIGH_WATER as u64)
+        })
+    }
+
     fn answer(&self, to: ConnId, answer: Answer) {
         if let Some(shared) = self.shared.upgrade() {
             Self::send(

@@ -163,7 +163,7 @@ impl Bridge {
             if now < self.next_attempt {
                 return Err(unavailable("reconnecting"));
             }
-            match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+            match super::command_connection(&self.client, CONNECT_TIMEOUT) {
                 Ok(conn) => {
                     tracing::info!("Redis is reachable again");
                     self.conn = Some(conn);

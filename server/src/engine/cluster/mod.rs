@@ -59,6 +59,21 @@ use keys::Keys;
 pub use keys::valid_node_name;
 use subscriber::{Endpoint, Handler, Subscriber};
 
+/// Longest wait for one Redis reply: a Redis that stops answering (paused, swamped)
+/// is treated as unreachable after it, instead of holding the command thread.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens a command connection whose replies may take at most [`REPLY_TIMEOUT`].
+fn command_connection(
+    client: &redis::Client,
+    connect: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(connect)?;
+    conn.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    conn.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    Ok(conn)
+}
+
 /// Guest numbers handed to a node at a time.
 const GUEST_BLOCK: u64 = 1_000_000;
 
@@ -114,6 +129,8 @@ struct Counters {
     /// Room messages delivered to this node's members only, with id 0, because Redis
     /// was unreachable.
     local_only: AtomicU64,
+    /// Milliseconds the subscriber waited for congested workers.
+    held_back: AtomicU64,
 }
 
 /// What the engine, its command thread and its subscriber share.
@@ -370,6 +387,13 @@ impl Core {
 
 impl Handler for Core {
     fn message(&self, channel: &str, payload: &[u8]) {
+        // Workers behind: read nothing more until they catch up. Redis buffers what
+        // waits, and past its limit for subscribers drops this connection; the
+        // messages missed meanwhile are read back from the rooms' logs.
+        while self.mailbox.get().is_some_and(|m| m.congested()) {
+            self.counters.held_back.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if let Some(folded) = self.keys.room_of_channel(channel) {
             return match keys::parse_event(payload) {
                 Some(event) => self.deliver_event(folded, &event),
@@ -437,8 +461,7 @@ impl ClusterEngine {
             password: settings.password().map(str::to_owned),
         };
         let keys = Keys::new(settings.db());
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_secs(2))
+        let mut conn = command_connection(&client, Duration::from_secs(2))
             .map_err(|e| io_error(format!("cannot reach Redis at {}: {e}", config.redis)))?;
         let guests: u64 = redis::cmd("INCR")
             .arg(keys.guests())
