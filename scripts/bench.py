@@ -179,6 +179,7 @@ def summary(out):
             print(f"\nRSS that history costs (on minus off): {extra / 2**20:.1f} MiB against a "
                   f"{int(by['on']['budget_bytes']) / 2**20:.0f} MiB budget.")
     brokers_table(points)
+    cluster_table(points, cpu)
     paired_table(points, "this-", "previous-", "this", "previous",
                  "This build against the previous one (ratio = this / previous; lower is better)")
 
@@ -267,6 +268,37 @@ def brokers_table(points):
             print(f"| {load} | {target} | {p['runs']} | {p['recv']:.0f} | {fmt_ms(p['p50'])} "
                   f"| {fmt_ms(p['p99'])} | {fmt_ms(p['p999'])} | {fmt_ms(p['max'])} | {ratio} "
                   f"| {p['lost']} | {p['errors']} | {p['srv_cpu']:.2f} |")
+
+
+def cluster_table(points, cpu):
+    """Two nodes through Redis (labels cluster-two-LOAD) against one node
+    (cluster-single-LOAD), with the CPU of each node and of Redis per delivery."""
+    loads = [label.split("-", 2)[2] for label in points if label.startswith("cluster-two-")]
+    if not loads:
+        return
+    print("\n## Two nodes through Redis against one node\n")
+    print("The room's members (or the echo clients) split over the two nodes, one worker")
+    print("each; the single node has two. CPU in microseconds per delivery (echo: per")
+    print("reply).\n")
+    print("| load | setup | runs | received msg/s | p50 | p99 | p99.9 | p99 ratio | lost "
+          "| nodes CPU | node a | node b | Redis CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for load in loads:
+        one = points.get(f"cluster-single-{load}")
+        two = points.get(f"cluster-two-{load}")
+        for setup, p in (("one node", one), ("two nodes", two)):
+            if not p:
+                continue
+            ratio = "-"
+            if setup == "two nodes" and one and one["p99"]:
+                ratio = f"{p['p99'] / one['p99']:.2f}x"
+            parts = ["-", "-", "-"]
+            if setup == "two nodes":
+                parts = [f"{median(cpu.get(f'cluster-two-{load}~{part}', [])):.2f}"
+                         for part in ("a", "b", "redis")]
+            print(f"| {load} | {setup} | {p['runs']} | {p['recv']:.0f} | {fmt_ms(p['p50'])} "
+                  f"| {fmt_ms(p['p99'])} | {fmt_ms(p['p999'])} | {ratio} | {p['lost']} "
+                  f"| {p['srv_cpu']:.2f} | {parts[0]} | {parts[1]} | {parts[2]} |")
 
 
 def free_port():

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks of the chat server against a tokio echo baseline and, for fan-out, against
-# Redis pub/sub and NATS, on 127.0.0.1 only.
+# Redis pub/sub and NATS, and of two server nodes clustered through Redis against one,
+# on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,brokers,metrics,tls,history,
-#                history-memory,idle]
+#        [--only echo,coalesce,baseline,search,fanout,brokers,cluster,metrics,tls,
+#                history,history-memory,idle]
 #        [--previous SERVER_BIN]
 #        [--dry-run]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
 # stops it, and writes under --out (default results/bench-<UTC time>/):
 #   *.csv, *.hgrm, *.hlog, *.series.csv   loadgen's own results, one summary CSV per point
-#   server_cpu.csv                        server CPU time per message, per run
+#   server_cpu.csv                        server CPU time per message, per run (for a
+#                                         cluster: both nodes, and ~a, ~b, ~redis apart)
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
 #   history.csv                           history kept and RSS of rooms filled past their limit, on and off
@@ -29,7 +31,8 @@
 # --previous SERVER_BIN adds an A/B of another build of the server (say, the last
 # release) against this one: echo with 1 and 2 workers and fan-out to a room, the two
 # builds in turn at every rep (labels this-* and previous-*), compared in summary.md.
-# The brokers section needs redis-server and nats-server (Debian's packages).
+# The brokers section needs redis-server and nats-server (Debian's packages), the
+# cluster section redis-server.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +43,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,brokers,metrics,tls,history,history-memory,idle"
+only="echo,coalesce,baseline,search,fanout,brokers,cluster,metrics,tls,history,history-memory,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -90,6 +93,8 @@ cleanup() {
     [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
     [ -n "$scraper_pid" ] && kill -9 "$scraper_pid" 2>/dev/null || true
     [ -n "$idle_pid" ] && kill -9 "$idle_pid" 2>/dev/null || true
+    [ -n "$node_b_pid" ] && kill -9 "$node_b_pid" 2>/dev/null || true
+    [ -n "$redis_pid" ] && kill -9 "$redis_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -293,6 +298,87 @@ if want brokers; then
                 run_point "brokers-$broker-$load" "$broker" -- "${args[@]}" --protocol "$broker"
             done
             starter=""
+        done
+    done
+    reps=$all_reps
+    round=""
+fi
+
+# start_cluster RUN: redis-server on a free port of 127.0.0.1 (nothing persisted) and
+# two server nodes joined through it (--workers 1 each, so the two nodes together have
+# the single node's two workers); sets addr to both nodes' addresses, server_pid to
+# node a's, node_b_pid and redis_pid.
+node_b_pid=""
+redis_pid=""
+start_cluster() {
+    local run=$1 port url a
+    port=$(bench_py free-port)
+    "$redis_bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$out/logs/$run.redis.log" 2>&1 &
+    redis_pid=$!
+    bench_py wait-port "127.0.0.1:$port" 10 || die "redis-server did not start (see $out/logs/$run.redis.log)"
+    url=redis://127.0.0.1:$port
+    start_server "$run.b" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 \
+        --redis "$url" --node-name b
+    node_b_pid=$server_pid
+    a=$addr
+    start_server "$run.a" "$server_bin" --bind 127.0.0.1:0 --workers 1 -q --rate-limit 0 \
+        --redis "$url" --node-name a
+    addr=$addr,$a
+}
+
+stop_cluster() {
+    stop_server
+    kill -INT "$node_b_pid" 2>/dev/null || true
+    wait "$node_b_pid" 2>/dev/null || true
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    node_b_pid=""
+    redis_pid=""
+}
+
+# A cluster of two nodes through Redis against the single node, in turn at every rep:
+# one room of $clients members split over the two nodes (loadgen --addr A,B puts client i
+# on node i mod 2) at 50 and 1000 messages/s in total, and echo. Labels
+# cluster-single-LOAD and cluster-two-LOAD; the CPU of each node and of Redis per
+# delivery goes to server_cpu.csv as cluster-two-LOAD~a, ~b and ~redis.
+if want cluster; then
+    echo "==> cluster: two nodes through Redis against one node, fan-out and echo"
+    redis_bin=$(find_broker redis-server)
+    all_reps=$reps
+    reps=1
+    rate_50k=$(bench_py div 50 "$clients")
+    rate_1m=$(bench_py div 1000000 "$clients" "$clients")
+    for rep in $(seq "$all_reps"); do
+        round=$rep
+        for load in 50k 1m echo; do
+            case $load in
+                50k) args=(--clients "$clients" --rate "$rate_50k" --scenario room --room-size "$clients") ;;
+                1m) args=(--clients "$clients" --rate "$rate_1m" --scenario room --room-size "$clients") ;;
+                echo) args=(--clients "$clients" --rate "$rate" --scenario echo --protocol binary) ;;
+            esac
+            run_point "cluster-single-$load" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q \
+                --rate-limit 0 -- "${args[@]}"
+            label=cluster-two-$load
+            start_cluster "$label.$rep"
+            ta0=$(cpu_ticks "$server_pid"); tb0=$(cpu_ticks "$node_b_pid"); tr0=$(cpu_ticks "$redis_pid")
+            run_loadgen "$label.$rep" "$label" --duration "${duration}s" --warmup "${warmup}s" "${args[@]}"
+            ta1=$(cpu_ticks "$server_pid"); tb1=$(cpu_ticks "$node_b_pid"); tr1=$(cpu_ticks "$redis_pid")
+            stop_cluster
+            read -r received p99 p999 lost <<<"$row"
+            for part in a b redis; do
+                case $part in
+                    a) t0=$ta0 t1=$ta1 ;;
+                    b) t0=$tb0 t1=$tb1 ;;
+                    redis) t0=$tr0 t1=$tr1 ;;
+                esac
+                bench_py server-cpu "$out/server_cpu.csv" "$label~$part" "$rep" "$t0" "$t1" "$hz" \
+                    "$received" "$warmup" "$duration" >/dev/null
+            done
+            cpu=$(bench_py server-cpu "$out/server_cpu.csv" "$label" "$rep" \
+                "$((ta0 + tb0))" "$((ta1 + tb1))" "$hz" "$received" "$warmup" "$duration")
+            printf '    %-22s rep %s: p99 %s us, p99.9 %s us, lost %s, nodes cpu %s us/msg\n' \
+                "$label" "$rep" "$p99" "$p999" "$lost" "$cpu"
         done
     done
     reps=$all_reps
