@@ -117,6 +117,35 @@ class Brokers(unittest.TestCase):
         self.assertIn("| 50k | nats | 3 | 50000 | 0.100 | 0.500 | 0.500 | 0.500 | 0.50x |", section)
 
 
+class Cluster(unittest.TestCase):
+    def test_the_cluster_section_is_run_by_default(self):
+        self.assertIn(",cluster,", settings())
+
+    def test_the_summary_puts_two_nodes_next_to_one_with_each_process_cpu(self):
+        columns = ["label", "clients", "target_rate", "receive_rate", "p50_us", "p99_us",
+                   "p999_us", "max_us", "lost", "errors", "late_sends", "sent", "received",
+                   "loadgen_cpu_us_per_msg"]
+        with tempfile.TemporaryDirectory() as out:
+            for setup, p99 in (("single", 1000), ("two", 1500)):
+                label = f"cluster-{setup}-50k"
+                with open(os.path.join(out, f"{label}.csv"), "w") as f:
+                    f.write(",".join(columns) + "\n")
+                    f.write(f"{label},1000,50,50000,100,{p99},{p99},{p99},0,0,0,50,50000,1.0\n")
+            with open(os.path.join(out, "server_cpu.csv"), "w") as f:
+                f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg\n")
+                for label, cpu in (("cluster-single-50k", 4.0), ("cluster-two-50k", 5.0),
+                                   ("cluster-two-50k~a", 2.5), ("cluster-two-50k~b", 2.5),
+                                   ("cluster-two-50k~redis", 1.25)):
+                    f.write(f"{label},1,1,1,{cpu}\n")
+            done = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "summary", out],
+                                  capture_output=True, text=True, check=True).stdout
+        section = done[done.index("## Two nodes through Redis"):]
+        self.assertIn("| 50k | one node | 1 | 50000 | 0.100 | 1.000 | 1.000 | - | 0 | 4.00 | - | - | - |",
+                      section)
+        self.assertIn("| 50k | two nodes | 1 | 50000 | 0.100 | 1.500 | 1.500 | 1.50x | 0 | 5.00 "
+                      "| 2.50 | 2.50 | 1.25 |", section)
+
+
 class Script(unittest.TestCase):
     def test_bench_sh_holds_no_inline_python_and_keeps_server_output(self):
         text = (SCRIPTS / "bench.sh").read_text()
