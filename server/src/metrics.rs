@@ -339,6 +339,19 @@ impl Collector for ServerMetrics {
             "Bytes of room history kept, as accounted against --history-budget.",
             i64::try_from(counts.history_bytes).unwrap_or(i64::MAX),
         )?;
+        for extra in self.shared.engine.extra_stats() {
+            let name = format!("chat_{}", extra.name);
+            if extra.counter {
+                counter(e, &name, extra.help, extra.value)?;
+            } else {
+                gauge(
+                    e,
+                    &name,
+                    extra.help,
+                    i64::try_from(extra.value).unwrap_or(i64::MAX),
+                )?;
+            }
+        }
         let (sum, count, buckets) = stats.fanout_histogram();
         let bounds: Vec<(f64, u64)> = FANOUT_BUCKETS
             .iter()

@@ -58,7 +58,8 @@ impl ShutdownHandle {
     /// A snapshot of the server's counters, as `/stats` reports them.
     pub fn stats(&self) -> Vec<(String, u64)> {
         let mut stats = self.shared.stats.snapshot();
-        stats.extend(self.shared.engine.extra_stats());
+        let extra = self.shared.engine.extra_stats();
+        stats.extend(extra.into_iter().map(|s| (s.name.to_owned(), s.value)));
         stats
     }
 }

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BinClient, TIMEOUT, TestServer};
+use common::{BinClient, TIMEOUT, TestServer, scrape};
 use server::ClusterConfig;
 use shared::{ErrorCode, Frame};
 
@@ -162,6 +162,34 @@ fn room_messages_reach_every_member_on_every_node_once_and_in_one_order() {
         let (_, _, text) = room_messages(member, 1).remove(0);
         assert_eq!(text, "last");
     }
+}
+
+#[test]
+fn the_cluster_view_is_in_stats_and_metrics() {
+    let redis = Redis::start();
+    let mut first = ClusterConfig::new(redis.url());
+    first.node_name = "a".to_owned();
+    let a = TestServer::with(|config| {
+        config.cluster = Some(first);
+        config.metrics = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    });
+    let b = node(&redis, "b");
+    let metrics = a.metrics_addr().expect("metrics are on");
+    // Each node counts the live nodes at its lease renewals (every third of 5 s).
+    eventually(TIMEOUT, "both nodes to be seen", || {
+        (scrape(metrics)["chat_cluster_nodes{}"] == 2.0).then_some(())
+    });
+    let scraped = scrape(metrics);
+    assert_eq!(scraped["chat_cluster_redis_up{}"], 1.0);
+    assert_eq!(scraped["chat_cluster_refused_total{}"], 0.0);
+    let mut ann = BinClient::named(b.addr, "ann");
+    ann.send(&Frame::GetStats);
+    let Frame::Stats { entries } = ann.expect(|f| matches!(f, Frame::Stats { .. })) else {
+        unreachable!()
+    };
+    let stat = |name: &str| entries.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    assert_eq!(stat("cluster_redis_up"), Some(1));
+    assert!(stat("cluster_nodes").is_some() && stat("cluster_gaps") == Some(0));
 }
 
 #[test]

@@ -409,13 +409,27 @@ pub(crate) trait Engine: Send + Sync + std::fmt::Debug {
     /// Gives the engine the way to the workers, once they exist.
     fn attach(&self, _mailbox: Arc<dyn Mailbox>) {}
 
-    /// Extra `/stats` entries (the cluster view).
-    fn extra_stats(&self) -> Vec<(String, u64)> {
+    /// Extra `/stats` entries and metrics (the cluster view).
+    fn extra_stats(&self) -> Vec<ExtraStat> {
         Vec::new()
     }
 
     /// Stops the engine's own threads, if any.
     fn stop(&self) {}
+}
+
+/// One of an engine's own counters or gauges: `/stats` shows it as `name`, the metrics
+/// endpoint as `chat_NAME` (`chat_NAME_total` for a counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExtraStat {
+    /// Name in `/stats`.
+    pub(crate) name: &'static str,
+    /// What it counts, for the metrics endpoint.
+    pub(crate) help: &'static str,
+    /// Whether it only grows (a counter) rather than going up and down (a gauge).
+    pub(crate) counter: bool,
+    /// The value.
+    pub(crate) value: u64,
 }
 
 /// Requests an engine answers later (see `remote`).

@@ -367,7 +367,8 @@ impl Session {
         entries.push(("rooms".to_owned(), counts.rooms));
         entries.push(("room_members".to_owned(), counts.members));
         entries.push(("history_bytes".to_owned(), counts.history_bytes));
-        entries.extend(ctx.engine.extra_stats());
+        let extra = ctx.engine.extra_stats();
+        entries.extend(extra.into_iter().map(|s| (s.name.to_owned(), s.value)));
         match self.mode {
             Mode::Binary => out.push(Effect::Reply(Frame::Stats { entries })),
             Mode::Text => {

@@ -1,11 +1,13 @@
-//! Helpers for end-to-end tests: an in-process server on 127.0.0.1:0 and blocking
-//! binary and text clients with timeouts, so a broken server fails a test instead of
-//! hanging it.
+//! Helpers for end-to-end tests: an in-process server on 127.0.0.1:0, blocking binary
+//! and text clients with timeouts, so a broken server fails a test instead of hanging
+//! it, and a scrape of the metrics endpoint read by the reference OpenMetrics parser.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -291,4 +293,69 @@ impl TextClient {
         }
         lines
     }
+}
+
+/// Sends `request` raw and returns the whole response.
+pub fn http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.write_all(request).expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    String::from_utf8(response).expect("utf-8 response")
+}
+
+/// The status code and body of a response.
+pub fn split(response: &str) -> (u16, &str) {
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body)
+}
+
+/// Every sample of a scrape, `name{labels}` -> value, as the reference parser reads it.
+pub fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let (status, body) = {
+        let response = http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (status, body) = split(&response);
+        (status, body.to_owned())
+    };
+    assert_eq!(status, 200);
+    let script = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}} {s.value}")
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with prometheus_client, which .ci/run installs)");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("feed the parser");
+    let out = python.wait_with_output().expect("parser output");
+    assert!(
+        out.status.success(),
+        "the reference parser refused the exposition: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }

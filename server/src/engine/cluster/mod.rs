@@ -27,7 +27,8 @@
 //!   node go to that node's channel.
 //!
 //! Not shared: nick-change notices to room mates of other nodes, and accounts (each
-//! node reads its own accounts file; a login claims its nick cluster-wide).
+//! node reads its own accounts file; a login then claims its nick cluster-wide like a
+//! rename).
 
 mod bridge;
 mod keys;
@@ -48,9 +49,9 @@ use shared::names::fold;
 use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 use super::{
-    Ask, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, Fanout, HistoryLimits,
-    Listing, Mailbox, Member, Membership, MemoryEngine, Outlet, Page, Partner, Refusal, Remote,
-    Renamed, RoomId, User,
+    Ask, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, ExtraStat, Fanout,
+    HistoryLimits, Listing, Mailbox, Member, Membership, MemoryEngine, Outlet, Page, Partner,
+    Refusal, Remote, Renamed, RoomId, User,
 };
 use crate::config::ClusterConfig;
 use crate::session::Scope;
@@ -595,7 +596,8 @@ impl Engine for ClusterEngine {
     }
 
     fn set_nick(&self, id: ConnId, nick: &str) -> Result<Renamed, Refusal> {
-        // A login's rename: local first, claimed cluster-wide behind it.
+        // Sessions ask for renames (`Ask::SetNick`); this immediate form renames
+        // locally and claims the nick behind it.
         let renamed = self.core.memory.set_nick(id, nick)?;
         if let Some(user) = self.core.memory.user_of(id) {
             let nick = nick.to_owned();
@@ -688,29 +690,70 @@ impl Engine for ClusterEngine {
         let _ = self.core.mailbox.set(mailbox);
     }
 
-    fn extra_stats(&self) -> Vec<(String, u64)> {
+    fn extra_stats(&self) -> Vec<ExtraStat> {
         let c = &self.core.counters;
         let up = c.redis_up.load(Ordering::Acquire) && self.core.subscriber.is_up();
+        let stat = |name, help, counter, value| ExtraStat {
+            name,
+            help,
+            counter,
+            value,
+        };
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         vec![
-            ("cluster_nodes".to_owned(), c.nodes.load(Ordering::Relaxed)),
-            ("cluster_redis_up".to_owned(), u64::from(up)),
-            ("cluster_queued".to_owned(), self.jobs.len() as u64),
-            (
-                "cluster_refused".to_owned(),
-                c.refused.load(Ordering::Relaxed),
+            stat(
+                "cluster_nodes",
+                "Live cluster nodes at the last lease renewal, this one included.",
+                false,
+                get(&c.nodes),
             ),
-            (
-                "cluster_dropped".to_owned(),
-                c.dropped.load(Ordering::Relaxed),
+            stat(
+                "cluster_redis_up",
+                "1 while both connections to Redis are up.",
+                false,
+                u64::from(up),
             ),
-            ("cluster_gaps".to_owned(), c.gaps.load(Ordering::Relaxed)),
-            (
-                "cluster_recovered".to_owned(),
-                c.recovered.load(Ordering::Relaxed),
+            stat(
+                "cluster_queued",
+                "Jobs waiting for the node's Redis command thread.",
+                false,
+                self.jobs.len() as u64,
             ),
-            (
-                "cluster_local_only".to_owned(),
-                c.local_only.load(Ordering::Relaxed),
+            stat(
+                "cluster_refused",
+                "Requests refused (error 214) or jobs dropped: the queue to Redis was full.",
+                true,
+                get(&c.refused),
+            ),
+            stat(
+                "cluster_dropped",
+                "Room messages and frames not published: Redis was unreachable.",
+                true,
+                get(&c.dropped),
+            ),
+            stat(
+                "cluster_gaps",
+                "Times the subscription found room messages missing.",
+                true,
+                get(&c.gaps),
+            ),
+            stat(
+                "cluster_recovered",
+                "Missed room messages read back from the rooms' logs.",
+                true,
+                get(&c.recovered),
+            ),
+            stat(
+                "cluster_local_only",
+                "Room messages delivered to this node's members only (id 0): Redis was unreachable.",
+                true,
+                get(&c.local_only),
+            ),
+            stat(
+                "cluster_held_back_ms",
+                "Milliseconds the subscriber waited for congested workers.",
+                true,
+                get(&c.held_back),
             ),
         ]
     }
