@@ -1,11 +1,13 @@
 //! The node's command connection to Redis, on a thread of its own: it carries out the
-//! jobs workers hand over (claims, joins, messages, lookups) one after another, in the
-//! order they were handed over, renews the node's lease and buries dead nodes.
+//! jobs workers hand over (claims, joins, room messages, leaves, departures, direct
+//! messages) one after another, in the order they were handed over. Lists and history
+//! pages are in `queries`, private chats in `private`, the lease in `lease`.
 //!
 //! Redis unreachable: every job that needs an answer is answered at once with error
-//! 214, messages are dropped and counted, and the connection is tried again with
-//! backoff (from 50 ms to 500 ms). Once it is back, the node renews its lease and
-//! claims its users' nicks and memberships again.
+//! 214, a room message reaches this node's members only (id 0), other messages are
+//! dropped and counted, and the connection is tried again with backoff (from 50 ms to
+//! 500 ms). Once it is back, the node renews its lease and claims its users' nicks and
+//! memberships again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,13 +17,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use shared::names::{self, fold};
-use shared::{ErrorCode, Frame, Mode, RoomInfo};
+use shared::{ErrorCode, Frame, Mode};
 
 use super::keys::{self, Keys};
-use super::{Core, Job, private, scripts};
+use super::{Core, Job, scripts};
 use crate::engine::{
-    Answer, Ask, ConnId, Engine, Fanout, Listing, Membership, NOTICE_MAX_MEMBERS, Page, Refusal,
-    Replay, User,
+    Answer, Ask, ConnId, Engine, Fanout, Listing, Membership, NOTICE_MAX_MEMBERS, Refusal, Replay,
+    User,
 };
 use crate::session::Scope;
 
@@ -34,20 +36,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// What a connection holds in Redis, to release it and to claim it again after an
 /// outage.
 #[derive(Debug, Default)]
-struct Held {
+pub(super) struct Held {
     /// The nick claimed: its key and owner record.
-    nick: Option<(String, String)>,
+    pub(super) nick: Option<(String, String)>,
     /// Rooms joined (folded) with the nick recorded there.
-    rooms: HashSet<String>,
+    pub(super) rooms: HashSet<String>,
 }
 
 pub(super) struct Scripts {
-    claim: redis::Script,
+    pub(super) claim: redis::Script,
     release: redis::Script,
     join: redis::Script,
     leave: redis::Script,
     publish: redis::Script,
-    bury: redis::Script,
+    pub(super) bury: redis::Script,
     pub(super) chat_request: redis::Script,
     pub(super) chat_accept: redis::Script,
     pub(super) chat_end: redis::Script,
@@ -57,12 +59,12 @@ pub(super) struct Scripts {
 pub(super) struct Bridge {
     pub(super) core: Arc<Core>,
     client: redis::Client,
-    conn: Option<redis::Connection>,
-    scripts: Scripts,
-    held: HashMap<ConnId, Held>,
+    pub(super) conn: Option<redis::Connection>,
+    pub(super) scripts: Scripts,
+    pub(super) held: HashMap<ConnId, Held>,
     next_attempt: Instant,
     backoff: Duration,
-    lease: Duration,
+    pub(super) lease: Duration,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Refusal {
@@ -72,7 +74,7 @@ fn unavailable(e: impl std::fmt::Display) -> Refusal {
     )
 }
 
-fn unknown_id(room: &str, id: u64) -> Refusal {
+pub(super) fn unknown_id(room: &str, id: u64) -> Refusal {
     Refusal::new(
         ErrorCode::UNKNOWN_MESSAGE_ID,
         format!(
@@ -497,250 +499,6 @@ impl Bridge {
             Err(Refusal::no_such_nick(to))
         } else {
             Err(unavailable("the message was not sent"))
-        }
-    }
-
-    fn rooms(&mut self, limit: usize) -> Result<Listing<RoomInfo>, Refusal> {
-        let keys = self.keys().clone();
-        let mut folded: Vec<String> =
-            self.with(|conn, _| redis::cmd("SMEMBERS").arg(keys.rooms()).query(conn))?;
-        folded.sort();
-        let hidden = folded.len().saturating_sub(limit);
-        folded.truncate(limit);
-        let mut pipe = redis::pipe();
-        for room in &folded {
-            pipe.cmd("GET").arg(keys.room(room, "name"));
-            pipe.cmd("HLEN").arg(keys.room(room, "members"));
-        }
-        let answers: Vec<redis::Value> = self.with(|conn, _| pipe.query(conn))?;
-        let items = folded
-            .iter()
-            .zip(answers.chunks(2))
-            .filter_map(|(room, pair)| {
-                let name: Option<String> = redis::from_redis_value_ref(&pair[0]).ok()?;
-                let members: u32 = redis::from_redis_value_ref(pair.get(1)?).ok()?;
-                (members > 0).then(|| RoomInfo {
-                    name: name.unwrap_or_else(|| room.clone()),
-                    members,
-                })
-            })
-            .collect();
-        Ok(Listing { items, hidden })
-    }
-
-    fn who(&mut self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal> {
-        let keys = self.keys().clone();
-        let folded = fold(room).into_owned();
-        let (name, mut nicks): (Option<String>, Vec<String>) = self.with(|conn, _| {
-            redis::pipe()
-                .cmd("GET")
-                .arg(keys.room(&folded, "name"))
-                .cmd("HVALS")
-                .arg(keys.room(&folded, "members"))
-                .query(conn)
-        })?;
-        let Some(name) = name.filter(|_| !nicks.is_empty()) else {
-            return Err(Refusal::no_such_room(room));
-        };
-        nicks.sort_by_cached_key(|nick| fold(nick).into_owned());
-        let hidden = nicks.len().saturating_sub(limit);
-        nicks.truncate(limit);
-        Ok((
-            name,
-            Listing {
-                items: nicks,
-                hidden,
-            },
-        ))
-    }
-
-    fn history(
-        &mut self,
-        room: &str,
-        before: u64,
-        limit: usize,
-    ) -> Result<(String, Page), Refusal> {
-        let keys = self.keys().clone();
-        let folded = fold(room).into_owned();
-        let (name, last, base, log): (Option<String>, Option<u64>, Option<u64>, Vec<Vec<u8>>) =
-            self.with(|conn, _| {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(keys.room(&folded, "name"))
-                    .cmd("GET")
-                    .arg(keys.room(&folded, "seq"))
-                    .cmd("GET")
-                    .arg(keys.room(&folded, "base"))
-                    .cmd("LRANGE")
-                    .arg(keys.room(&folded, "log"))
-                    .arg(0)
-                    .arg(-1)
-                    .query(conn)
-            })?;
-        let (Some(name), Some(last)) = (name, last) else {
-            return Err(Refusal::no_such_room(room));
-        };
-        let base = base.unwrap_or(last);
-        let end = if before == 0 { last + 1 } else { before };
-        if !(base + 1..=last + 1).contains(&end) {
-            return Err(unknown_id(&name, before));
-        }
-        let kept: Vec<Bytes> = log
-            .iter()
-            .filter_map(|entry| keys::parse_envelope(entry))
-            .filter(|message| message.id < end)
-            .filter_map(|message| encode(&name, &message))
-            .collect();
-        let start = kept.len().saturating_sub(limit);
-        Ok((
-            name,
-            Page {
-                more: start > 0,
-                messages: kept[start..].to_vec(),
-            },
-        ))
-    }
-
-    /// Renews the lease, and buries the nodes whose lease ran out.
-    fn heartbeat(&mut self) {
-        let node = self.core.node.clone();
-        let keys = self.keys().clone();
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let renewed = self.with(|conn, _| {
-            redis::pipe()
-                .cmd("SET")
-                .arg(keys.lease(&node))
-                .arg(1)
-                .arg("PX")
-                .arg(lease_ms)
-                .ignore()
-                .cmd("SADD")
-                .arg(keys.nodes())
-                .arg(&node)
-                .ignore()
-                .cmd("SMEMBERS")
-                .arg(keys.nodes())
-                .query::<(Vec<String>,)>(conn)
-        });
-        let Ok((nodes,)) = renewed else {
-            return;
-        };
-        let mut alive = 0;
-        for other in nodes {
-            let lease = keys.lease(&other);
-            match self.with(|conn, _| redis::cmd("EXISTS").arg(&lease).query::<bool>(conn)) {
-                Ok(true) => alive += 1,
-                Ok(false) => {
-                    tracing::warn!(
-                        node = other,
-                        "cluster node's lease ran out; removing its users"
-                    );
-                    let _ = self.bury(&other);
-                }
-                Err(_) => return,
-            }
-        }
-        self.core.counters.nodes.store(alive, Ordering::Relaxed);
-    }
-
-    /// Removes what an earlier node of this name left behind.
-    pub(super) fn bury_self(&mut self) {
-        let node = self.core.node.clone();
-        if let Err(refusal) = self.bury(&node) {
-            tracing::warn!("cannot clear this node's earlier claims: {}", refusal.text);
-        }
-    }
-
-    /// Removes what `node` held in Redis, and tells the partners of its users' chats.
-    fn bury(&mut self, node: &str) -> Result<(), Refusal> {
-        let keys = self.keys().clone();
-        let (_removed, endings): (i64, Vec<private::BuriedEnding>) =
-            self.with(|conn, scripts| {
-                scripts
-                    .bury
-                    .key(keys.nodes())
-                    .key(keys.node_nicks(node))
-                    .key(keys.node_rooms(node))
-                    .key(keys.node_users(node))
-                    .arg(keys.prefix())
-                    .arg(node)
-                    .arg(NOTICE_MAX_MEMBERS)
-                    .invoke(conn)
-            })?;
-        for (owner, nick, partner, chat, withdrawn, declined) in endings {
-            let Some((_, id)) = keys::parse_owner(&owner) else {
-                continue;
-            };
-            let ending = private::Ending {
-                partner,
-                chat,
-                withdrawn,
-                declined,
-            };
-            self.tell_departure(id, &nick, ending);
-        }
-        Ok(())
-    }
-
-    /// After an outage: claims every local user's nick and membership again (another
-    /// node may have buried them meanwhile).
-    fn claim_again(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        let node = self.core.node.clone();
-        let keys = self.core.keys.clone();
-        let mut lost = 0;
-        for (&id, held) in &self.held {
-            let owner = keys::owner(&node, id);
-            if let Some((key, record)) = &held.nick {
-                let member = keys::member(&node, id);
-                let who = keys::parse_nick_record(record)
-                    .map(|o| keys::who_record(o.mode, o.nick))
-                    .unwrap_or_default();
-                let claimed: redis::RedisResult<i64> = self
-                    .scripts
-                    .claim
-                    .key(key)
-                    .key(keys.node_nicks(&node))
-                    .key(keys.who(&member))
-                    .key(keys.node_users(&node))
-                    .arg(record)
-                    .arg(&owner)
-                    .arg("")
-                    .arg(who)
-                    .arg(&member)
-                    .invoke(conn);
-                if !matches!(claimed, Ok(1)) {
-                    lost += 1;
-                }
-            }
-            let nick = held
-                .nick
-                .as_ref()
-                .and_then(|(_, record)| keys::parse_nick_record(record))
-                .map(|o| o.nick.to_owned())
-                .unwrap_or_default();
-            for folded in &held.rooms {
-                let _: redis::RedisResult<()> = redis::pipe()
-                    .cmd("HSET")
-                    .arg(keys.room(folded, "members"))
-                    .arg(owner.trim_end_matches('|'))
-                    .arg(&nick)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(keys.rooms())
-                    .arg(folded)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(keys.node_rooms(&node))
-                    .arg(folded)
-                    .ignore()
-                    .query(conn);
-            }
-        }
-        if lost > 0 {
-            tracing::warn!(lost, "nicks taken by others while Redis was unreachable");
         }
     }
 }

@@ -31,8 +31,11 @@
 //! rename).
 
 mod bridge;
+mod delivery;
 mod keys;
+mod lease;
 mod private;
+mod queries;
 mod resp;
 mod scripts;
 mod subscriber;
@@ -50,15 +53,16 @@ use shared::{ErrorCode, Frame, Mode, RoomInfo};
 
 use super::{
     Ask, ChatEnding, ChatOutcome, ConnId, Departure, Engine, EngineCounts, ExtraStat, Fanout,
-    HistoryLimits, Listing, Mailbox, Member, Membership, MemoryEngine, Outlet, Page, Partner,
-    Refusal, Remote, Renamed, RoomId, User,
+    HistoryLimits, Listing, Mailbox, Membership, MemoryEngine, Outlet, Page, Partner, Refusal,
+    Remote, Renamed, RoomId, User,
 };
 use crate::config::ClusterConfig;
 use crate::session::Scope;
 use bridge::Bridge;
+use delivery::Fetcher;
 use keys::Keys;
 pub use keys::valid_node_name;
-use subscriber::{Endpoint, Handler, Subscriber};
+use subscriber::{Endpoint, Subscriber};
 
 /// Longest wait for one Redis reply: a Redis that stops answering (paused, swamped)
 /// is treated as unreachable after it, instead of holding the command thread.
@@ -156,275 +160,6 @@ struct Core {
     counters: Counters,
 }
 
-/// A command connection made when needed.
-struct Fetcher {
-    client: redis::Client,
-    conn: Option<redis::Connection>,
-}
-
-impl Fetcher {
-    /// The kept messages of `folded` (envelopes, oldest first).
-    fn log(&mut self, keys: &Keys, folded: &str) -> redis::RedisResult<Vec<Vec<u8>>> {
-        if self.conn.is_none() {
-            self.conn = Some(
-                self.client
-                    .get_connection_with_timeout(Duration::from_millis(500))?,
-            );
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let log = redis::cmd("LRANGE")
-            .arg(keys.room(folded, "log"))
-            .arg(0)
-            .arg(-1)
-            .query(conn);
-        if log.is_err() {
-            self.conn = None;
-        }
-        log
-    }
-}
-
-impl std::fmt::Debug for Core {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("node", &self.node).finish()
-    }
-}
-
-impl Core {
-    fn joined_at(&self, room: RoomId, id: ConnId, last: u64) {
-        self.joined_at
-            .lock()
-            .entry(room)
-            .or_default()
-            .insert(id, last);
-    }
-
-    /// Tells a room's local members of a join or leave (not the one who joined).
-    fn deliver_event(&self, folded: &str, event: &keys::Event<'_>) {
-        let Some((room, name, fanout)) = self.memory.room_snapshot(folded) else {
-            return;
-        };
-        let me = event.node == self.node;
-        let members = fanout
-            .per_worker
-            .iter()
-            .flatten()
-            .filter(|m| !(me && m.id == event.id));
-        let fanout = Arc::new(Fanout::build(
-            fanout.per_worker.len(),
-            members.map(|&m| (m, self.mode_of(m.id))),
-        ));
-        let (room_name, nick, members) = (name.to_string(), event.nick.to_owned(), event.members);
-        let frame = if event.joined {
-            Frame::Joined {
-                room: room_name,
-                nick,
-                members,
-                last: event.last,
-            }
-        } else {
-            Frame::Left {
-                room: room_name,
-                nick,
-                members,
-            }
-        };
-        if let (Ok(binary), Some(mailbox)) = (frame.to_bytes(), self.mailbox.get()) {
-            mailbox.room(room, &frame, &binary, &fanout);
-        }
-    }
-
-    /// Delivers `frame` to local connection `to`, within `scope`, from a user of
-    /// `from_node` (`None`: this one); a chat's start and end update `to`'s partner.
-    fn deliver_frame(&self, to: ConnId, frame: Frame, scope: Scope, from_node: Option<&str>) {
-        let Some(user) = self.memory.user_of(to) else {
-            return;
-        };
-        match (&frame, scope) {
-            (Frame::ChatStarted { peer }, Scope::ChatStart { from, chat }) => {
-                let partner = User {
-                    id: from,
-                    mode: from_node.map_or_else(|| self.mode_of(from), |_| Mode::Binary),
-                    nick: peer.clone(),
-                    node: from_node.map(Arc::from),
-                };
-                let partner = Partner {
-                    user: partner,
-                    chat,
-                };
-                self.partners.lock().insert(to, partner);
-            }
-            (Frame::ChatEnded { .. }, Scope::ChatEnd { chat, .. }) => {
-                let mut partners = self.partners.lock();
-                if partners.get(&to).is_some_and(|p| p.chat == chat) {
-                    partners.remove(&to);
-                }
-            }
-            _ => {}
-        }
-        if let Some(mailbox) = self.mailbox.get() {
-            mailbox.send(to, user.mode, frame, scope);
-        }
-    }
-
-    fn mode_of(&self, id: ConnId) -> Mode {
-        self.memory
-            .user_of(id)
-            .map_or(Mode::Binary, |user| user.mode)
-    }
-
-    /// Delivers a room message from the room's channel: repeats (ids already
-    /// delivered) are dropped, and messages missed before it are read back from the
-    /// room's log and delivered first.
-    fn deliver_room(&self, folded: &str, payload: &[u8]) {
-        let Some(message) = keys::parse_envelope(payload) else {
-            tracing::warn!(room = folded, "unreadable room message from Redis");
-            return;
-        };
-        let last = self.delivered.lock().get(folded).copied().unwrap_or(0);
-        if message.id <= last {
-            return;
-        }
-        if last != 0 && message.id > last + 1 {
-            self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-            self.catch_up(folded, message.id);
-        }
-        self.deliver_message(folded, &message);
-    }
-
-    /// Delivers the kept messages of `folded` after the last delivered and before
-    /// `until`.
-    fn catch_up(&self, folded: &str, until: u64) {
-        let log = match self.fetcher.lock().log(&self.keys, folded) {
-            Ok(log) => log,
-            Err(e) => {
-                tracing::warn!(room = folded, "cannot read missed messages back: {e}");
-                return;
-            }
-        };
-        for entry in &log {
-            let Some(message) = keys::parse_envelope(entry) else {
-                continue;
-            };
-            let last = self.delivered.lock().get(folded).copied().unwrap_or(0);
-            if message.id > last && message.id < until {
-                self.counters.recovered.fetch_add(1, Ordering::Relaxed);
-                self.deliver_message(folded, &message);
-            }
-        }
-    }
-
-    fn deliver_message(&self, folded: &str, message: &keys::Envelope<'_>) {
-        {
-            let mut delivered = self.delivered.lock();
-            let last = delivered.entry(folded.to_owned()).or_insert(0);
-            *last = (*last).max(message.id);
-        }
-        let Some((room, name, mut fanout)) = self.memory.room_snapshot(folded) else {
-            return;
-        };
-        if message.id != 0 {
-            let mut joined_at = self.joined_at.lock();
-            if let Some(waiting) = joined_at.get_mut(&room) {
-                waiting.retain(|_, last| *last >= message.id);
-                if waiting.is_empty() {
-                    joined_at.remove(&room);
-                } else {
-                    let members = fanout
-                        .per_worker
-                        .iter()
-                        .flatten()
-                        .filter(|m| !waiting.contains_key(&m.id));
-                    fanout = Arc::new(Fanout::build(
-                        fanout.per_worker.len(),
-                        members.map(|&m: &Member| (m, self.mode_of(m.id))),
-                    ));
-                }
-            }
-        }
-        let Some(binary) = bridge::encode(&name, message) else {
-            return;
-        };
-        let frame = Frame::RoomMsg {
-            room: name.to_string(),
-            from: message.from.to_owned(),
-            id: message.id,
-            time_ns: message.time_ns,
-            text: message.text.to_owned(),
-        };
-        if let Some(mailbox) = self.mailbox.get() {
-            mailbox.room(room, &frame, &binary, &fanout);
-        }
-    }
-
-    /// Delivers a message to this node's members of `folded` only, with id 0: Redis is
-    /// unreachable, so it gets no id, is not kept and reaches no other node.
-    fn deliver_local_only(&self, folded: &str, from: &str, text: &str) {
-        self.counters.local_only.fetch_add(1, Ordering::Relaxed);
-        let message = keys::Envelope {
-            id: 0,
-            time_ns: shared::time::unix_nanos(),
-            from,
-            text,
-        };
-        let Some((room, name, fanout)) = self.memory.room_snapshot(folded) else {
-            return;
-        };
-        if let (Some(binary), Some(mailbox)) = (bridge::encode(&name, &message), self.mailbox.get())
-        {
-            let frame = Frame::RoomMsg {
-                room: name.to_string(),
-                from: from.to_owned(),
-                id: 0,
-                time_ns: message.time_ns,
-                text: text.to_owned(),
-            };
-            mailbox.room(room, &frame, &binary, &fanout);
-        }
-    }
-}
-
-impl Handler for Core {
-    fn message(&self, channel: &str, payload: &[u8]) {
-        // Workers behind: read nothing more until they catch up. Redis buffers what
-        // waits, and past its limit for subscribers drops this connection; the
-        // messages missed meanwhile are read back from the rooms' logs.
-        while self.mailbox.get().is_some_and(|m| m.congested()) {
-            self.counters.held_back.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if let Some(folded) = self.keys.room_of_channel(channel) {
-            return match keys::parse_event(payload) {
-                Some(event) => self.deliver_event(folded, &event),
-                None => self.deliver_room(folded, payload),
-            };
-        }
-        let envelope = keys::parse_frame_envelope(payload);
-        let Some((envelope, frame)) = envelope.and_then(|e| {
-            let frame = Frame::from_encoded(&bytes::Bytes::copy_from_slice(e.frame)).ok()?;
-            Some((e, frame))
-        }) else {
-            tracing::warn!(channel, "unreadable frame from Redis");
-            return;
-        };
-        let from_node = (envelope.from_node != self.node).then_some(envelope.from_node);
-        self.deliver_frame(envelope.to, frame, envelope.scope, from_node);
-    }
-
-    fn reconnected(&self) {
-        // What was published meanwhile and is still kept is read back now, in order;
-        // the subscription delivers what follows (repeats are dropped by id).
-        let rooms: Vec<String> = self.delivered.lock().keys().cloned().collect();
-        for folded in rooms {
-            if self.memory.local_members(&folded) > 0 {
-                self.catch_up(&folded, u64::MAX);
-            }
-        }
-    }
-}
-
 /// The cluster engine (see the module docs).
 #[derive(Debug)]
 pub(crate) struct ClusterEngine {
@@ -479,10 +214,7 @@ impl ClusterEngine {
             joined_at: Mutex::default(),
             partners: Mutex::default(),
             delivered: Mutex::default(),
-            fetcher: Mutex::new(Fetcher {
-                client: client.clone(),
-                conn: None,
-            }),
+            fetcher: Mutex::new(Fetcher::new(client.clone())),
             counters: Counters::default(),
         });
         core.counters.redis_up.store(true, Ordering::Release);
