@@ -283,12 +283,25 @@ fn direct_messages_cross_nodes_and_lists_show_every_node() {
         .find(|r| r.name == "Hall")
         .expect("Hall listed");
     assert_eq!(hall.members, 2);
+    // A rename reaches room mates on the other node, once.
+    assert!(matches!(
+        set_nick(&mut ann, "anne"),
+        Frame::NickChanged { .. }
+    ));
+    let renamed = bob.expect(|f| matches!(f, Frame::NickChanged { .. }));
+    assert_eq!(
+        renamed,
+        Frame::NickChanged {
+            old: "ann".to_owned(),
+            new: "anne".to_owned()
+        }
+    );
     ann.send(&Frame::Leave {
         room: "hall".to_owned(),
     });
     let left = bob.expect(|f| matches!(f, Frame::Left { .. }));
     assert!(
-        matches!(&left, Frame::Left { nick, members: 1, .. } if nick == "ann"),
+        matches!(&left, Frame::Left { nick, members: 1, .. } if nick == "anne"),
         "{left:?}"
     );
 }

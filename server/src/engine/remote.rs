@@ -110,6 +110,9 @@ pub(crate) trait Mailbox: Send + Sync {
     /// must reach each member in the order they are made.
     fn room(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>);
 
+    /// Delivers `frame` to every connection in `fanout`, whatever it is in.
+    fn notice(&self, frame: &Frame, fanout: &Arc<Fanout>);
+
     /// Whether some worker has more deliveries waiting than it should take: the
     /// caller holds back what it reads from elsewhere until this clears, so the
     /// backlog stays bounded and the sender (Redis) feels the push-back.

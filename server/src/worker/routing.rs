@@ -195,7 +195,43 @@ impl Mailroom {
     }
 }
 
+impl Mailroom {
+    /// Pushes `frame` to the workers of `fanout`'s recipients, within `scope`.
+    fn fan_out(&self, frame: &Frame, binary: Option<Bytes>, fanout: &Arc<Fanout>, scope: Scope) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if fanout.is_empty() {
+            return;
+        }
+        let mut payload = Encoded::new(
+            frame,
+            binary.is_none() && fanout.binary > 0,
+            fanout.text > 0,
+        );
+        if binary.is_some() {
+            payload.binary = binary;
+        }
+        let payload = Arc::new(payload);
+        for (worker, members) in fanout.per_worker.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let delivery = Delivery::Many {
+                fanout: Arc::clone(fanout),
+                payload: Arc::clone(&payload),
+                scope,
+            };
+            Self::send(&shared, worker, WorkerMsg::Room(delivery), 1);
+        }
+    }
+}
+
 impl Mailbox for Mailroom {
+    fn notice(&self, frame: &Frame, fanout: &Arc<Fanout>) {
+        self.fan_out(frame, None, fanout, Scope::Anyone);
+    }
+
     fn congested(&self) -> bool {
         self.shared.upgrade().is_some_and(|shared| {
             shared
@@ -221,34 +257,7 @@ impl Mailbox for Mailroom {
     }
 
     fn room(&self, room: RoomId, message: &Frame, binary: &Bytes, fanout: &Arc<Fanout>) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        if fanout.is_empty() {
-            return;
-        }
-        let text = (fanout.text > 0)
-            .then(|| {
-                let mut out = bytes::BytesMut::new();
-                shared::text::render_line(message, &mut out).then(|| out.freeze())
-            })
-            .flatten();
-        let payload = Arc::new(Encoded {
-            binary: Some(binary.clone()),
-            text,
-            clock: None,
-        });
-        for (worker, members) in fanout.per_worker.iter().enumerate() {
-            if members.is_empty() {
-                continue;
-            }
-            let delivery = Delivery::Many {
-                fanout: Arc::clone(fanout),
-                payload: Arc::clone(&payload),
-                scope: Scope::Room(room),
-            };
-            Self::send(&shared, worker, WorkerMsg::Room(delivery), 1);
-        }
+        self.fan_out(message, Some(binary.clone()), fanout, Scope::Room(room));
     }
 
     fn send(&self, to: ConnId, mode: Mode, frame: Frame, scope: Scope) {

@@ -315,9 +315,59 @@ impl Bridge {
                 old: nick.to_owned(),
                 changed: false,
             }),
-            Some(_) => self.core.memory.set_nick(id, nick),
+            Some(_) => {
+                let renamed = self.core.memory.set_nick(id, nick)?;
+                self.announce_rename(id, &renamed.old, nick);
+                Ok(renamed)
+            }
             None => Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered")),
         }
+    }
+
+    /// Renames `id` in the member lists of its rooms, and tells the room mates of other
+    /// nodes (in rooms small enough for notices); this node's are told by the session.
+    fn announce_rename(&mut self, id: ConnId, old: &str, new: &str) {
+        let rooms: Vec<String> = self
+            .held
+            .get(&id)
+            .map(|held| held.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        if rooms.is_empty() {
+            return;
+        }
+        let keys = self.keys().clone();
+        let member = keys::member(&self.core.node, id);
+        let mut sizes = redis::pipe();
+        for room in &rooms {
+            let members = keys.room(room, "members");
+            sizes
+                .cmd("HSET")
+                .arg(&members)
+                .arg(&member)
+                .arg(new)
+                .ignore();
+            sizes.cmd("HLEN").arg(members);
+        }
+        let Ok(sizes) = self.with(|conn, _| sizes.query::<Vec<usize>>(conn)) else {
+            return;
+        };
+        let small: Vec<&str> = rooms
+            .iter()
+            .zip(sizes)
+            .filter(|(_, size)| *size <= NOTICE_MAX_MEMBERS)
+            .map(|(room, _)| room.as_str())
+            .collect();
+        if small.is_empty() {
+            return;
+        }
+        let event = keys::rename_event(&self.core.node, old, new, &small);
+        let channel = keys.all_channel();
+        let _ = self.with(|conn, _| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&event)
+                .query::<i64>(conn)
+        });
     }
 
     fn join(&mut self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal> {

@@ -254,6 +254,27 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Tells this node's members of the rooms named of a rename said on another node.
+    fn deliver_rename(&self, payload: &[u8]) {
+        let Some((node, old, new, rooms)) = keys::parse_rename(payload) else {
+            tracing::warn!("unreadable rename from Redis");
+            return;
+        };
+        if node == self.node {
+            return;
+        }
+        let fanout = Arc::new(self.memory.members_of(&rooms));
+        let frame = Frame::NickChanged {
+            old: old.to_owned(),
+            new: new.to_owned(),
+        };
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.notice(&frame, &fanout);
+        }
+    }
+}
+
 impl Handler for Core {
     fn message(&self, channel: &str, payload: &[u8]) {
         // Workers behind: read nothing more until they catch up. Redis buffers what
@@ -262,6 +283,9 @@ impl Handler for Core {
         while self.mailbox.get().is_some_and(|m| m.congested()) {
             self.counters.held_back.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.keys.is_all_channel(channel) {
+            return self.deliver_rename(payload);
         }
         if let Some(folded) = self.keys.room_of_channel(channel) {
             return match keys::parse_event(payload) {

@@ -24,6 +24,7 @@
 //! | `P:room:F:members` | hash | `NODE\|W.S.G` to nick, for every member |
 //! | channel `P:room:F` | pub/sub | room F's messages (envelopes), in id order |
 //! | channel `P:node:N` | pub/sub | frames for users on node N (direct messages, private chats) |
+//! | channel `P:all` | pub/sub | renames, for room mates on other nodes |
 //!
 //! An envelope is `ID\nTIME_NS\nFROM\nTEXT`: ids and nicks hold no newline, and the
 //! text is the rest. A room channel also carries joins and leaves, `J` or `L`, then
@@ -98,6 +99,16 @@ impl Keys {
 
     pub(super) fn node_users(&self, node: &str) -> String {
         format!("{}node:{node}:users", self.prefix)
+    }
+
+    /// The channel every node subscribes to.
+    pub(super) fn all_channel(&self) -> String {
+        format!("{}all", self.prefix)
+    }
+
+    /// Whether `channel` is [`Keys::all_channel`].
+    pub(super) fn is_all_channel(&self, channel: &str) -> bool {
+        channel.strip_prefix(&self.prefix) == Some("all")
     }
 
     pub(super) fn node_channel(&self, node: &str) -> String {
@@ -298,6 +309,23 @@ pub(super) fn parse_frame_envelope(bytes: &[u8]) -> Option<FrameEnvelope<'_>> {
     })
 }
 
+/// A rename for the room mates of other nodes: `N\nNODE\nOLD\nNEW\nROOMS`, the rooms
+/// (folded, notice-sized) separated by tabs.
+pub(super) fn rename_event(node: &str, old: &str, new: &str, rooms: &[&str]) -> String {
+    format!("N\n{node}\n{old}\n{new}\n{}", rooms.join("\t"))
+}
+
+/// A rename as [`rename_event`] wrote it: node, old nick, new nick, rooms.
+pub(super) fn parse_rename(bytes: &[u8]) -> Option<(&str, &str, &str, Vec<&str>)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(5, '\n');
+    if parts.next()? != "N" {
+        return None;
+    }
+    let (node, old, new) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((node, old, new, parts.next()?.split('\t').collect()))
+}
+
 /// The record of who a connection is (`MODE|NICK`), kept under its owner.
 pub(super) fn who_record(mode: Mode, nick: &str) -> String {
     format!("{}|{nick}", mode_char(mode))
@@ -382,6 +410,12 @@ mod tests {
             assert_eq!(parse_frame_envelope(bad), None, "{bad:?}");
         }
         assert_eq!(parse_owner("n-1"), None);
+        let rename = rename_event("n", "old", "new", &["a", "b"]);
+        assert_eq!(
+            parse_rename(rename.as_bytes()),
+            Some(("n", "old", "new", vec!["a", "b"]))
+        );
+        assert_eq!(parse_rename(b"N\nn\nold\nnew"), None);
         for bad in [
             &b"J\nn1.2.3\n1\n0\nx"[..],
             b"Q\nn|1.2.3\n1\n0\nx",

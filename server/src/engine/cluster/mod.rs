@@ -26,9 +26,11 @@
 //!   so both sides change at once wherever they are; frames for a user of another
 //!   node go to that node's channel.
 //!
-//! Not shared: nick-change notices to room mates of other nodes, and accounts (each
-//! node reads its own accounts file; a login then claims its nick cluster-wide like a
-//! rename).
+//! - **Renames** go out on a channel every node subscribes to, for room mates on
+//!   other nodes.
+//!
+//! Not shared: accounts (each node reads its own accounts file; a login then claims its
+//! nick cluster-wide like a rename).
 
 mod bridge;
 mod delivery;
@@ -230,9 +232,10 @@ impl ClusterEngine {
                 .spawn(move || core.subscriber.run(&*core))?
         };
         let node_channel = core.keys.node_channel(&core.node);
-        if !core
-            .subscriber
-            .subscribe(&node_channel, Duration::from_secs(2))
+        let wait = Duration::from_secs(2);
+        let all_channel = core.keys.all_channel();
+        if !core.subscriber.subscribe(&node_channel, wait)
+            || !core.subscriber.subscribe(&all_channel, wait)
         {
             core.subscriber.stop();
             let _ = subscriber.join();

@@ -197,6 +197,28 @@ impl MemoryEngine {
             .map_or(0, |room| room.members.len())
     }
 
+    /// The local members of the rooms named (folded), each once: those to tell of a
+    /// rename said on another node.
+    pub(crate) fn members_of(&self, folded: &[&str]) -> Fanout {
+        let table = self.rooms.read();
+        let mut mates: HashMap<ConnId, Mode> = HashMap::new();
+        for name in folded {
+            if let Some(room) = table
+                .by_name
+                .get(*name)
+                .and_then(|rid| table.by_id.get(rid))
+            {
+                mates.extend(room.members.iter().map(|(&m, &(mode, _))| (m, mode)));
+            }
+        }
+        Fanout::build(
+            self.workers,
+            mates
+                .into_iter()
+                .map(|(id, mode)| (Member { id, epoch: 0 }, mode)),
+        )
+    }
+
     /// A connection's nick and framing.
     pub(crate) fn user_of(&self, id: ConnId) -> Option<User> {
         self.directory.lock().user(id)
