@@ -20,7 +20,7 @@ use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 use crate::churn::RoomCursor;
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, SendWindow};
 use crate::stamp::{ASCII_MARKER, Stamp};
 use crate::verify::{Arrival, SequenceTracker};
 
@@ -87,6 +87,8 @@ pub(crate) struct Rules {
     pub window: u32,
     /// The send schedule (set when sending begins).
     pub schedule: Schedule,
+    /// When due messages leave (set when sending begins).
+    pub send_window: SendWindow,
     /// With `--tls`, what every connection's TLS session starts from.
     pub tls: Option<TlsClient>,
 }
@@ -438,7 +440,9 @@ impl Client {
                 }
                 cx.tally.sent_measured += 1;
                 if on_time == Some(seq) {
-                    cx.tally.lag.record(scheduled_ns, sent_ns);
+                    // The window's hold is planned; lag counts from the release.
+                    let release_ns = cx.rules.send_window.release_ns(scheduled_ns);
+                    cx.tally.lag.record(release_ns, sent_ns);
                 }
             }
         }

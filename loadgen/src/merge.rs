@@ -440,5 +440,6 @@ fn summarize(
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: max_opt(|s| s.replay_max_us),
+        send_window_us: max_opt(|s| s.send_window_us),
     }
 }

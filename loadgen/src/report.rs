@@ -145,10 +145,14 @@ pub struct Summary {
     /// Largest corrected latency of a replayed delivery.
     #[serde(default)]
     pub replay_max_us: Option<u64>,
+    /// `--send-window`: messages of a thread due within one window left together at its
+    /// end (0: each at its intended time; empty in rows from before the column existed).
+    #[serde(default)]
+    pub send_window_us: Option<u64>,
 }
 
 /// Summary columns added after the first release: rows without them still read.
-pub const OPTIONAL_COLUMNS: [&str; 7] = [
+pub const OPTIONAL_COLUMNS: [&str; 8] = [
     "order_breaks",
     "churn_reconnects",
     "replayed",
@@ -156,6 +160,7 @@ pub const OPTIONAL_COLUMNS: [&str; 7] = [
     "replay_p50_us",
     "replay_p99_us",
     "replay_max_us",
+    "send_window_us",
 ];
 
 /// Latency columns of a summary, taken from a corrected and an uncorrected histogram.

@@ -271,6 +271,7 @@ pub(crate) fn example_summary() -> Summary {
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: None,
+        send_window_us: None,
     }
 }
 

@@ -162,6 +162,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         window: config.max_in_flight,
         churn: config.churn,
         churn_away_ns: config.churn_away.as_nanos() as u64,
+        send_window_ns: config.send_window.as_nanos() as u64,
     };
     let shared = Arc::new(Shared::new(clock, settings, stop.clone(), threads));
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -779,6 +780,7 @@ impl<'a> Collector<'a> {
             replay_p50_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p50),
             replay_p99_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p99),
             replay_max_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).max),
+            send_window_us: Some(config.send_window.as_micros() as u64),
         };
 
         let mut warnings = Vec::new();

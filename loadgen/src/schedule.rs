@@ -69,6 +69,43 @@ impl Schedule {
     }
 }
 
+/// When the messages of a thread leave: with a window of width `W > 0`, the sends that
+/// fall due within one window of the run's grid (`start + k * W`) leave together at its
+/// end, so the thread wakes once per window instead of once per message.
+///
+/// A message is never sent before its intended time, so the hold (at most `W`) counts in
+/// its corrected latency like any other delay: the window can make results worse by up
+/// to `W`, never better. With `W = 0` every message is released at its intended time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// Start of the grid (the schedule's start, ns on the run clock).
+    start_ns: u64,
+    /// Width of a window (ns); 0 sends every message at its intended time.
+    width_ns: u64,
+}
+
+impl SendWindow {
+    /// Windows of `width_ns` laid from `start_ns` on (0: no window).
+    pub fn new(start_ns: u64, width_ns: u64) -> Self {
+        Self { start_ns, width_ns }
+    }
+
+    /// Width of a window (ns).
+    pub fn width_ns(&self) -> u64 {
+        self.width_ns
+    }
+
+    /// When a message intended at `at_ns` is released: the end of the window that holds
+    /// it (`at_ns` itself when it lies on the grid, or without a window).
+    pub fn release_ns(&self, at_ns: u64) -> u64 {
+        if self.width_ns == 0 || at_ns <= self.start_ns {
+            return at_ns;
+        }
+        let into = at_ns - self.start_ns;
+        self.start_ns + into.div_ceil(self.width_ns) * self.width_ns
+    }
+}
+
 /// Walks one thread's clients through the schedule in time order.
 ///
 /// All clients share one period, so sorting them by phase once gives the order of every
@@ -231,6 +268,24 @@ mod tests {
         assert_eq!(s.seqs_between(1, 1_000, 1_000_001_000), 0..10);
         assert_eq!(s.seqs_between(0, 300_000_000, 1_000_001_000), 3..10);
         assert_eq!(s.seqs_between(0, 500, 100), 0..0);
+    }
+
+    #[test]
+    fn a_send_window_releases_at_the_end_of_the_window_and_never_early() {
+        let w = SendWindow::new(1_000, 1_000_000);
+        assert_eq!(w.release_ns(1_000), 1_000);
+        assert_eq!(w.release_ns(1_001), 1_001_000);
+        assert_eq!(w.release_ns(1_000_999), 1_001_000);
+        assert_eq!(w.release_ns(1_001_000), 1_001_000);
+        assert_eq!(w.release_ns(1_001_001), 2_001_000);
+        // Every release lies at or after the intended time and less than a window later.
+        for at in (0..5_000_000).step_by(7_919) {
+            let r = w.release_ns(at);
+            assert!(r >= at && r - at < 1_000_000, "{at} -> {r}");
+        }
+        // No window: every message leaves at its intended time.
+        let none = SendWindow::new(1_000, 0);
+        assert_eq!(none.release_ns(123_456), 123_456);
     }
 
     #[test]

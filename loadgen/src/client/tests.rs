@@ -21,6 +21,7 @@ fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
         measure_from_ns: 0,
         max_seq: 100,
         window: 0,
+        send_window: crate::schedule::SendWindow::new(0, 0),
         schedule: Schedule::new(0, 1.0, 1),
         tls: None,
     }
