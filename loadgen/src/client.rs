@@ -142,6 +142,11 @@ struct Conn {
     /// Bytes queued for the server; `out[sent..]` is still to be written.
     out: Vec<u8>,
     sent: usize,
+    /// The last write said `WouldBlock`: the socket's send buffer is full. Nothing is
+    /// written until a WRITABLE event says it has room again (WRITABLE interest is
+    /// registered while anything is pending, and edge-triggered poll reports the change),
+    /// so no write is made only to learn that the socket is still full.
+    blocked: bool,
     inbox: Inbox,
 }
 
@@ -221,6 +226,7 @@ impl Client {
                     writable_interest: true,
                     out: Vec::new(),
                     sent: 0,
+                    blocked: false,
                     inbox: Inbox::Frames(FrameDecoder::new(shared::DEFAULT_MAX_FRAME)),
                 });
                 self.status = Status::Connecting { deadline_ns };
@@ -324,6 +330,9 @@ impl Client {
                     return;
                 }
             }
+        }
+        if writable && let Some(conn) = &mut self.conn {
+            conn.blocked = false;
         }
         if writable || readable {
             self.flush(cx);
@@ -756,16 +765,27 @@ impl Conn {
     /// Writes until done or the socket would block, and asks for WRITABLE events only
     /// while something is left. Errors mean the connection is gone.
     fn flush(&mut self, registry: &Registry) -> io::Result<()> {
+        if self.blocked {
+            // Still full: the WRITABLE event that clears `blocked` brings the next try.
+            return Ok(());
+        }
         // TLS records left over from the handshake or an earlier write go first.
         self.stream.flush()?;
         while self.sent < self.out.len() {
             match self.stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        // TLS records still held: the socket said `WouldBlock` to them.
+        if self.stream.wants_write() {
+            self.blocked = true;
         }
         if self.sent == self.out.len() {
             self.out.clear();
