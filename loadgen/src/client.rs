@@ -20,6 +20,7 @@ use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 use crate::churn::RoomCursor;
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
+use crate::lag;
 use crate::schedule::{Schedule, SendWindow};
 use crate::stamp::{ASCII_MARKER, Stamp};
 use crate::verify::{Arrival, SequenceTracker};
@@ -147,6 +148,9 @@ struct Conn {
     /// registered while anything is pending, and edge-triggered poll reports the change),
     /// so no write is made only to learn that the socket is still full.
     blocked: bool,
+    /// When the first measured message queued behind a backlog was sent, until the
+    /// backlog clears (the server's lag, see [`crate::lag`]).
+    held_since: Option<u64>,
     inbox: Inbox,
 }
 
@@ -176,6 +180,8 @@ pub(crate) struct Client {
     rate_limited: bool,
     /// Position in the room's ids (room scenario, binary).
     cursor: RoomCursor,
+    /// Own measured messages that waited for the in-flight window, until their echo.
+    deferred: lag::DeferredSends,
 }
 
 impl Client {
@@ -195,6 +201,7 @@ impl Client {
             received_measured: 0,
             rate_limited: false,
             cursor: RoomCursor::default(),
+            deferred: lag::DeferredSends::default(),
         }
     }
 
@@ -227,6 +234,7 @@ impl Client {
                     out: Vec::new(),
                     sent: 0,
                     blocked: false,
+                    held_since: None,
                     inbox: Inbox::Frames(FrameDecoder::new(shared::DEFAULT_MAX_FRAME)),
                 });
                 self.status = Status::Connecting { deadline_ns };
@@ -396,6 +404,13 @@ impl Client {
         let Some(conn) = &mut self.conn else { return };
         if let Err(e) = conn.flush(cx.registry) {
             self.lost_connection(cx, format!("write: {e}"));
+            return;
+        }
+        if !conn.backed_up()
+            && let Some(since) = conn.held_since.take()
+        {
+            let now = cx.clock.now_ns();
+            cx.tally.lag.backlog_cleared(now.saturating_sub(since));
         }
     }
 
@@ -435,6 +450,15 @@ impl Client {
                 scheduled_ns,
                 sent_ns,
             };
+            let measured = scheduled_ns >= cx.rules.measure_from_ns;
+            let held = match &mut self.conn {
+                // Queued behind bytes the server has not taken: its lag, not ours.
+                Some(conn) if measured && conn.backed_up() => {
+                    conn.held_since.get_or_insert(sent_ns);
+                    true
+                }
+                _ => false,
+            };
             if !self.send(&stamp, cx) {
                 continue;
             }
@@ -442,7 +466,7 @@ impl Client {
                 self.in_flight += 1;
             }
             cx.tally.sent_all += 1;
-            if scheduled_ns >= cx.rules.measure_from_ns {
+            if measured {
                 self.sent_measured += 1;
                 if let Some(shared) = cx.sent.get(self.plan.id as usize) {
                     shared.store(self.sent_measured, Ordering::Relaxed);
@@ -452,6 +476,11 @@ impl Client {
                     // The window's hold is planned; lag counts from the release.
                     let release_ns = cx.rules.send_window.release_ns(scheduled_ns);
                     cx.tally.lag.record(release_ns, sent_ns);
+                } else if window > 0 {
+                    self.deferred.push(seq);
+                }
+                if held {
+                    cx.tally.lag.record_held();
                 }
             }
         }
@@ -733,12 +762,23 @@ impl Client {
                 self.received_measured += 1;
                 crate::recorder::record_us(&mut tally.replay, corrected);
             }
+        } else if first && measured {
+            // A message that waited for the in-flight window left when the server let
+            // it: none of that wait is loadgen's own lag.
+            let deferred = stamp.client == self.plan.id && self.deferred.take(stamp.seq);
+            let own_lag_ns = if deferred {
+                0
+            } else {
+                let release_ns = rules.send_window.release_ns(stamp.scheduled_ns);
+                lag::own_lag_ns(release_ns, stamp.sent_ns)
+            };
+            tally
+                .recorder
+                .record_measured(corrected, uncorrected, own_lag_ns);
+            tally.received_measured += 1;
+            self.received_measured += 1;
         } else if first {
-            tally.recorder.record(corrected, uncorrected, measured);
-            if measured {
-                tally.received_measured += 1;
-                self.received_measured += 1;
-            }
+            tally.recorder.record(corrected, uncorrected, false);
         }
         if rules.window > 0 && stamp.client == self.plan.id && first {
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -753,6 +793,11 @@ enum Incoming {
 }
 
 impl Conn {
+    /// Whether bytes wait for the socket (so a new message queues behind them).
+    fn backed_up(&self) -> bool {
+        self.blocked || self.sent < self.out.len() || self.stream.wants_write()
+    }
+
     /// Appends an encoded frame. Only loadgen's own small frames pass through here, so
     /// encoding cannot fail (a name over 255 bytes would be a loadgen bug).
     fn queue_frame(&mut self, frame: &Frame) {

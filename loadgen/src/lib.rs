@@ -18,7 +18,8 @@
 //!   writes results.
 //! - `worker`: one load thread (mio poll, connect ramp, schedule, drain).
 //! - `client`: one simulated client (connection, handshake, wire formats, checks).
-//! - [`schedule`]: intended send times, phase spread, late-send accounting.
+//! - [`schedule`]: intended send times, phase spread, the send window.
+//! - [`lag`]: late sends told apart: loadgen's own lag or held by the server; trust.
 //! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
 //! - [`verify`]: per-sender sequence tracking (duplicates, reordering).
 //! - [`recorder`]: latency histograms.
@@ -39,6 +40,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod html_report;
+pub mod lag;
 pub mod merge;
 pub mod plot;
 pub mod progress;

@@ -4,7 +4,7 @@
 //! `period = 1 / rate` and `phase(c) = c * period / N`: the clients' phases are spread
 //! evenly over one period, so `N` clients produce a steady stream instead of `N`-message
 //! bursts. The schedule never looks at replies; a message that goes out late is still
-//! stamped with its intended time, and the lag is counted ([`SendLag`]).
+//! stamped with its intended time, and the lag is counted ([`crate::lag::SendLag`]).
 
 /// A send that leaves more than this after its intended time counts as late.
 ///
@@ -173,32 +173,6 @@ impl SendCursor {
     }
 }
 
-/// How far behind schedule sends left: the count of late ones and the worst lag.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendLag {
-    /// Sends more than [`LATE_SEND_THRESHOLD_NS`] behind their intended time.
-    pub late: u64,
-    /// Largest lag seen (ns).
-    pub max_ns: u64,
-}
-
-impl SendLag {
-    /// Notes a send intended at `intended_ns` that left at `actual_ns`.
-    pub fn record(&mut self, intended_ns: u64, actual_ns: u64) {
-        let lag = actual_ns.saturating_sub(intended_ns);
-        if lag > LATE_SEND_THRESHOLD_NS {
-            self.late += 1;
-        }
-        self.max_ns = self.max_ns.max(lag);
-    }
-
-    /// Combines another thread's lag.
-    pub fn merge(&mut self, other: SendLag) {
-        self.late += other.late;
-        self.max_ns = self.max_ns.max(other.max_ns);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,27 +260,5 @@ mod tests {
         // No window: every message leaves at its intended time.
         let none = SendWindow::new(1_000, 0);
         assert_eq!(none.release_ns(123_456), 123_456);
-    }
-
-    #[test]
-    fn late_sends_are_detected_past_the_threshold() {
-        let mut lag = SendLag::default();
-        lag.record(1_000, 1_000);
-        lag.record(1_000, 900); // early (clock granularity) is not negative lag
-        lag.record(0, LATE_SEND_THRESHOLD_NS);
-        assert_eq!(lag.late, 0);
-        lag.record(0, LATE_SEND_THRESHOLD_NS + 1);
-        lag.record(5, 5_000_005);
-        assert_eq!(lag.late, 2);
-        assert_eq!(lag.max_ns, 5_000_000);
-        let mut other = SendLag { late: 3, max_ns: 7 };
-        other.merge(lag);
-        assert_eq!(
-            other,
-            SendLag {
-                late: 5,
-                max_ns: 5_000_000
-            }
-        );
     }
 }

@@ -20,7 +20,8 @@ use crate::churn::{ChurnCounts, ChurnSchedule};
 use crate::client::{Client, ClientPlan, Ctx, ErrorCounts, Rules, Status, Tally};
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
-use crate::schedule::{Schedule, SendCursor, SendLag, SendWindow};
+use crate::lag::SendLag;
+use crate::schedule::{Schedule, SendCursor, SendWindow};
 use crate::timer::SendTimer;
 use crate::verify::Anomalies;
 
@@ -199,6 +200,8 @@ pub(crate) struct Tick {
 pub(crate) struct WorkerTotals {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
+    /// Corrected latency less each message's own send lag.
+    pub lag_free: Histogram<u64>,
     pub anomalies: Anomalies,
     pub errors: ErrorCounts,
     pub lag: SendLag,
@@ -667,6 +670,7 @@ impl Worker {
         WorkerTotals {
             corrected: tally.recorder.corrected,
             uncorrected: tally.recorder.uncorrected,
+            lag_free: tally.recorder.lag_free,
             anomalies: tally.anomalies,
             errors: tally.errors,
             lag: tally.lag,
