@@ -6,7 +6,9 @@ shell, as subcommands, so bench.sh holds no inline Python.
                                     of every point over its repetitions, server CPU per
                                     message, ratios against the tokio baseline, the rate
                                     ladder and the highest rate under each p99 bound, the
-                                    idle-connection figures, fan-out against the brokers
+                                    idle-connection figures, fan-out against the brokers,
+                                    loadgen's and the servers' CPU per message with
+                                    loadgen's send window on and off
   rows CSV                          number of data rows of a CSV (0 if it does not exist)
   new-row CSV BEFORE COLUMN...      checks that the CSV has exactly BEFORE + 1 rows (one
                                     run appended one row) and prints the named columns of
@@ -73,6 +75,66 @@ def paired_table(points, a_prefix, b_prefix, a_name, b_name, title):
 
         print(f"| {name} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
               f"| {ratio('srv_cpu')} | {a['lost']}, {b['lost']} |")
+
+
+def send_window(out):
+    """The sendwindow point: loadgen's and the servers' CPU per message with loadgen's
+    --send-window 0 and 1ms, each ratio taken within one rep (both ran minutes apart on
+    the same machine), then the median over the reps."""
+    targets = [t for t in ("server-echo", "tokio-line")
+               if (out / f"sw0-{t}.csv").exists() and (out / f"sw1ms-{t}.csv").exists()]
+    if not targets:
+        return
+    srv = {}
+    if (out / "server_cpu.csv").exists():
+        srv = {(r["label"], r["rep"]): float(r["server_cpu_us_per_msg"])
+               for r in rows(out / "server_cpu.csv")}
+    nan = float("nan")
+
+    def cpu(r):
+        return float(r["loadgen_cpu_us_per_msg"]) if r["loadgen_cpu_us_per_msg"] else nan
+
+    def fmt(v, unit=""):
+        return "-" if v != v else f"{v:.2f}{unit}"
+
+    print("\n## loadgen's send window: 0 against 1ms (CPU in us per message; ratios within "
+          "each rep, then the median)\n")
+    print("| target | rep | loadgen 0 | loadgen 1ms | 1ms / 0 | server 0 | server 1ms "
+          "| 1ms / 0 | p99 ms 0 | p99 ms 1ms | trustworthy 0, 1ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    per_rep_srv = {}
+    for target in targets:
+        off, on = rows(out / f"sw0-{target}.csv"), rows(out / f"sw1ms-{target}.csv")
+        ratios = {"lg": [], "srv": []}
+        cols = {k: [] for k in ("lg0", "lg1", "s0", "s1")}
+        for i, (a, b) in enumerate(zip(off, on), start=1):
+            s0 = srv.get((f"sw0-{target}", str(i)), nan)
+            s1 = srv.get((f"sw1ms-{target}", str(i)), nan)
+            per_rep_srv[(target, i)] = (s0, s1)
+            lg0, lg1 = cpu(a), cpu(b)
+            for k, v in (("lg0", lg0), ("lg1", lg1), ("s0", s0), ("s1", s1)):
+                cols[k].append(v)
+            ratios["lg"].append(lg1 / lg0 if lg0 == lg0 and lg0 else nan)
+            ratios["srv"].append(s1 / s0 if s0 == s0 and s0 else nan)
+            print(f"| {target} | {i} | {fmt(lg0)} | {fmt(lg1)} | {fmt(ratios['lg'][-1], 'x')} "
+                  f"| {fmt(s0)} | {fmt(s1)} | {fmt(ratios['srv'][-1], 'x')} "
+                  f"| {fmt_ms(float(a['p99_us']))} | {fmt_ms(float(b['p99_us']))} "
+                  f"| {a.get('trustworthy') or '-'}, {b.get('trustworthy') or '-'} |")
+        med = {k: median(v for v in vals if v == v) for k, vals in {**cols, **ratios}.items()}
+        print(f"| {target} | median | {fmt(med['lg0'])} | {fmt(med['lg1'])} "
+              f"| {fmt(med['lg'], 'x')} | {fmt(med['s0'])} | {fmt(med['s1'])} "
+              f"| {fmt(med['srv'], 'x')} | | | |")
+    if len(targets) == 2:
+        ratios = {0: [], 1: []}
+        for (target, i), (s0, s1) in per_rep_srv.items():
+            if target != "server-echo" or ("tokio-line", i) not in per_rep_srv:
+                continue
+            t0, t1 = per_rep_srv[("tokio-line", i)]
+            ratios[0].append(s0 / t0 if t0 else nan)
+            ratios[1].append(s1 / t1 if t1 else nan)
+        print(f"\nServer CPU per echo, our server / tokio echo (median of the per-rep "
+              f"ratios): {fmt(median(v for v in ratios[0] if v == v), 'x')} with "
+              f"--send-window 0, {fmt(median(v for v in ratios[1] if v == v), 'x')} with 1ms.")
 
 
 def summary(out):
@@ -145,6 +207,7 @@ def summary(out):
             print(f"| {label} | {ratio('p50')} | {ratio('p99')} | {ratio('p999')} "
                   f"| {ratio('max')} | {ratio('srv_cpu')} |")
 
+    send_window(out)
     paired_table(points, "metrics-on-", "metrics-off-", "on", "off",
                  "--metrics scraped once a second against no metrics (ratio = on / off)")
     paired_table(points, "tls-on-", "tls-off-", "TLS", "plaintext",

@@ -4,8 +4,8 @@
 # on 127.0.0.1 only.
 #
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
-#        [--only echo,coalesce,baseline,search,fanout,brokers,cluster,metrics,tls,
-#                history,history-memory,idle]
+#        [--only echo,coalesce,baseline,sendwindow,search,fanout,brokers,cluster,
+#                metrics,tls,history,history-memory,idle]
 #        [--previous SERVER_BIN]
 #        [--dry-run]
 #
@@ -14,6 +14,7 @@
 #   *.csv, *.hgrm, *.hlog, *.series.csv   loadgen's own results, one summary CSV per point
 #   server_cpu.csv                        server CPU time per message, per run (for a
 #                                         cluster: both nodes, and ~a, ~b, ~redis apart)
+#   (sendwindow: loadgen's own CPU per message is its summary's loadgen_cpu_us_per_msg)
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
 #   history.csv                           history kept and RSS of rooms filled past their limit, on and off
@@ -33,6 +34,9 @@
 # builds in turn at every rep (labels this-* and previous-*), compared in summary.md.
 # The brokers section needs redis-server and nats-server (Debian's packages), the
 # cluster section redis-server.
+# loadgen runs with its default --send-window (1ms: the messages of a thread due within
+# a millisecond leave together) except in the rate ladder, whose 1 ms p99 bound a hold of
+# up to 1 ms would eat, and in the sendwindow point, which compares 0 and 1ms.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +47,7 @@ reps=""
 duration=""
 quick=0
 dry_run=0
-only="echo,coalesce,baseline,search,fanout,brokers,cluster,metrics,tls,history,history-memory,idle"
+only="echo,coalesce,baseline,sendwindow,search,fanout,brokers,cluster,metrics,tls,history,history-memory,idle"
 out=""
 previous=""
 while [ $# -gt 0 ]; do
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --previous) previous=$2; shift ;;
         --dry-run) dry_run=1 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -218,12 +222,33 @@ if want baseline; then
         --clients "$clients" --rate "$rate" --protocol text
 fi
 
+# loadgen's send window on and off: echo against our server and against the tokio
+# baseline, --send-window 0 and 1ms in turn at every rep (labels sw0-*, sw1ms-*), so
+# loadgen's and the servers' CPU per message are compared on the same machine minutes.
+if want sendwindow; then
+    echo "==> sendwindow: echo with loadgen --send-window 0 and 1ms, server and tokio in turn"
+    all_reps=$reps
+    reps=1
+    for rep in $(seq "$all_reps"); do
+        round=$rep
+        for window in 0 1ms; do
+            run_point "sw$window-server-echo" "$server_bin" --bind 127.0.0.1:0 --workers 2 -q -- \
+                --clients "$clients" --rate "$rate" --scenario echo --protocol binary \
+                --send-window "$window"
+            run_point "sw$window-tokio-line" "$tokio_bin" --bind 127.0.0.1:0 -- \
+                --clients "$clients" --rate "$rate" --protocol line --send-window "$window"
+        done
+    done
+    reps=$all_reps
+    round=""
+fi
+
 # run_once LABEL PROTOCOL RATE REP SERVER_CMD...: one ladder run; sets ok_p99, ok_lost.
 run_once() {
     local label=$1 protocol=$2 r=$3 n=$4 received p999; shift 4
     start_server "$label.$r.$n" "$@"
     run_loadgen "$label.$r.$n" "$label" --duration "$((duration / 2 + 1))s" --warmup 1s \
-        --clients "$clients" --rate "$r" --protocol "$protocol"
+        --clients "$clients" --rate "$r" --protocol "$protocol" --send-window 0
     stop_server
     read -r received ok_p99 p999 ok_lost <<<"$row"
 }

@@ -1,6 +1,8 @@
 """Tests of scripts/bench.sh's settings and of the helpers in scripts/bench.py that guard
 its numbers. Run: python3 -m unittest discover -s scripts -p 'test_*.py'"""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -67,6 +69,49 @@ class NewRow(unittest.TestCase):
         self.assertEqual(bench.count_rows(self.csv), 0)
         self.write("echo,10,100,200,0\n", "echo,20,300,400,1\n")
         self.assertEqual(bench.count_rows(self.csv), 2)
+
+
+class SendWindow(unittest.TestCase):
+    """The sendwindow point's table: CPU ratios taken within each rep, then medians."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.out = Path(self.dir.name)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, label, cpus):
+        with open(self.out / f"{label}.csv", "w") as f:
+            f.write("label,p99_us,loadgen_cpu_us_per_msg,trustworthy\n")
+            for cpu in cpus:
+                f.write(f"{label},1000,{cpu},true\n")
+
+    def test_ratios_are_taken_within_each_rep(self):
+        # Rep 2 ran on a busier machine: both settings cost more, the ratio holds.
+        self.write("sw0-server-echo", [20, 40, 22])
+        self.write("sw1ms-server-echo", [5, 10, 5.5])
+        self.write("sw0-tokio-line", [18, 36, 20])
+        self.write("sw1ms-tokio-line", [5, 10, 5])
+        with open(self.out / "server_cpu.csv", "w") as f:
+            f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg\n")
+            reps = [(10, 4, 8, 5), (20, 8, 16, 10), (11, 4.4, 9, 5)]
+            for rep, (a, b, c, d) in enumerate(reps, 1):
+                f.write(f"sw0-server-echo,{rep},1,1,{a}\nsw1ms-server-echo,{rep},1,1,{b}\n")
+                f.write(f"sw0-tokio-line,{rep},1,1,{c}\nsw1ms-tokio-line,{rep},1,1,{d}\n")
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            bench.send_window(self.out)
+        text = buf.getvalue()
+        self.assertIn("| server-echo | median | 22.00 | 5.50 | 0.25x | 11.00 | 4.40 | 0.40x |", text)
+        self.assertIn("| tokio-line | 2 | 36.00 | 10.00 | 0.28x | 16.00 | 10.00 | 0.62x |", text)
+        self.assertIn("1.25x with --send-window 0, 0.80x with 1ms.", text)
+
+    def test_nothing_is_printed_without_the_point(self):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            bench.send_window(self.out)
+        self.assertEqual(buf.getvalue(), "")
 
 
 class Settings(unittest.TestCase):

@@ -188,6 +188,11 @@ pub struct RunArgs {
     /// How long a dropped client stays away before reconnecting (with --churn).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub churn_away: Duration,
+    /// Messages of one load thread that fall due within one window of this width leave
+    /// together at its end, so the thread wakes once per window (0 = every message at
+    /// its intended time). The hold, at most this long, counts in the corrected latency.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub send_window: Duration,
     /// Begin sending at this wall-clock instant, after connecting: RFC 3339 UTC
     /// (2026-12-03T15:00:00Z) or relative to now (+5s). Lets several loadgen processes
     /// start their schedules together.
@@ -465,6 +470,7 @@ impl RunArgs {
             max_in_flight: self.max_in_flight,
             churn: self.churn,
             churn_away: self.churn_away,
+            send_window: self.send_window,
             start_at,
             thresholds: Thresholds {
                 max_p99: self.max_p99,

@@ -21,7 +21,8 @@ use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 use crate::churn::RoomCursor;
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
-use crate::schedule::Schedule;
+use crate::lag;
+use crate::schedule::{Schedule, SendWindow};
 use crate::stamp::{ASCII_MARKER, Stamp};
 use crate::verify::{Arrival, SequenceTracker};
 
@@ -91,6 +92,8 @@ pub(crate) struct Rules {
     pub window: u32,
     /// The send schedule (set when sending begins).
     pub schedule: Schedule,
+    /// When due messages leave (set when sending begins).
+    pub send_window: SendWindow,
     /// With `--tls`, what every connection's TLS session starts from.
     pub tls: Option<TlsClient>,
 }
@@ -145,6 +148,14 @@ struct Conn {
     /// Bytes queued for the server; `out[sent..]` is still to be written.
     out: Vec<u8>,
     sent: usize,
+    /// The last write said `WouldBlock`: the socket's send buffer is full. Nothing is
+    /// written until a WRITABLE event says it has room again (WRITABLE interest is
+    /// registered while anything is pending, and edge-triggered poll reports the change),
+    /// so no write is made only to learn that the socket is still full.
+    blocked: bool,
+    /// When the first measured message queued behind a backlog was sent, until the
+    /// backlog clears (the server's lag, see [`crate::lag`]).
+    held_since: Option<u64>,
     inbox: Inbox,
 }
 
@@ -174,6 +185,8 @@ pub(crate) struct Client {
     rate_limited: bool,
     /// Position in the room's ids (room scenario, binary).
     cursor: RoomCursor,
+    /// Own measured messages that waited for the in-flight window, until their echo.
+    deferred: lag::DeferredSends,
 }
 
 impl Client {
@@ -193,6 +206,7 @@ impl Client {
             received_measured: 0,
             rate_limited: false,
             cursor: RoomCursor::default(),
+            deferred: lag::DeferredSends::default(),
         }
     }
 
@@ -224,6 +238,8 @@ impl Client {
                     writable_interest: true,
                     out: Vec::new(),
                     sent: 0,
+                    blocked: false,
+                    held_since: None,
                     inbox: Inbox::Frames(FrameDecoder::new(shared::DEFAULT_MAX_FRAME)),
                 });
                 self.status = Status::Connecting { deadline_ns };
@@ -328,6 +344,9 @@ impl Client {
                 }
             }
         }
+        if writable && let Some(conn) = &mut self.conn {
+            conn.blocked = false;
+        }
         if writable || readable {
             self.flush(cx);
         }
@@ -394,6 +413,13 @@ impl Client {
         let Some(conn) = &mut self.conn else { return };
         if let Err(e) = conn.flush(cx.registry) {
             self.lost_connection(cx, format!("write: {e}"));
+            return;
+        }
+        if !conn.backed_up()
+            && let Some(since) = conn.held_since.take()
+        {
+            let now = cx.clock.now_ns();
+            cx.tally.lag.backlog_cleared(now.saturating_sub(since));
         }
     }
 
@@ -433,6 +459,15 @@ impl Client {
                 scheduled_ns,
                 sent_ns,
             };
+            let measured = scheduled_ns >= cx.rules.measure_from_ns;
+            let held = match &mut self.conn {
+                // Queued behind bytes the server has not taken: its lag, not ours.
+                Some(conn) if measured && conn.backed_up() => {
+                    conn.held_since.get_or_insert(sent_ns);
+                    true
+                }
+                _ => false,
+            };
             if !self.send(&stamp, cx) {
                 continue;
             }
@@ -440,14 +475,21 @@ impl Client {
                 self.in_flight += 1;
             }
             cx.tally.sent_all += 1;
-            if scheduled_ns >= cx.rules.measure_from_ns {
+            if measured {
                 self.sent_measured += 1;
                 if let Some(shared) = cx.sent.get(self.plan.id as usize) {
                     shared.store(self.sent_measured, Ordering::Relaxed);
                 }
                 cx.tally.sent_measured += 1;
                 if on_time == Some(seq) {
-                    cx.tally.lag.record(scheduled_ns, sent_ns);
+                    // The window's hold is planned; lag counts from the release.
+                    let release_ns = cx.rules.send_window.release_ns(scheduled_ns);
+                    cx.tally.lag.record(release_ns, sent_ns);
+                } else if window > 0 {
+                    self.deferred.push(seq);
+                }
+                if held {
+                    cx.tally.lag.record_held();
                 }
             }
         }
@@ -731,12 +773,23 @@ impl Client {
                 self.received_measured += 1;
                 crate::recorder::record_us(&mut tally.replay, corrected);
             }
+        } else if first && measured {
+            // A message that waited for the in-flight window left when the server let
+            // it: none of that wait is loadgen's own lag.
+            let deferred = stamp.client == self.plan.id && self.deferred.take(stamp.seq);
+            let own_lag_ns = if deferred {
+                0
+            } else {
+                let release_ns = rules.send_window.release_ns(stamp.scheduled_ns);
+                lag::own_lag_ns(release_ns, stamp.sent_ns)
+            };
+            tally
+                .recorder
+                .record_measured(corrected, uncorrected, own_lag_ns);
+            tally.received_measured += 1;
+            self.received_measured += 1;
         } else if first {
-            tally.recorder.record(corrected, uncorrected, measured);
-            if measured {
-                tally.received_measured += 1;
-                self.received_measured += 1;
-            }
+            tally.recorder.record(corrected, uncorrected, false);
         }
         if rules.window > 0 && stamp.client == self.plan.id && first {
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -751,6 +804,11 @@ enum Incoming {
 }
 
 impl Conn {
+    /// Whether bytes wait for the socket (so a new message queues behind them).
+    fn backed_up(&self) -> bool {
+        self.blocked || self.sent < self.out.len() || self.stream.wants_write()
+    }
+
     /// Appends an encoded frame. Only loadgen's own small frames pass through here, so
     /// encoding cannot fail (a name over 255 bytes would be a loadgen bug).
     fn queue_frame(&mut self, frame: &Frame) {
@@ -763,16 +821,27 @@ impl Conn {
     /// Writes until done or the socket would block, and asks for WRITABLE events only
     /// while something is left. Errors mean the connection is gone.
     fn flush(&mut self, registry: &Registry) -> io::Result<()> {
+        if self.blocked {
+            // Still full: the WRITABLE event that clears `blocked` brings the next try.
+            return Ok(());
+        }
         // TLS records left over from the handshake or an earlier write go first.
         self.stream.flush()?;
         while self.sent < self.out.len() {
             match self.stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        // TLS records still held: the socket said `WouldBlock` to them.
+        if self.stream.wants_write() {
+            self.blocked = true;
         }
         if self.sent == self.out.len() {
             self.out.clear();

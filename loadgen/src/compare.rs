@@ -109,6 +109,9 @@ pub fn render(runs: &[ComparedRun]) -> String {
         if s.late_sends > 0 {
             note.push("late sends");
         }
+        if s.trustworthy == Some(false) {
+            note.push("not trustworthy");
+        }
         rows.push(vec![
             (i + 1).to_string(),
             run.origin.clone(),

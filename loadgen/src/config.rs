@@ -142,6 +142,11 @@ pub struct Config {
     pub churn: f64,
     /// How long a dropped client stays away before it reconnects.
     pub churn_away: Duration,
+    /// Messages of one thread that fall due within one window of this width leave
+    /// together at its end (the thread wakes once per window); zero sends every message
+    /// at its intended time. Intended times and the corrected latency do not change; a
+    /// message is held at most this long, and the hold counts in its latency.
+    pub send_window: Duration,
     /// Wall-clock instant at which sending begins (`--start-at`): the connect ramp
     /// happens before it, the warmup (if any) starts at it, and the run clock puts it on a
     /// whole second so several processes' seconds line up. `None`: start as soon as
@@ -152,6 +157,13 @@ pub struct Config {
     /// Print a progress line to stderr every second.
     pub progress: bool,
 }
+
+/// `--send-window` unless given: see `docs/LOADGEN.md` for the arrival pattern each
+/// width gives the server.
+pub const DEFAULT_SEND_WINDOW: Duration = Duration::from_millis(1);
+
+/// Widest `--send-window`: a hold longer than this would swamp the latencies measured.
+pub const MAX_SEND_WINDOW: Duration = Duration::from_millis(100);
 
 impl Default for Config {
     fn default() -> Self {
@@ -178,6 +190,7 @@ impl Default for Config {
             max_in_flight: 0,
             churn: 0.0,
             churn_away: Duration::from_millis(100),
+            send_window: DEFAULT_SEND_WINDOW,
             start_at: None,
             thresholds: Thresholds::default(),
             progress: true,
@@ -268,6 +281,9 @@ pub enum ConfigError {
     /// The in-flight window counts echoes, which only the echo scenario has.
     #[error("--max-in-flight only works with --scenario echo")]
     WindowNeedsEcho,
+    /// `--send-window` longer than [`MAX_SEND_WINDOW`].
+    #[error("--send-window must be at most 100ms, not {0:?}")]
+    BadSendWindow(Duration),
     /// `--churn` outside 0..=100.
     #[error("--churn must be a percentage of clients per second between 0 and 100, not {0}")]
     BadChurn(f64),
@@ -345,6 +361,9 @@ impl Config {
         }
         if self.max_in_flight > 0 && self.scenario != Scenario::Echo {
             return Err(ConfigError::WindowNeedsEcho);
+        }
+        if self.send_window > MAX_SEND_WINDOW {
+            return Err(ConfigError::BadSendWindow(self.send_window));
         }
         if !(self.churn.is_finite() && (0.0..=100.0).contains(&self.churn)) {
             return Err(ConfigError::BadChurn(self.churn));

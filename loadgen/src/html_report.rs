@@ -321,6 +321,17 @@ pub fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, String)> {
             s.deferred_sends.to_string(),
         ),
         ("max_send_lag_us", "worst send lag", ms(s.max_send_lag_us)),
+        (
+            "own_lag_p99_us",
+            "own send lag p99",
+            opt(s.own_lag_p99_us.map(ms)),
+        ),
+        ("held_sends", "sends held by the server", opt(s.held_sends)),
+        (
+            "send_window_us",
+            "send window",
+            opt(s.send_window_us.map(ms)),
+        ),
         ("p50_us", "p50", ms(s.p50_us)),
         ("p90_us", "p90", ms(s.p90_us)),
         ("p99_us", "p99", ms(s.p99_us)),
@@ -342,6 +353,16 @@ pub fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, String)> {
             "uncorrected_max_us",
             "uncorrected max",
             ms(s.uncorrected_max_us),
+        ),
+        (
+            "lag_free_p999_us",
+            "p99.9 without own lag",
+            opt(s.lag_free_p999_us.map(ms)),
+        ),
+        (
+            "trustworthy",
+            "trustworthy",
+            opt(s.trustworthy.map(|t| if t { "yes" } else { "NO" })),
         ),
         (
             "loadgen_cpu_us_per_msg",

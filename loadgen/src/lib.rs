@@ -22,7 +22,8 @@
 //!   `client::broker` for a room member on Redis or NATS.
 //! - `wire`: a load message's wire form, and the brokers' protocols (`wire::redis`,
 //!   `wire::nats`).
-//! - [`schedule`]: intended send times, phase spread, late-send accounting.
+//! - [`schedule`]: intended send times, phase spread, the send window.
+//! - [`lag`]: late sends told apart: loadgen's own lag or held by the server; trust.
 //! - [`stamp`]: the per-message stamp and its binary and ASCII encodings.
 //! - [`verify`]: per-sender sequence tracking (duplicates, reordering).
 //! - [`recorder`]: latency histograms.
@@ -43,6 +44,7 @@ pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod html_report;
+pub mod lag;
 pub mod merge;
 pub mod plot;
 pub mod progress;

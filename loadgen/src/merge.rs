@@ -440,5 +440,17 @@ fn summarize(
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: max_opt(|s| s.replay_max_us),
+        send_window_us: max_opt(|s| s.send_window_us),
+        // Percentiles are never averaged: without the runs' own-lag and lag-free
+        // histograms only the largest value is exact.
+        own_lag_p99_us: None,
+        own_lag_p999_us: None,
+        held_sends: sum_opt(|s| s.held_sends),
+        held_max_us: max_opt(|s| s.held_max_us),
+        lag_free_p50_us: None,
+        lag_free_p99_us: None,
+        lag_free_p999_us: None,
+        lag_free_max_us: max_opt(|s| s.lag_free_max_us),
+        trustworthy: Some(crate::lag::trustworthy(sum(|s| s.late_sends), sent)),
     }
 }

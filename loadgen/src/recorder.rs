@@ -44,6 +44,9 @@ pub struct LatencyRecorder {
     pub interval_uncorrected: Histogram<u64>,
     /// Corrected latency of every message, warmup included, for the live progress line.
     pub progress: Histogram<u64>,
+    /// Corrected latency of every measured message less loadgen's own lag in sending it
+    /// (see [`crate::lag`]): what the latency would have been had loadgen kept its plan.
+    pub lag_free: Histogram<u64>,
 }
 
 impl Default for LatencyRecorder {
@@ -54,11 +57,19 @@ impl Default for LatencyRecorder {
             interval_corrected: new_histogram(),
             interval_uncorrected: new_histogram(),
             progress: new_histogram(),
+            lag_free: new_histogram(),
         }
     }
 }
 
 impl LatencyRecorder {
+    /// Records one measured arrival whose sender's own lag was `own_lag_ns`: its
+    /// corrected latency less that lag goes to `lag_free`; the rest as [`Self::record`].
+    pub fn record_measured(&mut self, corrected_ns: u64, uncorrected_ns: u64, own_lag_ns: u64) {
+        self.record(corrected_ns, uncorrected_ns, true);
+        record_us(&mut self.lag_free, corrected_ns.saturating_sub(own_lag_ns));
+    }
+
     /// Records one arrival. Warmup arrivals (`measured == false`) only feed the progress
     /// line.
     pub fn record(&mut self, corrected_ns: u64, uncorrected_ns: u64, measured: bool) {

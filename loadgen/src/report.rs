@@ -145,10 +145,44 @@ pub struct Summary {
     /// Largest corrected latency of a replayed delivery.
     #[serde(default)]
     pub replay_max_us: Option<u64>,
+    /// `--send-window`: messages of a thread due within one window left together at its
+    /// end (0: each at its intended time; empty in rows from before the column existed).
+    #[serde(default)]
+    pub send_window_us: Option<u64>,
+    /// loadgen's own lag (a measured send made after its release because loadgen was
+    /// not running or was busy, see [`crate::lag`]): 99th percentile.
+    #[serde(default)]
+    pub own_lag_p99_us: Option<u64>,
+    /// Own lag, 99.9th percentile.
+    #[serde(default)]
+    pub own_lag_p999_us: Option<u64>,
+    /// Measured sends held by the server: queued behind bytes the socket had not taken.
+    #[serde(default)]
+    pub held_sends: Option<u64>,
+    /// Longest such backlog, from the first message queued behind it until it cleared.
+    #[serde(default)]
+    pub held_max_us: Option<u64>,
+    /// Corrected latency less each message's own lag: 50th percentile.
+    #[serde(default)]
+    pub lag_free_p50_us: Option<u64>,
+    /// Corrected latency less own lag: 99th percentile.
+    #[serde(default)]
+    pub lag_free_p99_us: Option<u64>,
+    /// Corrected latency less own lag: 99.9th percentile.
+    #[serde(default)]
+    pub lag_free_p999_us: Option<u64>,
+    /// Corrected latency less own lag: largest.
+    #[serde(default)]
+    pub lag_free_max_us: Option<u64>,
+    /// Whether loadgen kept its schedule well enough for the corrected tail to be the
+    /// server's: at most 1 in 1000 measured sends late by its own doing
+    /// ([`crate::lag::trustworthy`]).
+    #[serde(default)]
+    pub trustworthy: Option<bool>,
 }
 
 /// Summary columns added after the first release: rows without them still read.
-pub const OPTIONAL_COLUMNS: [&str; 7] = [
+pub const OPTIONAL_COLUMNS: [&str; 17] = [
     "order_breaks",
     "churn_reconnects",
     "replayed",
@@ -156,6 +190,16 @@ pub const OPTIONAL_COLUMNS: [&str; 7] = [
     "replay_p50_us",
     "replay_p99_us",
     "replay_max_us",
+    "send_window_us",
+    "own_lag_p99_us",
+    "own_lag_p999_us",
+    "held_sends",
+    "held_max_us",
+    "lag_free_p50_us",
+    "lag_free_p99_us",
+    "lag_free_p999_us",
+    "lag_free_max_us",
+    "trustworthy",
 ];
 
 /// Latency columns of a summary, taken from a corrected and an uncorrected histogram.
@@ -323,12 +367,57 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         ms(s.max_us),
         s.mean_us / 1000.0
     );
+    if let (Some(p50), Some(p99), Some(p999), Some(max)) = (
+        s.lag_free_p50_us,
+        s.lag_free_p99_us,
+        s.lag_free_p999_us,
+        s.lag_free_max_us,
+    ) {
+        out += &format!(
+            "  latency ms (own lag out)  p50 {}  p99 {}  p99.9 {}  max {}\n",
+            ms(p50),
+            ms(p99),
+            ms(p999),
+            ms(max)
+        );
+    }
     out += &format!(
         "  latency ms (uncorrected)  p50 {}  p99 {}  max {}\n",
         ms(s.uncorrected_p50_us),
         ms(s.uncorrected_p99_us),
         ms(s.uncorrected_max_us)
     );
+    if let (Some(p99), Some(p999), Some(held), Some(held_max)) = (
+        s.own_lag_p99_us,
+        s.own_lag_p999_us,
+        s.held_sends,
+        s.held_max_us,
+    ) {
+        out += &format!(
+            "  send lag: loadgen's own p99 {} p99.9 {} max {} ms, {} sends over 1 ms; held by the server {} sends (longest {} ms)\n",
+            ms(p99),
+            ms(p999),
+            ms(s.max_send_lag_us),
+            s.late_sends,
+            held,
+            ms(held_max)
+        );
+    }
+    if let Some(window) = s.send_window_us.filter(|&w| w > 0) {
+        out += &format!(
+            "  send window {} ms: sends held up to that long, counted in the corrected latency\n",
+            ms(window)
+        );
+    }
+    match s.trustworthy {
+        Some(true) => {
+            out += "  trustworthy: yes (at most 1 in 1000 sends late by loadgen's own doing)\n"
+        }
+        Some(false) => {
+            out += "  trustworthy: NO (more than 1 in 1000 sends late by loadgen's own doing: the corrected tail is partly loadgen's)\n"
+        }
+        None => {}
+    }
     if let Some(breaks) = s.order_breaks {
         out += &format!("  room order: {breaks} breaks (ids out of sequence at a member)\n");
     }

@@ -271,6 +271,16 @@ pub(crate) fn example_summary() -> Summary {
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: None,
+        send_window_us: None,
+        own_lag_p99_us: None,
+        own_lag_p999_us: None,
+        held_sends: None,
+        held_max_us: None,
+        lag_free_p50_us: None,
+        lag_free_p99_us: None,
+        lag_free_p999_us: None,
+        lag_free_max_us: None,
+        trustworthy: None,
     }
 }
 
@@ -683,6 +693,53 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_from_before_the_optional_columns_still_read() {
+        let dir = std::env::temp_dir().join(format!("lg-old-csv-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let full = dir.join("full.csv");
+        let row = Summary {
+            label: "echo-binary".into(),
+            sent: 10,
+            late_sends: 5,
+            send_window_us: Some(1000),
+            held_sends: Some(2),
+            lag_free_p99_us: Some(7),
+            trustworthy: Some(false),
+            ..example_summary()
+        };
+        append_summary(&full, &row, "s").expect("written");
+        assert_eq!(read_summaries(&full).expect("read"), [row]);
+        // The same row as a loadgen without the optional columns wrote it.
+        let mut r = csv::Reader::from_path(&full).expect("open");
+        let headers = r.headers().expect("header").clone();
+        let record = r.records().next().expect("a row").expect("parses");
+        let keep: Vec<usize> = (0..headers.len())
+            .filter(|&i| !crate::report::OPTIONAL_COLUMNS.contains(&&headers[i]))
+            .collect();
+        let old = dir.join("old.csv");
+        let mut w = csv::Writer::from_path(&old).expect("create");
+        w.write_record(keep.iter().map(|&i| &headers[i]))
+            .expect("header");
+        w.write_record(keep.iter().map(|&i| &record[i]))
+            .expect("row");
+        w.flush().expect("flushed");
+        drop(w);
+        let back = read_summaries(&old).expect("an older summary reads");
+        let s = &back[0];
+        assert_eq!((s.sent, s.late_sends), (10, 5));
+        assert_eq!(
+            (
+                s.send_window_us,
+                s.held_sends,
+                s.lag_free_p99_us,
+                s.trustworthy
+            ),
+            (None, None, None, None)
+        );
+        fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn base64_decodes_padded_input() {

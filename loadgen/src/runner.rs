@@ -15,11 +15,11 @@ use crate::client::{ClientPlan, ErrorCounts};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Scenario};
 use crate::cpu::{CpuTime, process_cpu_time};
+use crate::lag::SendLag;
 use crate::progress::{self, Progress, Schedule};
 use crate::recorder::{merge, new_histogram};
 use crate::report::{Percentiles, SeriesRow, Summary, Verdict, utc_stamps};
 use crate::results::{self, HlogWriter, ResultFiles, ResultsError};
-use crate::schedule::SendLag;
 use crate::verify::Anomalies;
 use crate::worker::{self, Report, Settings, Shared, StopSignal, Tick, WorkerTotals};
 
@@ -162,6 +162,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         window: config.max_in_flight,
         churn: config.churn,
         churn_away_ns: config.churn_away.as_nanos() as u64,
+        send_window_ns: config.send_window.as_nanos() as u64,
     };
     let shared = Arc::new(Shared::new(clock, settings, stop.clone(), threads));
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -657,6 +658,7 @@ impl<'a> Collector<'a> {
     ) -> Result<RunReport, RunError> {
         let mut corrected = new_histogram();
         let mut uncorrected = new_histogram();
+        let mut lag_free = new_histogram();
         let mut anomalies = Anomalies::default();
         let mut errors = ErrorCounts::default();
         let mut lag = SendLag::default();
@@ -677,9 +679,10 @@ impl<'a> Collector<'a> {
         for totals in self.done.iter().flatten() {
             merge(&mut corrected, &totals.corrected);
             merge(&mut uncorrected, &totals.uncorrected);
+            merge(&mut lag_free, &totals.lag_free);
             anomalies.merge(totals.anomalies);
             errors.merge(totals.errors);
-            lag.merge(totals.lag);
+            lag.merge(&totals.lag);
             deferred += totals.deferred;
             churn.merge(totals.churn);
             merge(&mut replay, &totals.replay);
@@ -726,6 +729,7 @@ impl<'a> Collector<'a> {
         };
         let c = Percentiles::of(&corrected);
         let u = Percentiles::of(&uncorrected);
+        let f = Percentiles::of(&lag_free);
         let summary = Summary {
             label: config.label(),
             scenario: config.scenario.name().into(),
@@ -779,18 +783,19 @@ impl<'a> Collector<'a> {
             replay_p50_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p50),
             replay_p99_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).p99),
             replay_max_us: (config.churn > 0.0).then(|| Percentiles::of(&replay).max),
+            send_window_us: Some(config.send_window.as_micros() as u64),
+            own_lag_p99_us: Some(lag.own_us_at(0.99)),
+            own_lag_p999_us: Some(lag.own_us_at(0.999)),
+            held_sends: Some(lag.held),
+            held_max_us: Some(lag.held_max_ns / 1000),
+            lag_free_p50_us: Some(f.p50),
+            lag_free_p99_us: Some(f.p99),
+            lag_free_p999_us: Some(f.p999),
+            lag_free_max_us: Some(f.max),
+            trustworthy: Some(crate::lag::trustworthy(lag.late, sent)),
         };
 
-        let mut warnings = Vec::new();
-        if summary.late_sends > 0 {
-            warnings.push(format!(
-                "loadgen could not keep its schedule: {} of {} sends left more than 1 ms late (worst {:.3} ms); \
-                 the corrected latencies include this lag",
-                summary.late_sends,
-                summary.sent,
-                summary.max_send_lag_us as f64 / 1000.0
-            ));
-        }
+        let mut warnings: Vec<String> = crate::lag::warning(&summary).into_iter().collect();
         if let Some(late) = self.late_start {
             warnings.push(format!(
                 "the clients were ready only {:.3}s after --start-at, so sending began {} s \
@@ -866,6 +871,7 @@ fn empty_totals() -> WorkerTotals {
     WorkerTotals {
         corrected: new_histogram(),
         uncorrected: new_histogram(),
+        lag_free: new_histogram(),
         anomalies: Anomalies::default(),
         errors: ErrorCounts::default(),
         lag: SendLag::default(),

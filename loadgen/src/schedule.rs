@@ -4,7 +4,7 @@
 //! `period = 1 / rate` and `phase(c) = c * period / N`: the clients' phases are spread
 //! evenly over one period, so `N` clients produce a steady stream instead of `N`-message
 //! bursts. The schedule never looks at replies; a message that goes out late is still
-//! stamped with its intended time, and the lag is counted ([`SendLag`]).
+//! stamped with its intended time, and the lag is counted ([`crate::lag::SendLag`]).
 
 /// A send that leaves more than this after its intended time counts as late.
 ///
@@ -66,6 +66,43 @@ impl Schedule {
             }
         };
         index(from_ns)..index(to_ns).max(index(from_ns))
+    }
+}
+
+/// When the messages of a thread leave: with a window of width `W > 0`, the sends that
+/// fall due within one window of the run's grid (`start + k * W`) leave together at its
+/// end, so the thread wakes once per window instead of once per message.
+///
+/// A message is never sent before its intended time, so the hold (at most `W`) counts in
+/// its corrected latency like any other delay: the window can make results worse by up
+/// to `W`, never better. With `W = 0` every message is released at its intended time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// Start of the grid (the schedule's start, ns on the run clock).
+    start_ns: u64,
+    /// Width of a window (ns); 0 sends every message at its intended time.
+    width_ns: u64,
+}
+
+impl SendWindow {
+    /// Windows of `width_ns` laid from `start_ns` on (0: no window).
+    pub fn new(start_ns: u64, width_ns: u64) -> Self {
+        Self { start_ns, width_ns }
+    }
+
+    /// Width of a window (ns).
+    pub fn width_ns(&self) -> u64 {
+        self.width_ns
+    }
+
+    /// When a message intended at `at_ns` is released: the end of the window that holds
+    /// it (`at_ns` itself when it lies on the grid, or without a window).
+    pub fn release_ns(&self, at_ns: u64) -> u64 {
+        if self.width_ns == 0 || at_ns <= self.start_ns {
+            return at_ns;
+        }
+        let into = at_ns - self.start_ns;
+        self.start_ns + into.div_ceil(self.width_ns) * self.width_ns
     }
 }
 
@@ -133,32 +170,6 @@ impl SendCursor {
             self.pos = 0;
             self.round = self.round.saturating_add(1);
         }
-    }
-}
-
-/// How far behind schedule sends left: the count of late ones and the worst lag.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendLag {
-    /// Sends more than [`LATE_SEND_THRESHOLD_NS`] behind their intended time.
-    pub late: u64,
-    /// Largest lag seen (ns).
-    pub max_ns: u64,
-}
-
-impl SendLag {
-    /// Notes a send intended at `intended_ns` that left at `actual_ns`.
-    pub fn record(&mut self, intended_ns: u64, actual_ns: u64) {
-        let lag = actual_ns.saturating_sub(intended_ns);
-        if lag > LATE_SEND_THRESHOLD_NS {
-            self.late += 1;
-        }
-        self.max_ns = self.max_ns.max(lag);
-    }
-
-    /// Combines another thread's lag.
-    pub fn merge(&mut self, other: SendLag) {
-        self.late += other.late;
-        self.max_ns = self.max_ns.max(other.max_ns);
     }
 }
 
@@ -234,24 +245,20 @@ mod tests {
     }
 
     #[test]
-    fn late_sends_are_detected_past_the_threshold() {
-        let mut lag = SendLag::default();
-        lag.record(1_000, 1_000);
-        lag.record(1_000, 900); // early (clock granularity) is not negative lag
-        lag.record(0, LATE_SEND_THRESHOLD_NS);
-        assert_eq!(lag.late, 0);
-        lag.record(0, LATE_SEND_THRESHOLD_NS + 1);
-        lag.record(5, 5_000_005);
-        assert_eq!(lag.late, 2);
-        assert_eq!(lag.max_ns, 5_000_000);
-        let mut other = SendLag { late: 3, max_ns: 7 };
-        other.merge(lag);
-        assert_eq!(
-            other,
-            SendLag {
-                late: 5,
-                max_ns: 5_000_000
-            }
-        );
+    fn a_send_window_releases_at_the_end_of_the_window_and_never_early() {
+        let w = SendWindow::new(1_000, 1_000_000);
+        assert_eq!(w.release_ns(1_000), 1_000);
+        assert_eq!(w.release_ns(1_001), 1_001_000);
+        assert_eq!(w.release_ns(1_000_999), 1_001_000);
+        assert_eq!(w.release_ns(1_001_000), 1_001_000);
+        assert_eq!(w.release_ns(1_001_001), 2_001_000);
+        // Every release lies at or after the intended time and less than a window later.
+        for at in (0..5_000_000).step_by(7_919) {
+            let r = w.release_ns(at);
+            assert!(r >= at && r - at < 1_000_000, "{at} -> {r}");
+        }
+        // No window: every message leaves at its intended time.
+        let none = SendWindow::new(1_000, 0);
+        assert_eq!(none.release_ns(123_456), 123_456);
     }
 }

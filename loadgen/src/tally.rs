@@ -2,8 +2,8 @@
 //! churn and the per-second progress counts.
 
 use crate::churn::ChurnCounts;
+use crate::lag::SendLag;
 use crate::recorder::LatencyRecorder;
-use crate::schedule::SendLag;
 use crate::verify::Anomalies;
 
 /// Counts a client reports to its thread.
@@ -61,7 +61,7 @@ pub(crate) struct Tally {
     pub sent_all: u64,
     /// Measured messages sent this interval.
     pub sent_measured: u64,
-    /// Lag of measured sends that went out when due.
+    /// Lag of measured sends: loadgen's own, and held by the server.
     pub lag: SendLag,
     /// Measured messages that had to wait for the in-flight window.
     pub deferred: u64,

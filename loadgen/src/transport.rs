@@ -152,10 +152,17 @@ impl Write for Transport {
         let Some(tls) = &mut self.tls else {
             return self.stream.write(buf);
         };
-        let n = tls.conn.writer().write(buf)?;
+        let mut n = tls.conn.writer().write(buf)?;
         write_records(&mut tls.conn, &mut self.stream)?;
         if n == 0 && !buf.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
+            // rustls's buffer was at its limit; once the socket took those records it
+            // takes more. `WouldBlock` only when the socket itself is full, so a
+            // WRITABLE event is sure to follow.
+            n = tls.conn.writer().write(buf)?;
+            write_records(&mut tls.conn, &mut self.stream)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
         }
         Ok(n)
     }

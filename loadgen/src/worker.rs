@@ -20,7 +20,8 @@ use crate::churn::{ChurnCounts, ChurnSchedule};
 use crate::client::{Client, ClientPlan, Ctx, ErrorCounts, Rules, Status, Tally};
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
-use crate::schedule::{Schedule, SendCursor, SendLag};
+use crate::lag::SendLag;
+use crate::schedule::{Schedule, SendCursor, SendWindow};
 use crate::timer::SendTimer;
 use crate::verify::Anomalies;
 
@@ -85,6 +86,8 @@ pub(crate) struct Settings {
     pub churn: f64,
     /// How long a dropped client stays away.
     pub churn_away_ns: u64,
+    /// Width of the send window (0: every message at its intended time).
+    pub send_window_ns: u64,
 }
 
 impl Settings {
@@ -197,6 +200,8 @@ pub(crate) struct Tick {
 pub(crate) struct WorkerTotals {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
+    /// Corrected latency less each message's own send lag.
+    pub lag_free: Histogram<u64>,
     pub anomalies: Anomalies,
     pub errors: ErrorCounts,
     pub lag: SendLag,
@@ -305,6 +310,7 @@ impl Worker {
             max_seq: s.max_seq,
             window: s.window,
             schedule: Schedule::new(0, s.rate, s.clients),
+            send_window: SendWindow::new(0, 0),
             tls: s.tls.clone(),
         };
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
@@ -392,8 +398,11 @@ impl Worker {
                         if due.at_ns >= end_ns {
                             break;
                         }
-                        if due.at_ns > now {
-                            send_at = Some(due.at_ns);
+                        // With a send window, everything due within one window leaves
+                        // at its end: one wake-up for the lot.
+                        let release_ns = self.rules.send_window.release_ns(due.at_ns);
+                        if release_ns > now {
+                            send_at = Some(release_ns);
                             done = false;
                             break;
                         }
@@ -524,6 +533,7 @@ impl Worker {
         self.churn = ChurnSchedule::new(s.churn, self.clients.len(), measure_ns, churn_until);
         let schedule = Schedule::new(start_ns, s.rate, s.clients);
         self.rules.schedule = schedule;
+        self.rules.send_window = SendWindow::new(start_ns, s.send_window_ns);
         let ids: Vec<u32> = self.clients.iter().map(|c| c.plan.id).collect();
         SendCursor::new(schedule, &ids)
     }
@@ -660,6 +670,7 @@ impl Worker {
         WorkerTotals {
             corrected: tally.recorder.corrected,
             uncorrected: tally.recorder.uncorrected,
+            lag_free: tally.recorder.lag_free,
             anomalies: tally.anomalies,
             errors: tally.errors,
             lag: tally.lag,

@@ -95,3 +95,38 @@ fn interval_histograms_merge_exactly_into_the_run_histogram() {
     let hgrm = std::fs::read_to_string(&report.files.uncorrected_hgrm).expect("read hgrm");
     assert_eq!(hgrm, results::hgrm_text(&uncorrected));
 }
+
+/// A send window changes only when the bytes leave: a server stall of 200 ms still shows
+/// in full in the corrected latency with `--send-window 1ms`, as with no window. Some
+/// client falls due within 2.5 ms after the stall begins (4 clients x 100/s) and its
+/// echo cannot come back before the stall ends, whatever the machine's load.
+#[test]
+fn a_server_stall_shows_in_full_with_the_send_window_on() {
+    let server_stall = Fault::Stall {
+        after: Duration::from_millis(400),
+        length: Duration::from_millis(200),
+    };
+    for window in [Duration::from_millis(1), Duration::ZERO] {
+        let server = TestServer::start(server_stall);
+        let out = out_dir(&format!("stall-send-window-{}us", window.as_micros()));
+        let mut config = quick_config(server.addr, 4, 100.0, 2, &out);
+        config.send_window = window;
+        let s = run(&config).summary;
+        assert_eq!(s.send_window_us, Some(window.as_micros() as u64));
+        assert!(
+            s.max_us >= 195_000,
+            "window {window:?}: corrected max {} us should hold the 200 ms stall",
+            s.max_us
+        );
+        // The stall is the server's: whatever part of it is not in the lag-free latency
+        // must have been loadgen's own lag.
+        let lag_free_max = s.lag_free_max_us.expect("lag-free latency recorded");
+        assert!(
+            lag_free_max + s.max_send_lag_us >= 195_000,
+            "window {window:?}: lag-free max {lag_free_max} us + own lag {} us",
+            s.max_send_lag_us
+        );
+        assert_eq!(s.lost, 0);
+        assert_eq!(s.sent, s.received);
+    }
+}

@@ -21,6 +21,7 @@ fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
         measure_from_ns: 0,
         max_seq: 100,
         window: 0,
+        send_window: crate::schedule::SendWindow::new(0, 0),
         schedule: Schedule::new(0, 1.0, 1),
         tls: None,
     }
@@ -142,4 +143,61 @@ fn group_membership_decides_expected_senders() {
     assert!(!p.expects_from(Scenario::Dm, 3));
     assert!(p.expects_from(Scenario::Room, 3));
     assert!(p.expects_from(Scenario::Room, 2));
+}
+
+/// Echo arrivals at client 3 with a 1 ms send window: the lag-free latency leaves out
+/// loadgen's own lag behind the release and nothing else; a message that waited for the
+/// in-flight window keeps its whole wait (the server's doing).
+#[test]
+fn own_lag_is_taken_out_of_the_lag_free_latency_only() {
+    let poll = mio::Poll::new().expect("poll");
+    let mut rules = rules(Protocol::Binary, Scenario::Echo);
+    rules.send_window = crate::schedule::SendWindow::new(0, 1_000_000);
+    rules.window = 4;
+    let mut tally = Tally::default();
+    let sent = [
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    ];
+    let mut cx = Ctx {
+        rules: &rules,
+        registry: poll.registry(),
+        clock: Clock::start(),
+        tally: &mut tally,
+        sent: &sent,
+    };
+    let mut client = Client::new(plan());
+    let stamp = |seq, scheduled_ns, sent_ns| {
+        Some(Stamp {
+            client: 3,
+            seq,
+            scheduled_ns,
+            sent_ns,
+        })
+    };
+    // Intended at 2.5 ms, released at the window's end (3 ms), sent on time: no own lag,
+    // so the hold stays in both latencies.
+    client.deliver(stamp(0, 2_500_000, 3_000_000), 3_200_000, &mut cx);
+    // Released at 1 ms but sent at 19 ms: loadgen stalled 18 ms. Back 0.5 ms later.
+    client.deliver(stamp(1, 1_000_000, 19_000_000), 19_500_000, &mut cx);
+    // Waited for the in-flight window from 1 ms to 30 ms, then back 0.4 ms later.
+    client.deferred.push(2);
+    client.deliver(stamp(2, 1_000_000, 30_000_000), 30_400_000, &mut cx);
+    let r = &tally.recorder;
+    assert_eq!((r.corrected.len(), r.lag_free.len()), (3, 3));
+    let has = |h: &hdrhistogram::Histogram<u64>, us: u64| h.count_at(us) > 0;
+    assert!(has(&r.corrected, 700) && has(&r.lag_free, 700), "hold kept");
+    assert!(
+        has(&r.corrected, 18_500),
+        "the stall counts in the headline"
+    );
+    assert!(has(&r.lag_free, 500), "but not in the lag-free latency");
+    assert!(!has(&r.lag_free, 18_500));
+    assert!(
+        has(&r.corrected, 29_400) && has(&r.lag_free, 29_400),
+        "deferral kept"
+    );
+    assert!(client.deferred.is_empty());
 }
