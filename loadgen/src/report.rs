@@ -145,10 +145,25 @@ pub struct Summary {
     /// Largest corrected latency of a replayed delivery.
     #[serde(default)]
     pub replay_max_us: Option<u64>,
+    /// `--role` of a run that was one part of a fan-out over several processes (`send`
+    /// or `receive`); empty for an ordinary run (`both`) and in merged rows.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// This machine's wall clock against the server's, microseconds (server minus
+    /// loadgen), measured with `Echo` round trips before a `--start-at` run; empty
+    /// where not measured (no `--start-at`, brokers, line echo servers, probe failed)
+    /// and in merged rows.
+    #[serde(default)]
+    pub clock_offset_us: Option<i64>,
+    /// The true offset lies within `clock_offset_us` plus or minus this (half the
+    /// smallest probe RTT). In a merged row: the bound on the offset between any two of
+    /// the merged processes, i.e. the uncertainty of a latency measured across them.
+    #[serde(default)]
+    pub clock_offset_bound_us: Option<u64>,
 }
 
 /// Summary columns added after the first release: rows without them still read.
-pub const OPTIONAL_COLUMNS: [&str; 7] = [
+pub const OPTIONAL_COLUMNS: [&str; 10] = [
     "order_breaks",
     "churn_reconnects",
     "replayed",
@@ -156,6 +171,9 @@ pub const OPTIONAL_COLUMNS: [&str; 7] = [
     "replay_p50_us",
     "replay_p99_us",
     "replay_max_us",
+    "role",
+    "clock_offset_us",
+    "clock_offset_bound_us",
 ];
 
 /// Latency columns of a summary, taken from a corrected and an uncorrected histogram.
@@ -329,6 +347,7 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         ms(s.uncorrected_p99_us),
         ms(s.uncorrected_max_us)
     );
+    out += &crate::fanout::account_lines(s);
     if let Some(breaks) = s.order_breaks {
         out += &format!("  room order: {breaks} breaks (ids out of sequence at a member)\n");
     }

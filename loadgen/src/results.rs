@@ -271,6 +271,9 @@ pub(crate) fn example_summary() -> Summary {
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: None,
+        role: None,
+        clock_offset_us: None,
+        clock_offset_bound_us: None,
     }
 }
 

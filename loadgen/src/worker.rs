@@ -85,6 +85,8 @@ pub(crate) struct Settings {
     pub churn: f64,
     /// How long a dropped client stays away.
     pub churn_away_ns: u64,
+    /// Role, global ids and time base of stamps (fan-out across processes).
+    pub stamps: crate::fanout::StampBase,
 }
 
 impl Settings {
@@ -306,13 +308,17 @@ impl Worker {
             window: s.window,
             schedule: Schedule::new(0, s.rate, s.clients),
             tls: s.tls.clone(),
+            stamps: s.stamps,
         };
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
         Ok(Self {
             index,
             poll,
             can_send: vec![false; plans.len()],
-            clients: plans.into_iter().map(Client::new).collect(),
+            clients: plans
+                .into_iter()
+                .map(|plan| Client::new(plan, s.stamps.role))
+                .collect(),
             group_local,
             timer,
             tally: Tally::default(),
@@ -589,6 +595,13 @@ impl Worker {
 
     /// Measured deliveries still missing at this thread's connected receivers.
     fn outstanding(&self) -> u64 {
+        match self.rules.stamps.role {
+            // Receivers cannot know what senders in other processes sent: they wait
+            // out the grace period. Senders do not count deliveries.
+            crate::fanout::Role::Receive => return 1,
+            crate::fanout::Role::Send => return 0,
+            crate::fanout::Role::Both => {}
+        }
         let sent = |id: u32| {
             self.shared
                 .sent

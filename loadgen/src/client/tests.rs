@@ -23,6 +23,7 @@ fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
         window: 0,
         schedule: Schedule::new(0, 1.0, 1),
         tls: None,
+        stamps: StampBase::default(),
     }
 }
 
