@@ -155,6 +155,10 @@ pub(crate) fn room_token(role: Role, start_at: Option<SystemTime>, random: Strin
     }
 }
 
+/// The `role` of a merged row whose inputs were parts of a fan-out: its latencies were
+/// taken across processes.
+pub const MERGED_ROLE: &str = "fan-out";
+
 /// Highest sequence number a receiver accepts from a sender in another process, whose
 /// rate it does not know: 2^24 messages (over four hours at 1000 per second). Bounds the
 /// memory a forged stamp can make a tracker take.
@@ -336,10 +340,20 @@ pub fn account_lines(s: &crate::Summary) -> String {
             "  clock offset to the server {offset:+} us, within +-{bound} us (Echo round trips)\n"
         );
     } else if let Some(bound) = s.clock_offset_bound_us {
-        out += &format!(
-            "  clock offset between the processes at most {bound} us: latencies across \
-             processes are uncertain by that much\n"
-        );
+        out += &if s.role.as_deref() == Some(MERGED_ROLE) {
+            format!(
+                "  clock offset between the processes at most {bound} us: latencies across \
+                 processes are uncertain by that much\n"
+            )
+        } else {
+            format!(
+                "  clock offset between the processes at most {bound} us (aligns their \
+                 seconds; every latency was taken within one process)\n"
+            )
+        };
+    } else if s.role.is_some() {
+        out += "  clock offset to the server: not measured; latencies across processes \
+                carry the machines' unknown clock offset\n";
     }
     out
 }

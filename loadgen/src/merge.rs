@@ -350,7 +350,10 @@ fn fanout_loss(
 ) -> Result<(), MergeError> {
     let split: Vec<&Input> = inputs
         .iter()
-        .filter(|i| i.run.summary.role.is_some())
+        .filter(|i| {
+            let role = i.run.summary.role.as_deref();
+            role.is_some() && role != Some(crate::fanout::MERGED_ROLE)
+        })
         .collect();
     if split.is_empty() {
         return Ok(());
@@ -362,7 +365,11 @@ fn fanout_loss(
         ))?);
     }
     let (expected, received) = crate::fanout::fanout_accounting(&rooms);
-    let whole = inputs.iter().filter(|i| i.run.summary.role.is_none());
+    // Ordinary runs, and earlier merges, already know their loss.
+    let whole = inputs.iter().filter(|i| {
+        let role = i.run.summary.role.as_deref();
+        role.is_none() || role == Some(crate::fanout::MERGED_ROLE)
+    });
     let (whole_expected, whole_lost) = whole.fold((0, 0), |(e, l), i| {
         (e + i.run.summary.expected, l + i.run.summary.lost)
     });
@@ -489,7 +496,10 @@ fn summarize(
         replay_p50_us: None,
         replay_p99_us: None,
         replay_max_us: max_opt(|s| s.replay_max_us),
-        role: None,
+        role: rows
+            .iter()
+            .any(|s| s.role.is_some())
+            .then(|| crate::fanout::MERGED_ROLE.to_owned()),
         clock_offset_us: None,
         clock_offset_bound_us: crate::clock_offset::pair_bound_us(
             &rows

@@ -146,7 +146,7 @@ pub struct Summary {
     #[serde(default)]
     pub replay_max_us: Option<u64>,
     /// `--role` of a run that was one part of a fan-out over several processes (`send`
-    /// or `receive`); empty for an ordinary run (`both`) and in merged rows.
+    /// or `receive`); `fan-out` in a merged row of such runs; empty otherwise.
     #[serde(default)]
     pub role: Option<String>,
     /// This machine's wall clock against the server's, microseconds (server minus
