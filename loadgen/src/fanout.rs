@@ -7,9 +7,9 @@
 //!   `receive` (members join and measure deliveries, nothing is sent).
 //! - **Global ids** (`--client-offset N`): a process's client `i` writes `N + i` into its
 //!   stamps (and text-mode nicks), so senders in several processes never collide; a
-//!   receiver keeps one sequence tracker per sender it meets ([`SenderStreams::Open`]),
+//!   receiver keeps one sequence tracker per sender it meets (`SenderStreams::Open`),
 //!   without knowing beforehand how many there are.
-//! - **Comparable stamps** ([`StampBase`]): with `--start-at`, the times in a stamp count
+//! - **Comparable stamps** (`StampBase`): with `--start-at`, the times in a stamp count
 //!   from that wall-clock instant (mapped onto the monotonic run clock once, at startup)
 //!   rather than from the run clock's own zero, so a receiver in another process reads a
 //!   sender's intended send time on its own clock. The error of such a latency is the
