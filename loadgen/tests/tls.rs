@@ -1,6 +1,7 @@
 //! Against the real chat server serving TLS (a certificate made by `rcgen` at test
 //! time): loadgen's echo and room scenarios run clean with `--tls --ca` and with
-//! `--tls --tls-insecure`, a certificate from a CA it does not trust is refused, and the clock-offset probe speaks TLS.
+//! `--tls --tls-insecure`, a certificate from a CA it does not trust is refused, and the
+//! clock-offset probe speaks TLS.
 
 use std::path::{Path, PathBuf};
 
