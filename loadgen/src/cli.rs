@@ -198,6 +198,9 @@ pub struct RunArgs {
     /// start their schedules together.
     #[arg(long)]
     pub start_at: Option<String>,
+    /// Fan-out across processes: --role, --client-offset.
+    #[command(flatten)]
+    pub fanout: crate::fanout::FanoutArgs,
     /// Fail (exit 3) if the corrected p99 exceeds this [default: no limit].
     #[arg(long, value_parser = parse_duration)]
     pub max_p99: Option<Duration>,
@@ -472,6 +475,8 @@ impl RunArgs {
             churn_away: self.churn_away,
             send_window: self.send_window,
             start_at,
+            role: self.fanout.role,
+            client_offset: self.fanout.client_offset,
             thresholds: Thresholds {
                 max_p99: self.max_p99,
                 max_loss: self.max_loss,

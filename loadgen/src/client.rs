@@ -4,7 +4,7 @@
 //! A client never blocks: messages are appended to its outbound buffer and written as far
 //! as the socket takes them; the rest goes out when the socket turns writable. Everything
 //! it reads is decoded incrementally (frames or lines, see `shared::codec`, or a broker's
-//! replies, see `broker`) and stamps are checked against the [`SequenceTracker`] of their
+//! replies, see `broker`) and stamps are checked against the [`crate::verify::SequenceTracker`] of their
 //! sender.
 
 use std::io::{self, Read, Write};
@@ -21,10 +21,11 @@ use shared::{ErrorCode, Frame, FrameDecoder, LineDecoder, PROTOCOL_VERSION};
 use crate::churn::RoomCursor;
 use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
+use crate::fanout::{SenderStreams, StampBase};
 use crate::lag;
 use crate::schedule::{Schedule, SendWindow};
 use crate::stamp::{ASCII_MARKER, Stamp};
-use crate::verify::{Arrival, SequenceTracker};
+use crate::verify::Arrival;
 
 pub(crate) use crate::tally::{ErrorCounts, Tally};
 pub(crate) use crate::wire::encode_message;
@@ -96,6 +97,8 @@ pub(crate) struct Rules {
     pub send_window: SendWindow,
     /// With `--tls`, what every connection's TLS session starts from.
     pub tls: Option<TlsClient>,
+    /// Role, global ids and time base of stamps (fan-out across processes).
+    pub stamps: StampBase,
 }
 
 /// What a client needs from its thread while handling an event or a send.
@@ -167,8 +170,9 @@ pub(crate) struct Client {
     conn: Option<Conn>,
     /// The nick the server knows this client by.
     nick: String,
-    /// One tracker per group member (indexed by `sender - group_start`).
-    streams: Vec<SequenceTracker>,
+    /// One tracker per sender: the group's members, or (`--role receive`) every sender
+    /// met.
+    streams: SenderStreams,
     /// Measured messages this client sent.
     pub sent_measured: u64,
     /// Whether the client was ready when sending began (it then counts as a receiver).
@@ -190,8 +194,8 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(plan: ClientPlan) -> Self {
-        let streams = vec![SequenceTracker::default(); plan.group_len as usize];
+    pub(crate) fn new(plan: ClientPlan, role: crate::fanout::Role) -> Self {
+        let streams = SenderStreams::new(role, plan.group_start, plan.group_len);
         Self {
             nick: plan.nick.clone().unwrap_or_default(),
             plan,
@@ -427,6 +431,9 @@ impl Client {
     /// has room.
     pub(crate) fn on_due(&mut self, seq: u32, cx: &mut Ctx<'_>) {
         self.due_until = self.due_until.max(seq.saturating_add(1));
+        if !cx.rules.stamps.role.sends() {
+            return;
+        }
         if self.returning() {
             // A client away sends nothing: what falls due meanwhile is skipped, neither
             // sent nor counted, so its absence never shows up as server latency.
@@ -508,7 +515,8 @@ impl Client {
             cx.tally.errors.stalled_sends += 1;
             return false;
         }
-        encode_message(stamp, cx.rules, &self.plan, &mut conn.out);
+        let wire = cx.rules.stamps.outgoing(stamp);
+        encode_message(&wire, cx.rules, &self.plan, &mut conn.out);
         self.flush(cx);
         true
     }
@@ -740,12 +748,14 @@ impl Client {
     fn deliver_as(&mut self, stamp: Option<Stamp>, at: u64, cx: &mut Ctx<'_>, replayed: bool) {
         let rules = cx.rules;
         let tally = &mut *cx.tally;
-        let Some(stamp) = stamp else {
+        let Some(stamp) = stamp.map(|s| rules.stamps.incoming(s)) else {
             tally.anomalies.corrupted += 1;
             return;
         };
-        let index = stamp.client.wrapping_sub(self.plan.group_start);
-        if index >= self.plan.group_len
+        if !rules.stamps.role.receives() {
+            return;
+        }
+        if !self.streams.accepts(stamp.client)
             || !self.plan.expects_from(rules.scenario, stamp.client)
             || stamp.seq > rules.max_seq
             || stamp.sent_ns < stamp.scheduled_ns
@@ -760,7 +770,7 @@ impl Client {
         let uncorrected = at.saturating_sub(stamp.sent_ns);
         let measured = stamp.scheduled_ns >= rules.measure_from_ns;
         let first = if measured {
-            let arrival = self.streams[index as usize].record(stamp.seq);
+            let arrival = self.streams.record(stamp.client, stamp.seq);
             tally.anomalies.note(arrival);
             arrival != Arrival::Duplicate
         } else {

@@ -152,6 +152,12 @@ pub struct Config {
     /// whole second so several processes' seconds line up. `None`: start as soon as
     /// every client is connected.
     pub start_at: Option<SystemTime>,
+    /// Room scenario: whether clients send, receive, or both (`--role`; see
+    /// [`crate::fanout`]).
+    pub role: crate::fanout::Role,
+    /// Global id of this process's first client (`--client-offset`), written into
+    /// stamps and nicks so ids never collide across processes.
+    pub client_offset: u32,
     /// Pass/fail limits.
     pub thresholds: Thresholds,
     /// Print a progress line to stderr every second.
@@ -192,6 +198,8 @@ impl Default for Config {
             churn_away: Duration::from_millis(100),
             send_window: DEFAULT_SEND_WINDOW,
             start_at: None,
+            role: crate::fanout::Role::Both,
+            client_offset: 0,
             thresholds: Thresholds::default(),
             progress: true,
         }
@@ -290,6 +298,9 @@ pub enum ConfigError {
     /// Churn resumes rooms, which only the binary room scenario has.
     #[error("--churn needs --scenario room and --protocol binary (resuming is a binary join)")]
     ChurnNeedsBinaryRoom,
+    /// `--role` or `--client-offset` in a combination that cannot run.
+    #[error(transparent)]
+    Fanout(#[from] crate::fanout::FanoutError),
     /// A label that would make an odd file name.
     #[error("--label may only hold letters, digits and -_. , not {0:?}")]
     BadLabel(String),
@@ -373,6 +384,7 @@ impl Config {
         {
             return Err(ConfigError::ChurnNeedsBinaryRoom);
         }
+        crate::fanout::validate(self)?;
         if let Some(label) = &self.label
             && !label_ok(label)
         {

@@ -33,6 +33,10 @@
 //! - [`compare`], [`plot`], [`html_report`], [`merge`]: the `compare`, `plot`, `report`
 //!   and `merge` subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
+//! - [`fanout`]: roles, global client ids and stamps comparable across processes (a
+//!   room's senders and receivers in different loadgen processes).
+//! - [`clock_offset`]: this machine's wall-clock offset to the server, from `Echo`
+//!   round trips, and the bound between processes.
 //! - `transport`: a client's socket, plain or TLS ([`TlsClient`]).
 #![forbid(unsafe_code)]
 
@@ -40,9 +44,11 @@ mod churn;
 pub mod cli;
 mod client;
 pub mod clock;
+pub mod clock_offset;
 pub mod compare;
 pub mod config;
 pub mod cpu;
+pub mod fanout;
 pub mod html_report;
 pub mod lag;
 pub mod merge;

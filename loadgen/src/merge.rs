@@ -166,7 +166,11 @@ fn check_same_load(runs: &[(String, LocatedRun)]) -> Result<(), MergeError> {
             ("payload_bytes", s.payload_bytes.to_string()),
             (
                 "room_size",
-                s.room_size.map_or_else(String::new, |n| n.to_string()),
+                // A fan-out run's room size counts only its own members of each room.
+                match (&s.role, s.room_size) {
+                    (Some(_), _) => "fan-out".into(),
+                    (None, size) => size.map_or_else(String::new, |n| n.to_string()),
+                },
             ),
         ]
     };
@@ -273,7 +277,8 @@ fn write(inputs: Vec<Input>, out: &Path, label: &str) -> Result<Merged, MergeErr
         ));
     }
     let duration_s = (span_end - span_start) as f64 / 1000.0;
-    let summary = summarize(&inputs, label, duration_s, &corrected, &uncorrected);
+    let mut summary = summarize(&inputs, label, duration_s, &corrected, &uncorrected);
+    fanout_loss(&inputs, &mut summary, &mut warnings)?;
 
     let started_unix = inputs
         .iter()
@@ -334,6 +339,52 @@ fn write(inputs: Vec<Input>, out: &Path, label: &str) -> Result<Merged, MergeErr
     })
 }
 
+/// For runs that were parts of a fan-out (`--role send` / `receive`), replaces their
+/// zero `expected` and `lost` with what their `.rooms.csv` files add up to: every
+/// measured message sent into a room is due at every receiving member of it, in any
+/// process.
+fn fanout_loss(
+    inputs: &[Input],
+    summary: &mut Summary,
+    warnings: &mut Vec<String>,
+) -> Result<(), MergeError> {
+    let split: Vec<&Input> = inputs
+        .iter()
+        .filter(|i| {
+            let role = i.run.summary.role.as_deref();
+            role.is_some() && role != Some(crate::fanout::MERGED_ROLE)
+        })
+        .collect();
+    if split.is_empty() {
+        return Ok(());
+    }
+    let mut rooms = Vec::new();
+    for input in &split {
+        rooms.extend(crate::fanout::read_rooms(&crate::fanout::rooms_path(
+            &input.run.files.series,
+        ))?);
+    }
+    let (expected, received) = crate::fanout::fanout_accounting(&rooms);
+    // Ordinary runs, and earlier merges, already know their loss.
+    let whole = inputs.iter().filter(|i| {
+        let role = i.run.summary.role.as_deref();
+        role.is_none() || role == Some(crate::fanout::MERGED_ROLE)
+    });
+    let (whole_expected, whole_lost) = whole.fold((0, 0), |(e, l), i| {
+        (e + i.run.summary.expected, l + i.run.summary.lost)
+    });
+    summary.expected = whole_expected + expected;
+    summary.lost = whole_lost + expected.saturating_sub(received);
+    if summary.clock_offset_bound_us.is_none() {
+        warnings.push(
+            "the clock offset of some run was not measured: latencies across processes \
+             carry the machines' unknown clock offset"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// The merged row: counts added, latency from the merged histograms, rates over
 /// `duration_s`.
 fn summarize(
@@ -392,7 +443,12 @@ fn summarize(
             0.0
         },
         payload_bytes: first.payload_bytes,
-        room_size: first.room_size,
+        // Fan-out runs each hold part of every room.
+        room_size: if first.role.is_some() {
+            rows.iter().filter_map(|s| s.room_size).reduce(|a, b| a + b)
+        } else {
+            first.room_size
+        },
         duration_s,
         warmup_s: rows.iter().map(|s| s.warmup_s).fold(0.0, f64::max),
         target_rate,
@@ -452,5 +508,21 @@ fn summarize(
         lag_free_p999_us: None,
         lag_free_max_us: max_opt(|s| s.lag_free_max_us),
         trustworthy: Some(crate::lag::trustworthy(sum(|s| s.late_sends), sent)),
+        role: rows
+            .iter()
+            .any(|s| s.role.is_some())
+            .then(|| crate::fanout::MERGED_ROLE.to_owned()),
+        clock_offset_us: None,
+        clock_offset_bound_us: crate::clock_offset::pair_bound_us(
+            &rows
+                .iter()
+                .map(|s| {
+                    Some(crate::clock_offset::ClockOffset {
+                        offset_us: s.clock_offset_us?,
+                        bound_us: s.clock_offset_bound_us?,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }

@@ -179,10 +179,25 @@ pub struct Summary {
     /// ([`crate::lag::trustworthy`]).
     #[serde(default)]
     pub trustworthy: Option<bool>,
+    /// `--role` of a run that was one part of a fan-out over several processes (`send`
+    /// or `receive`); `fan-out` in a merged row of such runs; empty otherwise.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// This machine's wall clock against the server's, microseconds (server minus
+    /// loadgen), measured with `Echo` round trips before a `--start-at` run; empty
+    /// where not measured (no `--start-at`, brokers, line echo servers, probe failed)
+    /// and in merged rows.
+    #[serde(default)]
+    pub clock_offset_us: Option<i64>,
+    /// The true offset lies within `clock_offset_us` plus or minus this (half the
+    /// smallest probe RTT). In a merged row: the bound on the offset between any two of
+    /// the merged processes, i.e. the uncertainty of a latency measured across them.
+    #[serde(default)]
+    pub clock_offset_bound_us: Option<u64>,
 }
 
 /// Summary columns added after the first release: rows without them still read.
-pub const OPTIONAL_COLUMNS: [&str; 17] = [
+pub const OPTIONAL_COLUMNS: [&str; 20] = [
     "order_breaks",
     "churn_reconnects",
     "replayed",
@@ -200,6 +215,9 @@ pub const OPTIONAL_COLUMNS: [&str; 17] = [
     "lag_free_p999_us",
     "lag_free_max_us",
     "trustworthy",
+    "role",
+    "clock_offset_us",
+    "clock_offset_bound_us",
 ];
 
 /// Latency columns of a summary, taken from a corrected and an uncorrected histogram.
@@ -418,6 +436,7 @@ pub fn render(s: &Summary, files: &crate::results::ResultFiles) -> String {
         }
         None => {}
     }
+    out += &crate::fanout::account_lines(s);
     if let Some(breaks) = s.order_breaks {
         out += &format!("  room order: {breaks} breaks (ids out of sequence at a member)\n");
     }

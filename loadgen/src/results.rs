@@ -281,6 +281,9 @@ pub(crate) fn example_summary() -> Summary {
         lag_free_p999_us: None,
         lag_free_max_us: None,
         trustworthy: None,
+        role: None,
+        clock_offset_us: None,
+        clock_offset_bound_us: None,
     }
 }
 

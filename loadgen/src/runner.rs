@@ -89,6 +89,11 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     let (started_rfc, stamp) = utc_stamps(unix.as_secs());
     let label = config.label();
     let files = ResultFiles::new(&config.out, &label, &stamp);
+    // Before anything else connects: the offset matters only where processes are lined
+    // up by the wall clock.
+    let probe = config
+        .start_at
+        .map(|_| crate::clock_offset::for_run(config));
 
     let clock = match config.start_at {
         Some(at) => {
@@ -123,25 +128,37 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
     // clock (it is within microseconds of one already).
     let warmup_ns = config.warmup.as_nanos() as u64;
     let mut missed_by_ns = 0;
+    // Stamps count from the `--start-at` instant as mapped onto the run clock here
+    // (`anchor_ns`), so that another process's stamps read right on this clock. It is
+    // the start exactly, not the instant read again, so every process's measured part
+    // begins at the same stamp time (`--warmup`) to the nanosecond.
+    let mut anchor_ns = 0i64;
     let start_at_ns = config.start_at.map(|at| {
         // An instant before the clock's zero moves forward by whole seconds, keeping
         // its place in the second (the publishing coordinator then warns it is late).
-        let at_ns = match at.duration_since(wall_zero) {
-            Ok(ahead) => ahead.as_nanos() as u64,
+        let (at_ns, moved_ns) = match at.duration_since(wall_zero) {
+            Ok(ahead) => (ahead.as_nanos() as u64, 0),
             Err(behind) => {
                 let behind_ns = behind.duration().as_nanos() as u64;
                 missed_by_ns = behind_ns;
-                behind_ns.div_ceil(SECOND_NS) * SECOND_NS - behind_ns
+                let moved_ns = behind_ns.div_ceil(SECOND_NS) * SECOND_NS;
+                (moved_ns - behind_ns, moved_ns)
             }
         };
         let measure_s =
             ((at_ns + warmup_ns + SECOND_NS / 2) / SECOND_NS).max(warmup_ns.div_ceil(SECOND_NS));
         let measure_ns = measure_s * SECOND_NS;
-        measure_ns.saturating_sub(warmup_ns)
+        let start_ns = measure_ns.saturating_sub(warmup_ns);
+        anchor_ns = start_ns as i64 - moved_ns as i64;
+        start_ns
     });
-    let token = format!(
-        "{:04x}",
-        (std::process::id() ^ unix.subsec_nanos() ^ unix.as_secs() as u32) & 0xffff
+    let token = crate::fanout::room_token(
+        config.role,
+        config.start_at,
+        format!(
+            "{:04x}",
+            (std::process::id() ^ unix.subsec_nanos() ^ unix.as_secs() as u32) & 0xffff
+        ),
     );
     let plans = plan_clients(config, &token);
     let threads = plans.len();
@@ -158,11 +175,20 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
         connect_interval_ns: (threads as f64 / config.connect_rate * 1e9) as u64,
         connect_timeout_ns: config.connect_timeout.as_nanos() as u64,
         grace_ns: config.grace.as_nanos() as u64,
-        max_seq: max_seq.min(f64::from(u32::MAX)) as u32,
+        max_seq: match config.role {
+            // Senders elsewhere may send at any rate.
+            crate::fanout::Role::Receive => crate::fanout::FOREIGN_MAX_SEQ,
+            _ => max_seq.min(f64::from(u32::MAX)) as u32,
+        },
         window: config.max_in_flight,
         churn: config.churn,
         churn_away_ns: config.churn_away.as_nanos() as u64,
         send_window_ns: config.send_window.as_nanos() as u64,
+        stamps: crate::fanout::StampBase {
+            role: config.role,
+            client_offset: config.client_offset,
+            anchor_ns,
+        },
     };
     let shared = Arc::new(Shared::new(clock, settings, stop.clone(), threads));
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -191,6 +217,7 @@ pub fn run(config: &Config, stop: &StopSignal) -> Result<RunReport, RunError> {
 
     let mut collector = Collector::new(config, &shared, threads, wall_zero, &label);
     collector.start_at_ns = start_at_ns;
+    collector.probe = probe;
     if missed_by_ns > 0 {
         collector.late_start = Some(LateStart {
             late_ns: missed_by_ns,
@@ -278,7 +305,8 @@ pub(crate) fn plan_clients(config: &Config, token: &str) -> Vec<Vec<ClientPlan>>
     for group in 0..groups {
         let start = group * size;
         let len = size.min(config.clients - start);
-        let nick = |id: u32| format!("lg{token}-{id}");
+        // Nicks carry global ids (`--client-offset`), unique across processes.
+        let nick = |id: u32| format!("lg{token}-{}", id + config.client_offset);
         for id in start..start + len {
             let (nick_name, room, partner_nick) = match config.scenario {
                 Scenario::Echo => (None, None, None),
@@ -397,6 +425,8 @@ struct Collector<'a> {
     start_at_ns: Option<u64>,
     /// Set when sending could not begin at `--start-at`.
     late_start: Option<LateStart>,
+    /// The clock-offset probe's outcome (runs with `--start-at`).
+    probe: Option<crate::clock_offset::Probe>,
 }
 
 /// How a `--start-at` was missed.
@@ -440,6 +470,7 @@ impl<'a> Collector<'a> {
             progress_errors: 0,
             start_at_ns: None,
             late_start: None,
+            probe: None,
         }
     }
 
@@ -676,6 +707,7 @@ impl<'a> Collector<'a> {
         let mut room_sent: BTreeMap<u32, u64> = BTreeMap::new();
         let (mut expected, mut received) = (0u64, 0u64);
         let mut first_error = None;
+        let mut rooms = crate::fanout::RoomTallies::new(config);
         for totals in self.done.iter().flatten() {
             merge(&mut corrected, &totals.corrected);
             merge(&mut uncorrected, &totals.uncorrected);
@@ -688,6 +720,12 @@ impl<'a> Collector<'a> {
             merge(&mut replay, &totals.replay);
             sent += totals.sent_measured;
             for (plan, got) in &totals.receivers {
+                rooms.add(plan, sent_by(plan.id), *got);
+                if config.role.is_split() {
+                    // Who else is in the room, and what they sent, only `merge` knows.
+                    received += got;
+                    continue;
+                }
                 expected += match config.scenario {
                     Scenario::Room => *room_sent
                         .entry(plan.group_start)
@@ -743,7 +781,11 @@ impl<'a> Collector<'a> {
             room_size: (config.scenario == Scenario::Room).then_some(config.room_size),
             duration_s,
             warmup_s: config.warmup.as_secs_f64(),
-            target_rate: config.target_rate(),
+            target_rate: if config.role.sends() {
+                config.target_rate()
+            } else {
+                0.0
+            },
             achieved_send_rate: per_s(sent),
             receive_rate: per_s(received),
             sent,
@@ -793,6 +835,20 @@ impl<'a> Collector<'a> {
             lag_free_p999_us: Some(f.p999),
             lag_free_max_us: Some(f.max),
             trustworthy: Some(crate::lag::trustworthy(lag.late, sent)),
+            role: config
+                .role
+                .is_split()
+                .then(|| config.role.name().to_owned()),
+            clock_offset_us: self
+                .probe
+                .as_ref()
+                .and_then(|p| p.measured())
+                .map(|c| c.offset_us),
+            clock_offset_bound_us: self
+                .probe
+                .as_ref()
+                .and_then(|p| p.measured())
+                .map(|c| c.bound_us),
         };
 
         let mut warnings: Vec<String> = crate::lag::warning(&summary).into_iter().collect();
@@ -818,6 +874,16 @@ impl<'a> Collector<'a> {
                 errors.rate_limited_clients, summary.clients, summary.lost
             ));
         }
+        match &self.probe {
+            Some(crate::clock_offset::Probe::Failed(why)) => {
+                warnings.push(format!("clock offset to the server not measured: {why}"));
+            }
+            Some(crate::clock_offset::Probe::NoEcho(protocol)) => warnings.push(format!(
+                "clock offset to the server not measured (--protocol {protocol} has no Echo): \
+                 latencies across machines carry their clocks' unknown offset"
+            )),
+            _ => {}
+        }
         if let Some(e) = first_error {
             warnings.push(format!("first error: {e}"));
         }
@@ -836,6 +902,7 @@ impl<'a> Collector<'a> {
             .take()
             .unwrap_or_else(|| HlogWriter::new(self.started_at, &comment));
         hlog.write(&files.hlog)?;
+        rooms.write(&files.series)?;
         let verdict = Verdict::judge(
             &summary,
             config.thresholds.max_p99,

@@ -88,6 +88,8 @@ pub(crate) struct Settings {
     pub churn_away_ns: u64,
     /// Width of the send window (0: every message at its intended time).
     pub send_window_ns: u64,
+    /// Role, global ids and time base of stamps (fan-out across processes).
+    pub stamps: crate::fanout::StampBase,
 }
 
 impl Settings {
@@ -312,13 +314,17 @@ impl Worker {
             schedule: Schedule::new(0, s.rate, s.clients),
             send_window: SendWindow::new(0, 0),
             tls: s.tls.clone(),
+            stamps: s.stamps,
         };
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
         Ok(Self {
             index,
             poll,
             can_send: vec![false; plans.len()],
-            clients: plans.into_iter().map(Client::new).collect(),
+            clients: plans
+                .into_iter()
+                .map(|plan| Client::new(plan, s.stamps.role))
+                .collect(),
             group_local,
             timer,
             tally: Tally::default(),
@@ -599,6 +605,13 @@ impl Worker {
 
     /// Measured deliveries still missing at this thread's connected receivers.
     fn outstanding(&self) -> u64 {
+        match self.rules.stamps.role {
+            // Receivers cannot know what senders in other processes sent: they wait
+            // out the grace period. Senders do not count deliveries.
+            crate::fanout::Role::Receive => return 1,
+            crate::fanout::Role::Send => return 0,
+            crate::fanout::Role::Both => {}
+        }
         let sent = |id: u32| {
             self.shared
                 .sent

@@ -1,6 +1,7 @@
 //! Against the real chat server serving TLS (a certificate made by `rcgen` at test
 //! time): loadgen's echo and room scenarios run clean with `--tls --ca` and with
-//! `--tls --tls-insecure`, and a certificate from a CA it does not trust is refused.
+//! `--tls --tls-insecure`, a certificate from a CA it does not trust is refused, and the
+//! clock-offset probe speaks TLS.
 
 use std::path::{Path, PathBuf};
 
@@ -138,4 +139,27 @@ fn a_certificate_from_an_unknown_ca_is_refused() {
     let err = loadgen::run(&config, &loadgen::StopSignal::new()).expect_err("nobody connects");
     let text = format!("{err:?}");
     assert!(text.contains("invalid peer certificate"), "{text}");
+}
+
+/// Before a `--start-at` run the clock-offset probe speaks TLS like the clients, and
+/// measures a small bound on loopback.
+#[test]
+fn the_clock_offset_is_measured_over_tls() {
+    let out = out_dir("tls-clock-offset");
+    let (cert, key) = self_signed(&out);
+    let server = tls_server(&cert, &key);
+    let config = Config {
+        tls: Some(TlsClient {
+            config: client_config(&Trust::Ca(cert.clone())).expect("client config"),
+            name: server_name("localhost:0").expect("name"),
+        }),
+        start_at: Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1500)),
+        ..quick_config(server.local_addr(), 2, 10.0, 1, &out)
+    };
+    let report = run(&config);
+    let s = &report.summary;
+    let bound = s.clock_offset_bound_us.expect("measured over TLS");
+    assert!(bound < 5_000, "bound {bound} us");
+    assert!(s.clock_offset_us.is_some());
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }

@@ -24,6 +24,7 @@ fn rules(protocol: Protocol, scenario: Scenario) -> Rules {
         send_window: crate::schedule::SendWindow::new(0, 0),
         schedule: Schedule::new(0, 1.0, 1),
         tls: None,
+        stamps: StampBase::default(),
     }
 }
 
@@ -168,7 +169,7 @@ fn own_lag_is_taken_out_of_the_lag_free_latency_only() {
         tally: &mut tally,
         sent: &sent,
     };
-    let mut client = Client::new(plan());
+    let mut client = Client::new(plan(), crate::fanout::Role::Both);
     let stamp = |seq, scheduled_ns, sent_ns| {
         Some(Stamp {
             client: 3,

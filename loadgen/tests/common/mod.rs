@@ -179,6 +179,15 @@ fn serve(
                             nick: "guest-1".into(),
                         }),
                     )),
+                    // Shorter than any stamp: loadgen's clock-offset probe, answered
+                    // at once and not counted as load.
+                    Frame::Echo { payload } if payload.len() < 32 => out.push((
+                        0,
+                        encode(&Frame::EchoReply {
+                            server_time_ns: shared::time::unix_nanos(),
+                            payload,
+                        }),
+                    )),
                     Frame::Echo { payload } => {
                         n += 1;
                         let mut payload = payload.to_vec();
