@@ -742,3 +742,62 @@ fn a_redis_that_stops_answering_costs_bounded_waits_and_nothing_hangs() {
         matches!(set_nick(&mut late, "back"), Frame::NickChanged { .. }).then_some(())
     });
 }
+
+/// Sends one command to `redis` in RESP and returns the first line of the reply.
+fn redis_command(redis: &Redis, args: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command += &format!("${}\r\n{arg}\r\n", arg.len());
+    }
+    stream.write_all(command.as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+#[test]
+fn a_node_whose_subscription_drops_delivers_what_it_missed_once_and_in_order() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut reader = BinClient::named(a.addr, "reader");
+    let mut talker = BinClient::named(b.addr, "talker");
+    reader.join("hall");
+    talker.join("hall");
+    say(&mut talker, "hall", "before");
+    assert_eq!(room_messages(&mut reader, 1)[0].2, "before");
+    // Every subscription is cut, and none may be made again for a while: what is said
+    // meanwhile reaches no node through its channel.
+    let refused = redis_command(&redis, &["ACL", "SETUSER", "default", "-subscribe"]);
+    assert!(refused.starts_with("+OK"), "{refused}");
+    let killed = redis_command(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(killed.starts_with(':'), "{killed}");
+    const MISSED: usize = 50;
+    for i in 0..MISSED {
+        say(&mut talker, "hall", &format!("m{i}"));
+    }
+    // "before" and the missed ones are kept in the room's log.
+    let kept = format!(":{}\r\n", MISSED + 1);
+    eventually(TIMEOUT, "the messages to be published", || {
+        (redis_command(&redis, &["LLEN", "chat:0:room:hall:log"]) == kept).then_some(())
+    });
+    let allowed = redis_command(&redis, &["ACL", "SETUSER", "default", "+subscribe"]);
+    assert!(allowed.starts_with("+OK"), "{allowed}");
+    say(&mut talker, "hall", "after");
+    let got = room_messages(&mut reader, MISSED + 1);
+    let texts: Vec<&str> = got.iter().map(|(.., text)| text.as_str()).collect();
+    let mut want: Vec<String> = (0..MISSED).map(|i| format!("m{i}")).collect();
+    want.push("after".to_owned());
+    assert_eq!(texts, want, "every message once and in order");
+    let ids: Vec<u64> = got.iter().map(|(id, ..)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
+    // "after" too, when it was said before the subscription was back.
+    let recovered = a.stat("cluster_recovered");
+    assert!(
+        (MISSED as u64..=MISSED as u64 + 1).contains(&recovered),
+        "{recovered} read back from the log"
+    );
+}
