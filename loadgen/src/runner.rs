@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - `anchor`: the run clock and where `--start-at` falls on it.
-//! - `preflight`: the open-files limit and warnings before a run ([`preflight`]).
+//! - `preflight`: the open-files limit and warnings before a run ([`preflight()`]).
 //! - `plan`: clients grouped and dealt to threads.
 //! - `collector`: the threads' reports merged per second (progress, series, interval
 //!   log) and the timeline published once everyone is connected.
