@@ -14,12 +14,15 @@
 //!
 //! Layout:
 //! - [`config`]: the validated run configuration ([`Config`]).
-//! - [`cli`]: the command line, turned into a [`Config`] or a subcommand.
+//! - [`cli`]: the command line, turned into a [`Config`] or a subcommand (`cli::convert`,
+//!   `cli::start_at`).
 //! - [`runner`]: [`run`], the coordinator: plans clients, starts threads, merges reports,
-//!   writes results.
-//! - `worker`: one load thread (mio poll, connect ramp, schedule, drain).
-//! - `client`: one simulated client (connection, handshake, wire formats, checks);
-//!   `client::broker` for a room member on Redis or NATS.
+//!   writes results (`runner::anchor`, `runner::collector`, `runner::summary`, ...).
+//! - `worker`: one load thread (mio poll, connect ramp, schedule, drain; `worker::shared`,
+//!   `worker::connect`, `worker::sending`, `worker::accounting`, ...).
+//! - `client`: one simulated client (`client::conn`, `client::handshake`,
+//!   `client::send`, `client::receive`, `client::deliver`); `client::broker` for a room
+//!   member on Redis or NATS.
 //! - `wire`: a load message's wire form, and the brokers' protocols (`wire::redis`,
 //!   `wire::nats`).
 //! - [`schedule`]: intended send times, phase spread, the send window.
@@ -29,7 +32,8 @@
 //! - [`recorder`]: latency histograms.
 //! - [`progress`]: the live progress line.
 //! - [`report`]: the summary row, series rows, verdict and exit codes.
-//! - [`results`]: writing and reading result files (CSV, `.hgrm`, `.hlog`).
+//! - [`results`]: writing and reading result files (`results::csv_files`,
+//!   `results::hgrm`, `results::hlog`, `results::locate`).
 //! - [`compare`], [`plot`], [`html_report`], [`merge`]: the `compare`, `plot`, `report`
 //!   and `merge` subcommands.
 //! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.

@@ -6,7 +6,8 @@
 //! push, NATS's `PONG` to the `PING` sent after `SUB`), so no measured message can be
 //! published before every ready member listens.
 
-use super::{Client, Ctx, Inbox, Status};
+use super::conn::Inbox;
+use super::{Client, Ctx, Status};
 use crate::config::Protocol;
 use crate::stamp::Stamp;
 use crate::wire::nats::{self, NatsDecoder, NatsError, Op};

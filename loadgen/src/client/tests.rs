@@ -1,6 +1,10 @@
 //! Unit tests of `client`.
 
+use bytes::BytesMut;
+use shared::{Frame, FrameDecoder};
+
 use super::*;
+use crate::stamp::Stamp;
 
 fn plan() -> ClientPlan {
     ClientPlan {

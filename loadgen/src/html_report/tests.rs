@@ -1,3 +1,4 @@
+use super::tables::run_names;
 use super::*;
 use crate::results::example_summary;
 

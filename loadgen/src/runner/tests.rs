@@ -1,7 +1,11 @@
 //! Unit tests of `runner`.
 
+use std::time::Duration;
+
+use super::preflight::preflight_warnings;
 use super::*;
-use crate::config::Protocol;
+use crate::client::ClientPlan;
+use crate::config::{Protocol, Scenario};
 
 #[test]
 fn rooms_spread_over_threads_and_cover_every_client() {
