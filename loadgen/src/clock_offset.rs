@@ -9,7 +9,10 @@
 //! `offset = server_time - (t_send + t_recv) / 2`, within `± rtt / 2`,
 //!
 //! whatever the two directions' delays are. Of [`PROBES`] round trips the one with the
-//! smallest RTT gives the tightest bound and is kept. The server is the reference every
+//! smallest RTT gives the tightest bound and is kept; the probe stops early, keeping
+//! what it has, at its deadline (a quarter of the time left before `--start-at`, at
+//! most [`MAX_PROBE_TIME`]), so a slow or lossy path never makes a process miss the
+//! start. The server is the reference every
 //! process reaches, so two processes' clocks differ by `|offset_a - offset_b|`, within
 //! `bound_a + bound_b` ([`pair_bound_us`]). Brokers (`--protocol redis`, `nats`) and
 //! plain line echo servers have no `Echo`: nothing is measured there.
@@ -26,6 +29,9 @@ use crate::transport::TlsClient;
 
 /// Round trips measured; the one with the smallest RTT is kept.
 pub const PROBES: u32 = 20;
+
+/// Longest the probe may take before a run.
+pub const MAX_PROBE_TIME: Duration = Duration::from_secs(1);
 
 /// This process's wall-clock offset to the server.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,37 +76,47 @@ pub fn for_run(config: &crate::Config) -> Probe {
     let Some(&addr) = config.addrs.first() else {
         return Probe::Failed("no address".into());
     };
-    match measure(addr, config.tls.as_ref(), config.connect_timeout) {
+    let left = config
+        .start_at
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .unwrap_or_default();
+    let budget = (left / 4).min(MAX_PROBE_TIME);
+    if budget.is_zero() {
+        return Probe::Failed("no time left before --start-at".into());
+    }
+    match measure(addr, config.tls.as_ref(), budget) {
         Ok(offset) => Probe::Measured(offset),
         Err(e) => Probe::Failed(format!("{addr}: {e}")),
     }
 }
 
-/// Estimates the offset to the chat server at `addr` from [`PROBES`] `Echo` round
-/// trips on a connection of its own (binary framing, TLS if `tls`), each allowed
-/// `timeout`.
+/// Estimates the offset to the chat server at `addr` from up to [`PROBES`] `Echo`
+/// round trips on a connection of its own (binary framing, TLS if `tls`), all within
+/// `budget`: past it the round trips taken so far count, and none is an error.
 pub fn measure(
     addr: SocketAddr,
     tls: Option<&TlsClient>,
-    timeout: Duration,
+    budget: Duration,
 ) -> io::Result<ClockOffset> {
-    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
-    tcp.set_read_timeout(Some(timeout))?;
-    tcp.set_write_timeout(Some(timeout))?;
+    let deadline = unix_ns() + budget.as_nanos() as i128;
+    let tcp = TcpStream::connect_timeout(&addr, budget)?;
+    tcp.set_read_timeout(Some(budget))?;
+    tcp.set_write_timeout(Some(budget))?;
     tcp.set_nodelay(true)?;
     match tls {
         Some(tls) => {
             let session =
                 shared::tls::rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                     .map_err(io::Error::other)?;
-            probe(shared::tls::rustls::StreamOwned::new(session, tcp))
+            probe(shared::tls::rustls::StreamOwned::new(session, tcp), deadline)
         }
-        None => probe(tcp),
+        None => probe(tcp, deadline),
     }
 }
 
-/// Says hello, then takes [`PROBES`] round trips on `stream`.
-fn probe(mut stream: impl Read + Write) -> io::Result<ClockOffset> {
+/// Says hello, then takes up to [`PROBES`] round trips on `stream`, the last one
+/// starting before `deadline` (ns since the epoch).
+fn probe(mut stream: impl Read + Write, deadline: i128) -> io::Result<ClockOffset> {
     let mut decoder = FrameDecoder::new(shared::DEFAULT_MAX_FRAME);
     send(
         &mut stream,
@@ -112,6 +128,9 @@ fn probe(mut stream: impl Read + Write) -> io::Result<ClockOffset> {
     for i in 0..PROBES {
         let payload = Bytes::copy_from_slice(&u64::from(i).to_be_bytes());
         let t_send = unix_ns();
+        if t_send >= deadline && best.is_some() {
+            break;
+        }
         send(
             &mut stream,
             &Frame::Echo {
