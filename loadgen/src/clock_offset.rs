@@ -108,7 +108,10 @@ pub fn measure(
             let session =
                 shared::tls::rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                     .map_err(io::Error::other)?;
-            probe(shared::tls::rustls::StreamOwned::new(session, tcp), deadline)
+            probe(
+                shared::tls::rustls::StreamOwned::new(session, tcp),
+                deadline,
+            )
         }
         None => probe(tcp, deadline),
     }
