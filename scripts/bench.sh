@@ -6,7 +6,7 @@
 # Usage: bash scripts/bench.sh [--quick] [--reps N] [--duration SECS] [--out DIR]
 #        [--only echo,coalesce,baseline,sendwindow,search,fanout,brokers,cluster,
 #                metrics,tls,history,history-memory,idle]
-#        [--previous SERVER_BIN]
+#        [--previous SERVER_BIN] [--ladder "RATES"] [--ladder-window D]
 #        [--dry-run]
 #
 # Starts every server it measures itself (release builds), runs loadgen against it,
@@ -37,6 +37,10 @@
 # loadgen runs with its default --send-window (1ms: the messages of a thread due within
 # a millisecond leave together) except in the rate ladder, whose 1 ms p99 bound a hold of
 # up to 1 ms would eat, and in the sendwindow point, which compares 0 and 1ms.
+# --ladder "RATES" sets the ladder's rates per client (default "50 75 100 125 150"; a
+# ladder starting above 50 finds the highest passing rate only if its first rung
+# passes) and --ladder-window its send window (default 0; 1ms for the 10 ms bound, so
+# that loadgen is not what saturates).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +54,8 @@ dry_run=0
 only="echo,coalesce,baseline,sendwindow,search,fanout,brokers,cluster,metrics,tls,history,history-memory,idle"
 out=""
 previous=""
+ladder=""
+ladder_window=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -58,8 +64,10 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift ;;
         --only) only=$2; shift ;;
         --previous) previous=$2; shift ;;
+        --ladder) ladder=$2; shift ;;
+        --ladder-window) ladder_window=$2; shift ;;
         --dry-run) dry_run=1 ;;
-        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -248,7 +256,7 @@ run_once() {
     local label=$1 protocol=$2 r=$3 n=$4 received p999; shift 4
     start_server "$label.$r.$n" "$@"
     run_loadgen "$label.$r.$n" "$label" --duration "$((duration / 2 + 1))s" --warmup 1s \
-        --clients "$clients" --rate "$r" --protocol "$protocol" --send-window 0
+        --clients "$clients" --rate "$r" --protocol "$protocol" --send-window "$ladder_window"
     stop_server
     read -r received ok_p99 p999 ok_lost <<<"$row"
 }
@@ -258,9 +266,11 @@ run_once() {
 # near saturation is too noisy to bisect on; the highest rate whose median p99 (and every
 # lower rate's) stays under 1 ms and under 10 ms with no loss goes to search.csv.
 if want search; then
-    ladder="50 75 100 125 150"
-    [ "$quick" -eq 1 ] && ladder="50 100"
-    echo "==> search: echo rates $ladder per client x $clients clients, server and tokio in turn"
+    if [ -z "$ladder" ]; then
+        ladder="50 75 100 125 150"
+        [ "$quick" -eq 1 ] && ladder="50 100"
+    fi
+    echo "==> search: echo rates $ladder per client x $clients clients, server and tokio in turn (loadgen --send-window $ladder_window)"
     echo "server,rate_per_client,rep,p99_us,lost" >"$out/ladder.csv"
     for rep in $(seq "$reps"); do
         for r in $ladder; do
