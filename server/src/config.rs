@@ -98,8 +98,11 @@ pub struct ClusterConfig {
     /// A node that has not renewed its lease this long is taken for dead: its users'
     /// nicks are freed and they are taken out of their rooms.
     pub lease: Duration,
-    /// Requests waiting for Redis, all connections together, past which requests are
-    /// refused with error 214.
+    /// Jobs waiting for Redis, all connections together, past which requests are
+    /// refused with error 214 and a guest's claim or a frame for another node is
+    /// dropped (counted). Departures and leaves are queued whatever it holds: they are
+    /// bounded by the connections and their rooms, and dropping one would leave a nick
+    /// claimed.
     pub queue: usize,
 }
 

@@ -48,7 +48,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use shared::names::fold;
 use shared::{ErrorCode, Frame, Mode, RoomInfo};
@@ -167,6 +167,8 @@ struct Core {
 pub(crate) struct ClusterEngine {
     core: Arc<Core>,
     jobs: Sender<Job>,
+    /// Jobs that may be refused or dropped are not queued past this many waiting.
+    queue: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -221,7 +223,9 @@ impl ClusterEngine {
         });
         core.counters.redis_up.store(true, Ordering::Release);
         core.counters.nodes.store(1, Ordering::Relaxed);
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        // Unbounded, but only cleanups (departures, leaves) are queued past `queue`;
+        // they are bounded by the connections and their rooms.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let mut bridge = Bridge::new(Arc::clone(&core), client, conn, config.lease);
         // A node of the same name that died before may have left claims behind.
         bridge.bury_self();
@@ -251,6 +255,7 @@ impl ClusterEngine {
         Ok(Self {
             core,
             jobs: tx,
+            queue: config.queue,
             threads: Mutex::new(vec![subscriber, commands]),
         })
     }
@@ -260,33 +265,37 @@ impl ClusterEngine {
     fn hand_over(&self, job: Job) -> Result<(), Refusal> {
         if !self.core.counters.redis_up.load(Ordering::Acquire) {
             drop(job);
-            let _ = self.jobs.try_send(Job::Poke);
+            let _ = self.jobs.send(Job::Poke);
             return Err(Refusal::new(
                 ErrorCode::UNAVAILABLE,
                 "the cluster's Redis is unreachable; try again shortly",
             ));
         }
-        match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refusal::new(
-                    ErrorCode::UNAVAILABLE,
-                    "this node has too much work queued for Redis; try again shortly",
-                ))
-            }
-            Err(TrySendError::Disconnected(_)) => Err(Refusal::new(
+        if self.jobs.len() >= self.queue {
+            self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::new(
                 ErrorCode::UNAVAILABLE,
-                "this node is leaving the cluster",
-            )),
+                "this node has too much work queued for Redis; try again shortly",
+            ));
+        }
+        self.jobs
+            .send(job)
+            .map_err(|_| Refusal::new(ErrorCode::UNAVAILABLE, "this node is leaving the cluster"))
+    }
+
+    /// Hands over a job nobody waits for (a guest's claim, a frame for another node):
+    /// past the queue's bound it is dropped, counted.
+    fn hand_over_quietly(&self, job: Job) {
+        if self.jobs.len() >= self.queue || self.jobs.send(job).is_err() {
+            self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Hands over a job nobody waits for: a full queue drops it, counted.
-    fn hand_over_quietly(&self, job: Job) {
-        if self.jobs.try_send(job).is_err() {
-            self.core.counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Hands over a cleanup (a departure, a leave), whatever the queue holds: dropping
+    /// it would leave a nick claimed or a membership listed for as long as this node
+    /// lives. Cleanups are bounded by the connections and the rooms they are in.
+    fn hand_over_cleanup(&self, job: Job) {
+        let _ = self.jobs.send(job);
     }
 }
 
@@ -326,7 +335,7 @@ impl Engine for ClusterEngine {
             membership.notify = Fanout::default();
         }
         departure.chat = ChatEnding::default();
-        self.hand_over_quietly(Job::Depart { id });
+        self.hand_over_cleanup(Job::Depart { id });
         departure
     }
 
@@ -357,7 +366,7 @@ impl Engine for ClusterEngine {
         let mut membership = self.core.memory.leave(id, room)?;
         membership.notify = Fanout::default();
         let folded = fold(room).into_owned();
-        self.hand_over_quietly(Job::Leave { id, folded });
+        self.hand_over_cleanup(Job::Leave { id, folded });
         Ok(membership)
     }
 
