@@ -801,3 +801,105 @@ fn a_node_whose_subscription_drops_delivers_what_it_missed_once_and_in_order() {
         "{recovered} read back from the log"
     );
 }
+
+#[test]
+fn a_joiner_gets_every_message_after_its_last_while_the_room_is_busy() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut talker = BinClient::named(b.addr, "talker");
+    talker.join("busy");
+    let mut local = BinClient::named(a.addr, "local");
+    local.join("busy");
+    for round in 0..5 {
+        // The room is busy on both nodes while a joiner comes and goes on node a.
+        for i in 0..200 {
+            say(&mut talker, "busy", &format!("r{round} m{i}"));
+        }
+        let mut joiner = BinClient::named(a.addr, &format!("joiner{round}"));
+        let last = joiner.join("busy");
+        for i in 200..400 {
+            say(&mut talker, "busy", &format!("r{round} m{i}"));
+        }
+        say(&mut talker, "busy", &format!("r{round} end"));
+        let mut ids = Vec::new();
+        loop {
+            if let Frame::RoomMsg { id, text, .. } = joiner.recv() {
+                ids.push(id);
+                if text == format!("r{round} end") {
+                    break;
+                }
+            }
+        }
+        let want: Vec<u64> = (last + 1..=*ids.last().unwrap()).collect();
+        let missing: Vec<u64> = want
+            .iter()
+            .filter(|id| !ids.contains(id))
+            .copied()
+            .collect();
+        assert!(
+            ids == want,
+            "round {round}: after {last}, {} ids came for {} expected; missing {:?}",
+            ids.len(),
+            want.len(),
+            &missing[..missing.len().min(5)]
+        );
+        room_messages(&mut local, 401);
+    }
+}
+
+#[test]
+fn private_chats_work_between_users_of_one_node_in_a_cluster() {
+    let redis = Redis::start();
+    let a = node(&redis, "a");
+    let mut bob = BinClient::named(a.addr, "bob");
+    let mut cat = BinClient::named(a.addr, "cat");
+    bob.send(&Frame::ChatRequest {
+        peer: "cat".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut cat), Frame::ChatRequested { from } if from == "bob"));
+    cat.send(&Frame::ChatAccept {
+        peer: "bob".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut cat), Frame::ChatStarted { peer } if peer == "bob"));
+    assert!(matches!(chat_frame(&mut bob), Frame::ChatStarted { peer } if peer == "cat"));
+    // Both sides know their partner.
+    bob.send(&Frame::ChatSay {
+        text: "hi cat".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut cat), Frame::ChatMsg { text, .. } if text == "hi cat"));
+    cat.send(&Frame::ChatSay {
+        text: "hi bob".to_owned(),
+    });
+    assert!(matches!(chat_frame(&mut bob), Frame::ChatMsg { text, .. } if text == "hi bob"));
+    // Ended by one side: over for both.
+    cat.send(&Frame::ChatEnd);
+    assert!(matches!(chat_frame(&mut cat), Frame::ChatEnded { .. }));
+    assert!(matches!(chat_frame(&mut bob), Frame::ChatEnded { .. }));
+    bob.send(&Frame::ChatSay {
+        text: "still there?".to_owned(),
+    });
+    let refused = chat_frame(&mut bob);
+    assert!(
+        matches!(refused, Frame::Error { code, .. } if code == ErrorCode::NOT_IN_CHAT),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_departure_while_redis_stalls_is_released_once_it_answers() {
+    let redis = Redis::start();
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
+    let ann = BinClient::named(a.addr, "ann");
+    let pid = nix::unistd::Pid::from_raw(redis.child.as_ref().unwrap().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Ann leaves while Redis does not answer: past the 2 s a reply may take, node a
+    // gives up on it for now.
+    drop(ann);
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let mut taker = BinClient::connect(b.addr);
+    eventually(TIMEOUT, "ann's nick to be released", || {
+        matches!(set_nick(&mut taker, "ann"), Frame::NickChanged { .. }).then_some(())
+    });
+}

@@ -197,6 +197,9 @@ pub(crate) struct Membership {
     pub(crate) last: u64,
     /// For a resuming join: the kept messages after the client's id.
     pub(crate) replay: Option<Replay>,
+    /// Room messages after `last` that arrived while the join was under way (a shared
+    /// engine's joins take a while), delivered after the replay and before live ones.
+    pub(crate) arrived: Vec<Frame>,
 }
 
 /// The kept messages after a resuming client's id, oldest first, each encoded as a

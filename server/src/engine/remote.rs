@@ -88,7 +88,7 @@ pub(crate) enum Answer {
     /// To [`Ask::Direct`]: the recipient's nick as it chose to write it.
     Direct(Result<String, Refusal>, String),
     /// To [`Ask::Rooms`].
-    Rooms(Listing<RoomInfo>),
+    Rooms(Result<Listing<RoomInfo>, Refusal>),
     /// To [`Ask::Who`].
     Who(Result<(String, Listing<String>), Refusal>),
     /// To [`Ask::History`].

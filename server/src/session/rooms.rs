@@ -59,6 +59,7 @@ impl Session {
             }));
             self.reply_kept(replay.messages, out);
         }
+        out.extend(membership.arrived.into_iter().map(Effect::Reply));
         if !membership.notify.is_empty() {
             out.push(Effect::Fanout {
                 fanout: Arc::new(membership.notify),

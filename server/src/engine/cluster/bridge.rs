@@ -22,8 +22,7 @@ use shared::{ErrorCode, Frame, Mode};
 use super::keys::{self, Keys};
 use super::{Core, Job, scripts};
 use crate::engine::{
-    Answer, Ask, ConnId, Engine, Fanout, Listing, Membership, NOTICE_MAX_MEMBERS, Refusal, Replay,
-    User,
+    Answer, Ask, ConnId, Engine, Fanout, Membership, NOTICE_MAX_MEMBERS, Refusal, Replay, User,
 };
 use crate::session::Scope;
 
@@ -62,6 +61,8 @@ pub(super) struct Bridge {
     pub(super) conn: Option<redis::Connection>,
     pub(super) scripts: Scripts,
     pub(super) held: HashMap<ConnId, Held>,
+    /// Connections gone while Redis was unreachable, still to be released there.
+    departed: HashMap<ConnId, Held>,
     next_attempt: Instant,
     backoff: Duration,
     pub(super) lease: Duration,
@@ -106,6 +107,7 @@ impl Bridge {
                 chat_end: scripts::chat_end(),
             },
             held: HashMap::new(),
+            departed: HashMap::new(),
             next_attempt: Instant::now(),
             backoff: Duration::from_millis(50),
             lease,
@@ -170,8 +172,12 @@ impl Bridge {
                     tracing::info!("Redis is reachable again");
                     self.conn = Some(conn);
                     self.backoff = Duration::from_millis(50);
-                    self.core.counters.redis_up.store(true, Ordering::Release);
                     self.claim_again();
+                    if self.conn.is_none() {
+                        return Err(unavailable("lost again while claiming this node's users"));
+                    }
+                    self.core.counters.redis_up.store(true, Ordering::Release);
+                    self.release_departed();
                 }
                 Err(e) => {
                     self.next_attempt = now + self.backoff;
@@ -184,7 +190,7 @@ impl Bridge {
     }
 
     /// Notes a failed command: a lost connection is dropped, to be made again.
-    fn failed(&mut self, e: &redis::RedisError) -> Refusal {
+    pub(super) fn failed(&mut self, e: &redis::RedisError) -> Refusal {
         if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             if self.conn.take().is_some() {
                 tracing::warn!("lost the Redis connection: {e}");
@@ -199,8 +205,9 @@ impl Bridge {
     fn serve(&mut self, job: Job) {
         match job {
             Job::Ask { id, mode, ask } => {
-                let answer = self.answer(id, mode, ask);
-                if let Some(mailbox) = self.core.mailbox.get() {
+                if let Some(answer) = self.answer(id, mode, ask)
+                    && let Some(mailbox) = self.core.mailbox.get()
+                {
                     mailbox.answer(id, answer);
                 }
             }
@@ -239,18 +246,20 @@ impl Bridge {
         }
     }
 
-    fn answer(&mut self, id: ConnId, mode: Mode, ask: Ask) -> Answer {
-        match ask {
+    /// The answer to `ask`, or `None` when it was already given (a join).
+    fn answer(&mut self, id: ConnId, mode: Mode, ask: Ask) -> Option<Answer> {
+        Some(match ask {
             Ask::SetNick { nick } => {
                 let renamed = self.claim(id, mode, &nick);
                 Answer::Nick(nick, renamed)
             }
-            Ask::Join { room, since } => Answer::Joined(self.join(id, &room, since)),
+            Ask::Join { room, since } => {
+                // Answered from inside, in order with the room's messages.
+                self.join_and_answer(id, &room, since);
+                return None;
+            }
             Ask::Direct { to, from, text } => Answer::Direct(self.direct(&to, &from, &text), text),
-            Ask::Rooms { limit } => Answer::Rooms(self.rooms(limit).unwrap_or(Listing {
-                items: Vec::new(),
-                hidden: 0,
-            })),
+            Ask::Rooms { limit } => Answer::Rooms(self.rooms(limit)),
             Ask::Who { room, limit } => Answer::Who(self.who(&room, limit)),
             Ask::History {
                 room,
@@ -260,7 +269,7 @@ impl Bridge {
             Ask::ChatRequest { peer } => Answer::Chat(self.chat_request(id, &peer, false)),
             Ask::ChatAccept { peer } => Answer::Chat(self.chat_request(id, &peer, true)),
             Ask::ChatEnd => Answer::ChatEnded(self.chat_end(id)),
-        }
+        })
     }
 
     /// Claims `nick` for `id` in Redis, then in the local state.
@@ -370,14 +379,54 @@ impl Bridge {
         });
     }
 
-    fn join(&mut self, id: ConnId, room: &str, since: Option<u64>) -> Result<Membership, Refusal> {
+    /// Joins `id` to `room` and answers it. The joiner is a local member (but pending)
+    /// before Redis reads the room's latest id; the messages that reach this node
+    /// meanwhile are kept for it rather than delivered, and handed over in the answer,
+    /// which goes onto its worker's channel before any later room message can: so it
+    /// gets every message after `last` once, in order.
+    fn join_and_answer(&mut self, id: ConnId, room: &str, since: Option<u64>) {
+        let joined = self.join(id, room, since);
+        let Some(mailbox) = self.core.mailbox.get().cloned() else {
+            return;
+        };
+        match joined {
+            Err(refusal) => mailbox.answer(id, Answer::Joined(Err(refusal))),
+            Ok((mut membership, new)) => {
+                let rid = membership.room.id;
+                let last = membership.last;
+                let mut pending = self.core.pending.lock();
+                let arrived = pending.remove(&(rid, id)).unwrap_or_default();
+                membership.arrived = arrived
+                    .into_iter()
+                    .filter(|(msg_id, _)| *msg_id > last)
+                    .map(|(_, frame)| frame)
+                    .collect();
+                if new {
+                    // Messages up to `last` still on their way are not for the joiner.
+                    self.core.joined_at(rid, id, last);
+                }
+                mailbox.answer(id, Answer::Joined(Ok(membership)));
+                drop(pending);
+            }
+        }
+    }
+
+    /// The join itself (see [`Bridge::join_and_answer`]): the membership, and whether it
+    /// is new.
+    fn join(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        since: Option<u64>,
+    ) -> Result<(Membership, bool), Refusal> {
         names::validate_room(room)
             .map_err(|e| Refusal::new(ErrorCode::INVALID_NAME, format!("invalid room: {e}")))?;
         let Some(user) = self.core.memory.user_of(id) else {
             return Err(Refusal::new(ErrorCode::INVALID_REQUEST, "not registered"));
         };
+        let already = self.core.memory.member_of(id, room).ok();
         if since.is_some()
-            && let Ok(name) = self.core.memory.member_of(id, room)
+            && let Some(name) = &already
         {
             return Err(Refusal::new(
                 ErrorCode::INVALID_REQUEST,
@@ -387,17 +436,50 @@ impl Bridge {
         let folded = fold(room).into_owned();
         let channel = self.keys().room_channel(&folded);
         if !self.core.subscriber.subscribe(&channel, SUBSCRIBE_WAIT) {
+            self.unsubscribe_if_unused(&folded);
             return Err(unavailable("the room's subscription was not confirmed"));
         }
         let node = self.core.node.clone();
         let keys = self.keys().clone();
+        // The room's display name, as the node that created it wrote it.
+        let name_key = keys.room(&folded, "name");
+        let known: Option<String> =
+            match self.with(|conn, _| redis::cmd("GET").arg(&name_key).query(conn)) {
+                Ok(known) => known,
+                Err(refusal) => {
+                    self.unsubscribe_if_unused(&folded);
+                    return Err(refusal);
+                }
+            };
+        let display = known.unwrap_or_else(|| room.to_owned());
+        // A local member first, pending: the room's messages from now on are kept for
+        // it (the per-connection room limit is checked here, before Redis changes).
+        let mut membership = match self.core.memory.join(id, &display, None) {
+            Ok(membership) => membership,
+            Err(refusal) => {
+                self.unsubscribe_if_unused(&folded);
+                return Err(refusal);
+            }
+        };
+        let rid = membership.room.id;
+        let new = already.is_none();
+        if new {
+            self.core.pending.lock().insert((rid, id), Vec::new());
+        }
+        let undo = |bridge: &mut Self| {
+            if new {
+                bridge.core.pending.lock().remove(&(rid, id));
+                let _ = bridge.core.memory.leave(id, &display);
+            }
+            bridge.unsubscribe_if_unused(&folded);
+        };
         let since_arg = since.map(|s| s.to_string()).unwrap_or_default();
         let now = shared::time::unix_nanos().to_string();
         let joined: Result<redis::Value, Refusal> = self.with(|conn, scripts| {
             scripts
                 .join
                 .key(keys.room(&folded, "members"))
-                .key(keys.room(&folded, "name"))
+                .key(&name_key)
                 .key(keys.room(&folded, "seq"))
                 .key(keys.room(&folded, "base"))
                 .key(keys.room(&folded, "log"))
@@ -405,7 +487,7 @@ impl Bridge {
                 .key(keys.node_rooms(&node))
                 .arg(keys::owner(&node, id).trim_end_matches('|'))
                 .arg(&user.nick)
-                .arg(room)
+                .arg(&display)
                 .arg(&now)
                 .arg(&folded)
                 .arg(&since_arg)
@@ -413,24 +495,29 @@ impl Bridge {
                 .arg(NOTICE_MAX_MEMBERS)
                 .invoke(conn)
         });
-        let joined = joined?;
-        let (members, name, last, log) = parse_join(joined).ok_or_else(|| {
-            Refusal::new(ErrorCode::INVALID_REQUEST, "unexpected answer from Redis")
-        })?;
-        if members < 0 {
-            if self.core.memory.local_members(&folded) == 0 {
-                self.core.subscriber.unsubscribe(&channel);
-            }
-            return Err(unknown_id(&name, since.unwrap_or(0)));
-        }
-        let mut membership = match self.core.memory.join(id, &name, None) {
-            Ok(membership) => membership,
+        let parsed = joined.and_then(|joined| {
+            parse_join(joined).ok_or_else(|| {
+                Refusal::new(ErrorCode::INVALID_REQUEST, "unexpected answer from Redis")
+            })
+        });
+        let (members, name, last, log) = match parsed {
+            Ok(parsed) => parsed,
             Err(refusal) => {
-                let _ = self.leave(id, &folded);
+                undo(self);
                 return Err(refusal);
             }
         };
-        self.held.entry(id).or_default().rooms.insert(folded);
+        if members < 0 {
+            undo(self);
+            return Err(unknown_id(&name, since.unwrap_or(0)));
+        }
+        self.held
+            .entry(id)
+            .or_default()
+            .rooms
+            .insert(folded.clone());
+        // Messages missed by the subscription are found from here on.
+        self.core.delivered.lock().entry(folded).or_insert(last);
         // The members, local ones included, are told through the room's channel.
         membership.notify = Fanout::default();
         membership.last = last;
@@ -438,8 +525,16 @@ impl Bridge {
         if let Some(since) = since {
             membership.replay = Some(replay(&name, since, last, &log));
         }
-        self.core.joined_at(membership.room.id, id, last);
-        Ok(membership)
+        Ok((membership, new))
+    }
+
+    /// Unsubscribes from `folded`'s channel when no local member is left in it.
+    fn unsubscribe_if_unused(&self, folded: &str) {
+        if self.core.memory.local_members(folded) == 0 {
+            self.core
+                .subscriber
+                .unsubscribe(&self.keys().room_channel(folded));
+        }
     }
 
     /// Takes `id` out of `folded` in Redis; unsubscribes when no local member is left.
@@ -471,23 +566,32 @@ impl Bridge {
             return;
         };
         self.core.partners.lock().remove(&id);
+        self.release(id, held);
+    }
+
+    /// Ends a departed connection's chat, takes it out of its rooms and releases its
+    /// nick in Redis; if Redis fails meanwhile, it is done again once Redis is back.
+    fn release(&mut self, id: ConnId, held: Held) {
         let nick = held
             .nick
             .as_ref()
             .and_then(|(_, record)| keys::parse_nick_record(record))
             .map(|owner| owner.nick.to_owned())
             .unwrap_or_default();
-        self.end_chat_of(id, &nick);
+        let mut done = self.end_chat_of(id, &nick);
         for folded in &held.rooms {
-            let _ = self.leave(id, folded);
+            done &= self.leave(id, folded).is_ok();
         }
         let node = self.core.node.clone();
         let member = keys::member(&node, id);
         let owner = keys::owner(&node, id);
         let keys = self.keys().clone();
         let who = keys.who(&member);
-        let key = held.nick.map_or_else(|| who.clone(), |(key, _)| key);
-        let _: Result<i64, Refusal> = self.with(|conn, scripts| {
+        let key = held
+            .nick
+            .as_ref()
+            .map_or_else(|| who.clone(), |(key, _)| key.clone());
+        let released: Result<i64, Refusal> = self.with(|conn, scripts| {
             scripts
                 .release
                 .key(&key)
@@ -498,6 +602,16 @@ impl Bridge {
                 .arg(&member)
                 .invoke(conn)
         });
+        if !done || released.is_err() {
+            self.departed.insert(id, held);
+        }
+    }
+
+    /// Releases again what departures could not release while Redis was unreachable.
+    pub(super) fn release_departed(&mut self) {
+        for (id, held) in std::mem::take(&mut self.departed) {
+            self.release(id, held);
+        }
     }
 
     fn publish(&mut self, folded: &str, from: &str, text: &str) -> Result<(), Refusal> {

@@ -190,28 +190,9 @@ impl Core {
             let last = delivered.entry(folded.to_owned()).or_insert(0);
             *last = (*last).max(message.id);
         }
-        let Some((room, name, mut fanout)) = self.memory.room_snapshot(folded) else {
+        let Some((room, name, fanout)) = self.memory.room_snapshot(folded) else {
             return;
         };
-        if message.id != 0 {
-            let mut joined_at = self.joined_at.lock();
-            if let Some(waiting) = joined_at.get_mut(&room) {
-                waiting.retain(|_, last| *last >= message.id);
-                if waiting.is_empty() {
-                    joined_at.remove(&room);
-                } else {
-                    let members = fanout
-                        .per_worker
-                        .iter()
-                        .flatten()
-                        .filter(|m| !waiting.contains_key(&m.id));
-                    fanout = Arc::new(Fanout::build(
-                        fanout.per_worker.len(),
-                        members.map(|&m: &Member| (m, self.mode_of(m.id))),
-                    ));
-                }
-            }
-        }
         let Some(binary) = bridge::encode(&name, message) else {
             return;
         };
@@ -222,9 +203,44 @@ impl Core {
             time_ns: message.time_ns,
             text: message.text.to_owned(),
         };
+        // Held until the message is on the workers' channels: a join's answer goes
+        // either before it (and the joiner gets it live) or after it (and the joiner
+        // gets it in the answer).
+        let mut pending = self.pending.lock();
+        let mut left_out: Vec<ConnId> = Vec::new();
+        for ((pending_room, joiner), kept) in pending.iter_mut() {
+            if *pending_room == room {
+                kept.push((message.id, frame.clone()));
+                left_out.push(*joiner);
+            }
+        }
+        if message.id != 0 {
+            let mut joined_at = self.joined_at.lock();
+            if let Some(waiting) = joined_at.get_mut(&room) {
+                waiting.retain(|_, last| *last >= message.id);
+                left_out.extend(waiting.keys().copied());
+                if waiting.is_empty() {
+                    joined_at.remove(&room);
+                }
+            }
+        }
+        let fanout = if left_out.is_empty() {
+            fanout
+        } else {
+            let members = fanout
+                .per_worker
+                .iter()
+                .flatten()
+                .filter(|m| !left_out.contains(&m.id));
+            Arc::new(Fanout::build(
+                fanout.per_worker.len(),
+                members.map(|&m: &Member| (m, self.mode_of(m.id))),
+            ))
+        };
         if let Some(mailbox) = self.mailbox.get() {
             mailbox.room(room, &frame, &binary, &fanout);
         }
+        drop(pending);
     }
 
     /// Delivers a message to this node's members of `folded` only, with id 0: Redis is
@@ -280,7 +296,7 @@ impl Handler for Core {
         // Workers behind: read nothing more until they catch up. Redis buffers what
         // waits, and past its limit for subscribers drops this connection; the
         // messages missed meanwhile are read back from the rooms' logs.
-        while self.mailbox.get().is_some_and(|m| m.congested()) {
+        while self.mailbox.get().is_some_and(|m| m.congested()) && !self.subscriber.stopping() {
             self.counters.held_back.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(1));
         }

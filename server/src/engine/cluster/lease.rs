@@ -22,18 +22,23 @@ impl Bridge {
                 .arg(1)
                 .arg("PX")
                 .arg(lease_ms)
-                .ignore()
+                .arg("GET")
                 .cmd("SADD")
                 .arg(keys.nodes())
                 .arg(&node)
                 .ignore()
                 .cmd("SMEMBERS")
                 .arg(keys.nodes())
-                .query::<(Vec<String>,)>(conn)
+                .query::<(Option<String>, Vec<String>)>(conn)
         });
-        let Ok((nodes,)) = renewed else {
+        let Ok((before, nodes)) = renewed else {
             return;
         };
+        if before.is_none() && !self.held.is_empty() {
+            // The lease had run out: another node may have buried this one meanwhile.
+            tracing::warn!("this node's lease had run out; claiming its users again");
+            self.claim_again();
+        }
         let mut alive = 0;
         for other in nodes {
             let lease = keys.lease(&other);
@@ -94,13 +99,31 @@ impl Bridge {
     /// After an outage: claims every local user's nick and membership again (another
     /// node may have buried them meanwhile).
     pub(super) fn claim_again(&mut self) {
+        let node = self.core.node.clone();
+        let keys = self.core.keys.clone();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        let node = self.core.node.clone();
-        let keys = self.core.keys.clone();
+        // The lease first: until it is back, another node may bury this one.
+        let renewed: redis::RedisResult<()> = redis::pipe()
+            .cmd("SET")
+            .arg(keys.lease(&node))
+            .arg(1)
+            .arg("PX")
+            .arg(lease_ms)
+            .ignore()
+            .cmd("SADD")
+            .arg(keys.nodes())
+            .arg(&node)
+            .ignore()
+            .query(conn);
+        let mut failed = renewed.err();
         let mut lost = 0;
         for (&id, held) in &self.held {
+            if failed.is_some() {
+                break;
+            }
             let owner = keys::owner(&node, id);
             if let Some((key, record)) = &held.nick {
                 let member = keys::member(&node, id);
@@ -120,8 +143,13 @@ impl Bridge {
                     .arg(who)
                     .arg(&member)
                     .invoke(conn);
-                if !matches!(claimed, Ok(1)) {
-                    lost += 1;
+                match claimed {
+                    Ok(1) => {}
+                    Ok(_) => lost += 1,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
             let nick = held
@@ -131,7 +159,7 @@ impl Bridge {
                 .map(|o| o.nick.to_owned())
                 .unwrap_or_default();
             for folded in &held.rooms {
-                let _: redis::RedisResult<()> = redis::pipe()
+                let restored: redis::RedisResult<()> = redis::pipe()
                     .cmd("HSET")
                     .arg(keys.room(folded, "members"))
                     .arg(owner.trim_end_matches('|'))
@@ -146,10 +174,18 @@ impl Bridge {
                     .arg(folded)
                     .ignore()
                     .query(conn);
+                if let Err(e) = restored {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
         if lost > 0 {
             tracing::warn!(lost, "nicks taken by others while Redis was unreachable");
+        }
+        if let Some(e) = failed {
+            // Stop at the first failure: the next attempt starts over.
+            self.failed(&e);
         }
     }
 }

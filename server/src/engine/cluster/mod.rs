@@ -140,6 +140,9 @@ struct Counters {
     held_back: AtomicU64,
 }
 
+/// Room messages (id and frame) kept for a joiner while its join is under way.
+type Arrived = Vec<(u64, Frame)>;
+
 /// What the engine, its command thread and its subscriber share.
 struct Core {
     node: String,
@@ -154,6 +157,10 @@ struct Core {
     /// The private-chat partner of each local user, as the frames delivered to it
     /// (and its own requests' answers) left it.
     partners: Mutex<HashMap<ConnId, Partner>>,
+    /// Joins under way, by room and joiner: the room messages (id and frame) that
+    /// arrived meanwhile, kept for the joiner's answer. Held while a room message is
+    /// handed to the workers and while a join's answer is, so one always goes first.
+    pending: Mutex<HashMap<(RoomId, ConnId), Arrived>>,
     /// Per room (folded): the latest id delivered, to find gaps and drop repeats.
     delivered: Mutex<HashMap<String, u64>>,
     /// The subscriber's own command connection, to read missed messages back from a
@@ -217,6 +224,7 @@ impl ClusterEngine {
             subscriber: Subscriber::new(endpoint),
             joined_at: Mutex::default(),
             partners: Mutex::default(),
+            pending: Mutex::default(),
             delivered: Mutex::default(),
             fetcher: Mutex::new(Fetcher::new(client.clone())),
             counters: Counters::default(),

@@ -144,7 +144,16 @@ impl Bridge {
                     user: peer_user.clone(),
                     chat,
                 };
-                self.core.partners.lock().insert(id, partner);
+                let mut partners = self.core.partners.lock();
+                partners.insert(id, partner);
+                // A peer on this node hears of the chat from the worker directly, not
+                // through this node's delivery, so its partner is noted here too.
+                if peer_user.node.is_none()
+                    && let Some(me) = self.core.memory.user_of(id)
+                {
+                    partners.insert(peer_user.id, Partner { user: me, chat });
+                }
+                drop(partners);
                 Ok(ChatOutcome::Started {
                     peer: peer_user,
                     chat,
@@ -158,31 +167,40 @@ impl Bridge {
         }
     }
 
-    /// Ends `id`'s chat and its pending requests in Redis.
-    fn finish(&mut self, id: ConnId) -> Ending {
+    /// Ends `id`'s chat and its pending requests in Redis; `None` if Redis failed.
+    fn finish(&mut self, id: ConnId) -> Option<Ending> {
         let me = keys::member(&self.core.node, id);
         let prefix = self.keys().prefix().to_owned();
         self.core.partners.lock().remove(&id);
         let ended: Result<(String, u64, String, Vec<String>), Refusal> =
             self.with(|conn, scripts| scripts.chat_end.arg(&prefix).arg(&me).invoke(conn));
-        match ended {
-            Ok((partner, chat, withdrawn, declined)) => Ending {
+        ended
+            .ok()
+            .map(|(partner, chat, withdrawn, declined)| Ending {
                 partner,
                 chat,
                 withdrawn,
                 declined,
-            },
-            Err(_) => Ending::default(),
-        }
+            })
     }
 
     /// Ends `id`'s chat and requests at its own request.
     pub(super) fn chat_end(&mut self, id: ConnId) -> ChatEnding {
-        let ending = self.finish(id);
+        let ending = self.finish(id).unwrap_or_default();
         let partner = self.user(&ending.partner).map(|user| Partner {
             user,
             chat: ending.chat,
         });
+        // A partner on this node is told by the worker directly (see `chat_request`).
+        if let Some(partner) = partner.as_ref().filter(|p| p.user.node.is_none()) {
+            let mut partners = self.core.partners.lock();
+            if partners
+                .get(&partner.user.id)
+                .is_some_and(|p| p.chat == partner.chat)
+            {
+                partners.remove(&partner.user.id);
+            }
+        }
         let declined: Vec<&str> = ending.declined.iter().map(String::as_str).collect();
         let declined = self.users(&declined).into_iter().flatten().collect();
         let withdrawn = self.user(&ending.withdrawn);
@@ -194,9 +212,15 @@ impl Bridge {
     }
 
     /// Ends the chat and requests of a connection that is gone, telling the others.
-    pub(super) fn end_chat_of(&mut self, id: ConnId, nick: &str) {
-        let ending = self.finish(id);
-        self.tell_departure(id, nick, ending);
+    /// False if Redis failed (nothing was ended).
+    pub(super) fn end_chat_of(&mut self, id: ConnId, nick: &str) -> bool {
+        match self.finish(id) {
+            Some(ending) => {
+                self.tell_departure(id, nick, ending);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Tells the partner and the askers and asked of a departed user (`id`, `nick`).

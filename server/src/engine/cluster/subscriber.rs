@@ -106,6 +106,11 @@ impl Subscriber {
         }
     }
 
+    /// Whether [`Subscriber::stop`] was called.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
     /// Ends [`Subscriber::run`] soon.
     pub(super) fn stop(&self) {
         self.stop.store(true, Ordering::Release);

@@ -71,6 +71,7 @@ impl MemoryEngine {
             notify,
             last: room.log.get_mut().last(),
             replay: None,
+            arrived: Vec::new(),
         }
     }
 
