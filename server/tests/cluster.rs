@@ -903,3 +903,58 @@ fn a_departure_while_redis_stalls_is_released_once_it_answers() {
         matches!(set_nick(&mut taker, "ann"), Frame::NickChanged { .. }).then_some(())
     });
 }
+
+#[test]
+fn chats_after_redis_lost_its_data_get_numbers_never_seen_before() {
+    let mut redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut ann = BinClient::named(a.addr, "ann");
+    let mut bob = BinClient::named(b.addr, "bob");
+    let chat = |ann: &mut BinClient, bob: &mut BinClient| {
+        ann.send(&Frame::ChatRequest {
+            peer: "bob".to_owned(),
+        });
+        assert!(matches!(chat_frame(bob), Frame::ChatRequested { .. }));
+        bob.send(&Frame::ChatAccept {
+            peer: "ann".to_owned(),
+        });
+        assert!(matches!(chat_frame(bob), Frame::ChatStarted { .. }));
+        assert!(matches!(chat_frame(ann), Frame::ChatStarted { .. }));
+        ann.send(&Frame::ChatSay {
+            text: "hello".to_owned(),
+        });
+        assert!(matches!(chat_frame(bob), Frame::ChatMsg { .. }));
+        ann.send(&Frame::ChatEnd);
+        assert!(matches!(chat_frame(ann), Frame::ChatEnded { .. }));
+        assert!(matches!(chat_frame(bob), Frame::ChatEnded { .. }));
+    };
+    chat(&mut ann, &mut bob);
+    // Redis restarts empty: the chat counter is gone, but the clients remember the
+    // number of the chat that ended.
+    redis.stop();
+    a.wait_stat("cluster_redis_up", 0);
+    redis.restart();
+    // Back once a direct message crosses again.
+    eventually(TIMEOUT, "both nodes to be back", || {
+        ann.send(&Frame::Direct {
+            to: "bob".to_owned(),
+            text: "there?".to_owned(),
+        });
+        bob.stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut crossed = false;
+        while let Ok(frame) = bob.try_recv() {
+            crossed |= matches!(frame, Frame::DirectMsg { .. });
+        }
+        bob.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        crossed.then_some(())
+    });
+    // What the probes got meanwhile (refusals while Redis was coming back).
+    ann.stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while ann.try_recv().is_ok() {}
+    ann.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    chat(&mut ann, &mut bob);
+}

@@ -96,7 +96,13 @@ impl Bridge {
             } else {
                 &scripts.chat_request
             };
-            script.arg(&prefix).arg(&me).arg(&them).invoke(conn)
+            let now = shared::time::unix_nanos().to_string();
+            script
+                .arg(&prefix)
+                .arg(&me)
+                .arg(&them)
+                .arg(now)
+                .invoke(conn)
         })?;
         let kind: String = match rest.is_empty() {
             true => String::new(),

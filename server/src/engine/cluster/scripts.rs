@@ -53,7 +53,8 @@ return 1
     )
 }
 
-/// Private-chat state by owner, in Lua: `start` begins the chat of `a` and `b`
+/// Private-chat state by owner, in Lua: `next_chat` hands out a chat number, `start`
+/// begins the chat of `a` and `b`
 /// (their other requests end: `{to, by, declined}` triples go to `ended`), `finish`
 /// ends a user's chat and requests and returns `{partner, chat, withdrawn,
 /// {declined...}}` (`''` and `'0'` for none).
@@ -80,6 +81,13 @@ local function start(a, b, chat, ended)
     redis.call('DEL', askers(me))
   end
 end
+-- Chat numbers start after the time the counter was made (ARGV[4], ns), as room ids
+-- do, so a number is never reused even if Redis lost the counter; kept as strings.
+local function next_chat()
+  redis.call('SET', P .. 'chats', ARGV[4], 'NX')
+  redis.call('INCR', P .. 'chats')
+  return redis.call('GET', P .. 'chats')
+end
 local function finish(me)
   local partner = redis.call('HGET', pc(me), 'partner')
   local chat = redis.call('HGET', pc(me), 'chat')
@@ -94,7 +102,7 @@ end
 ";
 
 /// Asks for a private chat, or accepts the peer's request. ARGV: the key prefix, the
-/// asker's owner, the peer's owner. Returns `{'in-chat'}`, `{'busy'}`, `{'requested',
+/// asker's owner, the peer's owner, now (ns). Returns `{'in-chat'}`, `{'busy'}`, `{'requested',
 /// withdrawn}` or `{'started', chat, ended}`.
 pub(super) fn chat_request() -> Script {
     Script::new(&format!(
@@ -105,7 +113,7 @@ local partner = redis.call('HGET', pc(peer), 'partner')
 local asked = redis.call('HGET', pc(peer), 'asked')
 if not partner and asked == me then
   local ended = {{}}
-  local chat = tostring(redis.call('INCR', P .. 'chats'))
+  local chat = next_chat()
   start(me, peer, chat, ended)
   return {{'started', chat, ended}}
 end
@@ -127,7 +135,7 @@ return {{'requested', withdrawn}}
 }
 
 /// Accepts the peer's pending request. ARGV: the key prefix, the accepting owner, the
-/// peer's owner. Returns `{'in-chat'}`, `{'not-asked'}` or `{'started', chat, ended}`.
+/// peer's owner, now (ns). Returns `{'in-chat'}`, `{'not-asked'}` or `{'started', chat, ended}`.
 pub(super) fn chat_accept() -> Script {
     Script::new(&format!(
         r"{CHATS}
@@ -137,7 +145,7 @@ if redis.call('HGET', pc(peer), 'asked') ~= me or redis.call('HEXISTS', pc(peer)
   return {{'not-asked'}}
 end
 local ended = {{}}
-local chat = tostring(redis.call('INCR', P .. 'chats'))
+local chat = next_chat()
 start(me, peer, chat, ended)
 return {{'started', chat, ended}}
 "
