@@ -39,6 +39,7 @@ mod lease;
 mod private;
 mod queries;
 mod resp;
+mod rooms;
 mod scripts;
 mod subscriber;
 
