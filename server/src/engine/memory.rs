@@ -343,19 +343,7 @@ impl Engine for MemoryEngine {
         outlet: &dyn Outlet,
     ) -> Result<(), Refusal> {
         let table = self.rooms.read();
-        let Some((&rid, entry)) = table
-            .by_name
-            .get(fold(room).as_ref())
-            .and_then(|rid| Some((rid, table.by_id.get(rid)?)))
-        else {
-            return Err(Refusal::no_such_room(room));
-        };
-        if !entry.members.contains_key(&id) {
-            return Err(Refusal::new(
-                ErrorCode::NOT_IN_ROOM,
-                format!("you are not in {}; /join it first", entry.name),
-            ));
-        }
+        let (rid, entry) = table.joined(id, room)?;
         let change = {
             let mut log = entry.log.lock();
             let (msg_id, time_ns) = log.stamp(shared::time::unix_nanos());
@@ -390,13 +378,7 @@ impl Engine for MemoryEngine {
 
     fn history(&self, room: &str, before: u64, limit: usize) -> Result<(String, Page), Refusal> {
         let table = self.rooms.read();
-        let Some(entry) = table
-            .by_name
-            .get(fold(room).as_ref())
-            .and_then(|rid| table.by_id.get(rid))
-        else {
-            return Err(Refusal::no_such_room(room));
-        };
+        let (_, entry) = table.named(room)?;
         let page = entry.log.lock().page(before, limit);
         match page {
             Some(page) => Ok((entry.name.to_string(), page)),
@@ -447,13 +429,7 @@ impl Engine for MemoryEngine {
     fn who(&self, room: &str, limit: usize) -> Result<(String, Listing<String>), Refusal> {
         let (name, ids): (String, Vec<ConnId>) = {
             let table = self.rooms.read();
-            let Some(entry) = table
-                .by_name
-                .get(fold(room).as_ref())
-                .and_then(|rid| table.by_id.get(rid))
-            else {
-                return Err(Refusal::no_such_room(room));
-            };
+            let (_, entry) = table.named(room)?;
             (
                 entry.name.to_string(),
                 entry.members.keys().copied().collect(),

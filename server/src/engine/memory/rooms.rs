@@ -38,6 +38,28 @@ pub(super) struct RoomTable {
     pub(super) occupied: u64,
 }
 
+impl RoomTable {
+    /// The room called `room` (case-folded), or "no room is called ROOM".
+    pub(super) fn named(&self, room: &str) -> Result<(RoomId, &Room), Refusal> {
+        self.by_name
+            .get(fold(room).as_ref())
+            .and_then(|&rid| Some((rid, self.by_id.get(&rid)?)))
+            .ok_or_else(|| Refusal::no_such_room(room))
+    }
+
+    /// The room called `room`, if `id` is a member, or why it may not speak there.
+    pub(super) fn joined(&self, id: ConnId, room: &str) -> Result<(RoomId, &Room), Refusal> {
+        let (rid, entry) = self.named(room)?;
+        if !entry.members.contains_key(&id) {
+            return Err(Refusal::new(
+                ErrorCode::NOT_IN_ROOM,
+                format!("you are not in {}; /join it first", entry.name),
+            ));
+        }
+        Ok((rid, entry))
+    }
+}
+
 impl MemoryEngine {
     pub(super) fn fanout(&self, room: &Room, except: Option<ConnId>) -> Fanout {
         Fanout::build(
@@ -172,19 +194,7 @@ impl MemoryEngine {
     /// The display name of a room `id` is in, or why it may not speak there.
     pub(crate) fn member_of(&self, id: ConnId, room: &str) -> Result<Arc<str>, Refusal> {
         let table = self.rooms.read();
-        let Some(entry) = table
-            .by_name
-            .get(fold(room).as_ref())
-            .and_then(|rid| table.by_id.get(rid))
-        else {
-            return Err(Refusal::no_such_room(room));
-        };
-        if !entry.members.contains_key(&id) {
-            return Err(Refusal::new(
-                ErrorCode::NOT_IN_ROOM,
-                format!("you are not in {}; /join it first", entry.name),
-            ));
-        }
+        let (_, entry) = table.joined(id, room)?;
         Ok(Arc::clone(&entry.name))
     }
 
