@@ -7,6 +7,25 @@
 pub(crate) mod nats;
 pub(crate) mod redis;
 
+/// Bytes received from a broker and not decoded yet, for its incremental decoder.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    buf: Vec<u8>,
+    /// `buf[..start]` was decoded already; dropped on the next feed.
+    start: usize,
+}
+
+impl Received {
+    /// Appends bytes read from the socket.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
 use shared::frame::{LEN_PREFIX, types};
 
 use crate::client::{ClientPlan, Rules};

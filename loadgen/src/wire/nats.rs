@@ -98,24 +98,18 @@ pub(crate) enum NatsError {
 /// [`NatsDecoder::decode`] until it returns `Ok(None)`.
 #[derive(Debug, Default)]
 pub(crate) struct NatsDecoder {
-    buf: Vec<u8>,
-    /// `buf[..start]` was decoded already; dropped on the next feed.
-    start: usize,
+    input: super::Received,
 }
 
 impl NatsDecoder {
     /// Appends bytes read from the socket.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.input.feed(bytes);
     }
 
     /// The next complete operation, `Ok(None)` if more bytes are needed.
     pub(crate) fn decode(&mut self) -> Result<Option<Op<'_>>, NatsError> {
-        let rest = &self.buf[self.start..];
+        let rest = &self.input.buf[self.input.start..];
         let Some(n) = rest.windows(2).position(|w| w == b"\r\n") else {
             return if rest.len() > MAX_LINE {
                 Err(NatsError::TooLong)
@@ -158,7 +152,7 @@ impl NatsDecoder {
         } else {
             return Err(NatsError::UnknownOp(snippet(line)));
         };
-        self.start += used;
+        self.input.start += used;
         Ok(Some(op))
     }
 }

@@ -108,28 +108,22 @@ pub(crate) enum RespError {
 /// [`RespDecoder::decode`] until it returns `Ok(None)`.
 #[derive(Debug, Default)]
 pub(crate) struct RespDecoder {
-    buf: Vec<u8>,
-    /// `buf[..start]` was decoded already; dropped on the next feed.
-    start: usize,
+    input: super::Received,
 }
 
 impl RespDecoder {
     /// Appends bytes read from the socket.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.input.feed(bytes);
     }
 
     /// The next complete value, `Ok(None)` if more bytes are needed.
     pub(crate) fn decode(&mut self) -> Result<Option<Reply<'_>>, RespError> {
-        let Some(end) = value_end(&self.buf, self.start, 0)? else {
+        let Some(end) = value_end(&self.input.buf, self.input.start, 0)? else {
             return Ok(None);
         };
-        let value = &self.buf[self.start..end];
-        self.start = end;
+        let value = &self.input.buf[self.input.start..end];
+        self.input.start = end;
         Ok(Some(read_reply(value)))
     }
 }
