@@ -47,13 +47,21 @@ impl Outbound {
     pub(crate) fn write_to(&mut self, sink: &mut impl Write) -> io::Result<usize> {
         let mut written = 0;
         while !self.queue.is_empty() {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, buf) in iov.iter_mut().zip(self.queue.iter()) {
-                *slot = IoSlice::new(buf);
-                count += 1;
-            }
-            match sink.write_vectored(&iov[..count]) {
+            let written_now = match self.queue.as_slices() {
+                // One frame (an echo, a reply): a plain write, which the kernel takes
+                // on a shorter path than a vector of one.
+                ([only], []) => sink.write(only),
+                _ => {
+                    let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+                    let mut count = 0;
+                    for (slot, buf) in iov.iter_mut().zip(self.queue.iter()) {
+                        *slot = IoSlice::new(buf);
+                        count += 1;
+                    }
+                    sink.write_vectored(&iov[..count])
+                }
+            };
+            match written_now {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
@@ -127,6 +135,51 @@ mod tests {
         sink.room = 100;
         out.write_to(&mut sink).unwrap();
         assert_eq!(sink.taken, b"abcdef");
+        assert!(out.is_empty());
+    }
+
+    /// A sink that takes everything and counts how it was called.
+    #[derive(Default)]
+    struct Counting {
+        taken: Vec<u8>,
+        plain: usize,
+        vectored: usize,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.plain += 1;
+            self.taken.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.vectored += 1;
+            let before = self.taken.len();
+            for buf in bufs {
+                self.taken.extend_from_slice(buf);
+            }
+            Ok(self.taken.len() - before)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_frame_goes_out_in_a_plain_write_and_several_in_one_vectored_write() {
+        let mut out = Outbound::default();
+        out.push(Bytes::from_static(b"abc"));
+        let mut sink = Counting::default();
+        assert_eq!(out.write_to(&mut sink).unwrap(), 3);
+        assert_eq!((sink.plain, sink.vectored), (1, 0));
+
+        out.push(Bytes::from_static(b"de"));
+        out.push(Bytes::from_static(b"fgh"));
+        assert_eq!(out.write_to(&mut sink).unwrap(), 5);
+        assert_eq!((sink.plain, sink.vectored), (1, 1));
+        assert_eq!(sink.taken, b"abcdefgh");
         assert!(out.is_empty());
     }
 

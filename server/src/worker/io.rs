@@ -261,6 +261,14 @@ impl Worker {
         } else if frames > 0 || conn.partial_since.is_none() {
             conn.partial_since = Some(now);
         }
+        if !conn.is_closing() && conn.pending() > 0 {
+            // The answers to what was just read leave now, not after every other ready
+            // connection has been read: a turn that reads hundreds of sockets would
+            // otherwise hold the first one's echo for all of them. What other
+            // connections' requests add to its queue later in the turn goes out with
+            // the turn's other writes.
+            self.write_now(&mut conn);
+        }
         let closing_now = conn.closes_now();
         // A connection already waiting on a list is served from there; new readiness
         // edges must not queue it twice.
@@ -473,6 +481,18 @@ impl Worker {
         conn.begin_close(reason, self.shared.config.shutdown_timeout, Instant::now());
     }
 
+    /// Writes what `conn` has queued, as far as the socket takes it; a failed write
+    /// closes the connection.
+    fn write_now(&mut self, conn: &mut Connection) {
+        match conn.flush() {
+            Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
+            Err(e) => {
+                tracing::debug!(peer = %conn.peer, "write error: {e}");
+                conn.close_now(CloseReason::Reset);
+            }
+        }
+    }
+
     pub(super) fn flush_dirty(&mut self, now: Instant) {
         let dirty = std::mem::take(&mut self.dirty);
         for slot in dirty {
@@ -480,13 +500,7 @@ impl Worker {
                 continue;
             };
             conn.dirty = false;
-            match conn.flush() {
-                Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
-                Err(e) => {
-                    tracing::debug!(peer = %conn.peer, "write error: {e}");
-                    conn.close_now(CloseReason::Reset);
-                }
-            }
+            self.write_now(&mut conn);
             let pending = conn.pending() > 0;
             if pending != conn.writable_armed && !conn.closes_now() {
                 let interest = if pending {

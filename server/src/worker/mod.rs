@@ -3,13 +3,15 @@
 //!
 //! The loop blocks in `epoll_wait` and never spins. Each turn it
 //! 1. reads ready sockets and applies their requests (`io`), at most [`READ_BUDGET`]
-//!    bytes per connection per turn; a connection with more to read goes on the
-//!    backlog for the next turn, one out of rate-limit tokens on the throttled list;
+//!    bytes per connection per turn, writing each connection's answers right after its
+//!    read; a connection with more to read goes on the backlog for the next turn, one
+//!    out of rate-limit tokens on the throttled list;
 //! 2. drains its channel (new connections, deliveries from other workers), at most
 //!    [`DRAIN_BUDGET`] messages per turn;
 //! 3. sends the deliveries it produced for other workers, one channel message per
 //!    worker per turn (`routing`);
-//! 4. flushes every connection that got output, with vectored writes;
+//! 4. flushes every connection that still has output (vectored writes for several
+//!    frames);
 //! 5. closes connections that asked for it, and once a second sends keepalive pings
 //!    and closes idle connections;
 //! 6. moves a shutdown along (`shutdown`).
