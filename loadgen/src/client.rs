@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::{Protocol, Scenario};
 use crate::fanout::{SenderStreams, StampBase};
 use crate::lag;
+use crate::poller::Readiness;
 use crate::schedule::{Schedule, SendWindow};
 use crate::transport::TlsClient;
 
@@ -244,15 +245,10 @@ impl Client {
             )
     }
 
-    /// Handles a poll event for this client's socket.
-    pub(crate) fn on_event(
-        &mut self,
-        event: &mio::event::Event,
-        cx: &mut Ctx<'_>,
-        scratch: &mut [u8],
-    ) {
-        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-        let writable = event.is_writable() || event.is_write_closed();
+    /// Handles what the poll reported about this client's socket.
+    pub(crate) fn on_event(&mut self, event: &Readiness, cx: &mut Ctx<'_>, scratch: &mut [u8]) {
+        let readable = event.readable || event.read_closed || event.error;
+        let writable = event.writable || event.write_closed;
         if let Status::Connecting { deadline_ns } = self.status {
             match self
                 .conn
@@ -276,7 +272,7 @@ impl Client {
         if readable {
             // With the peer's FIN (or an error) already reported, no later edge will
             // come: read until EOF or WouldBlock rather than stop at a short read.
-            let final_edge = event.is_read_closed() || event.is_error();
+            let final_edge = event.read_closed || event.error;
             self.read(cx, scratch, final_edge);
         }
     }

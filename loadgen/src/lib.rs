@@ -36,7 +36,8 @@
 //!   `results::hgrm`, `results::hlog`, `results::locate`).
 //! - [`compare`], [`plot`], [`html_report`], [`merge`]: the `compare`, `plot`, `report`
 //!   and `merge` subcommands.
-//! - [`clock`], [`cpu`], `timer`: run clock, own CPU time, precise wake-ups.
+//! - [`clock`], [`cpu`], `poller`: run clock, own CPU time, sleeping until a socket is
+//!   ready or the next send is due.
 //! - [`fanout`]: roles, global client ids and stamps comparable across processes (a
 //!   room's senders and receivers in different loadgen processes).
 //! - [`clock_offset`]: this machine's wall-clock offset to the server, from `Echo`
@@ -57,6 +58,7 @@ pub mod html_report;
 pub mod lag;
 pub mod merge;
 pub mod plot;
+mod poller;
 pub mod progress;
 pub mod recorder;
 pub mod report;
@@ -65,7 +67,6 @@ pub mod runner;
 pub mod schedule;
 pub mod stamp;
 mod tally;
-mod timer;
 mod transport;
 pub mod verify;
 mod wire;

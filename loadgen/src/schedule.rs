@@ -8,7 +8,7 @@
 
 /// A send that leaves more than this after its intended time counts as late.
 ///
-/// One millisecond: far above the microseconds a timerfd wake-up normally takes, and
+/// One millisecond: far above the microseconds a timed wake-up normally takes, and
 /// far below the latencies a chat server is judged by.
 pub const LATE_SEND_THRESHOLD_NS: u64 = 1_000_000;
 

@@ -1,5 +1,7 @@
-//! A load thread: one `mio::Poll`, a share of the clients, and the loop that connects
-//! them, sends on schedule, reads everything that arrives and reports once a second.
+//! A load thread: one poll ([`crate::poller::Poller`]), a share of the clients, and the
+//! loop that connects them, sends on schedule, reads everything that arrives and reports
+//! once a second. The thread sleeps until a socket is ready or the next send (with a send
+//! window, the end of the next window that holds one) is due, to the nanosecond.
 //!
 //! Phases: ramp (connect at the thread's share of `--connect-rate`, finish handshakes),
 //! wait for the run-wide start, run (send every message at its intended time, never
@@ -23,25 +25,24 @@ mod shared;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use mio::{Events, Poll, Token};
 
 use crate::churn::ChurnSchedule;
 use crate::client::{Client, ClientPlan, Ctx, Rules, Status, Tally};
+use crate::poller::{self, Poller};
 use crate::schedule::{Schedule, SendCursor, SendWindow};
-use crate::timer::SendTimer;
 pub(crate) use report::{Report, Tick, WorkerTotals};
 pub use shared::StopSignal;
 pub(crate) use shared::{Settings, Shared};
 
-const TIMER: Token = Token(usize::MAX - 1);
 const SECOND_NS: u64 = 1_000_000_000;
 /// Longest poll sleep, so stop requests and the start signal are noticed promptly.
 const MAX_SLEEP_NS: u64 = 50_000_000;
 /// Sends handled before the thread looks at its sockets again when it is behind.
 const SEND_BATCH: usize = 256;
+/// Most sockets reported per wake-up; the rest are reported by the next one.
+const EVENTS_PER_WAKE: usize = 1024;
 
 enum Phase {
     Ramp { next: usize, next_ns: u64 },
@@ -70,14 +71,13 @@ pub(crate) fn run(
 
 struct Worker {
     index: usize,
-    poll: Poll,
+    poller: Poller,
     clients: Vec<Client>,
     /// Local index of the first member of each client's group (echo and dm, whose
     /// groups live whole on one thread).
     group_local: Vec<usize>,
     /// Whether each client may send (a dm client whose partner never got ready may not).
     can_send: Vec<bool>,
-    timer: SendTimer,
     tally: Tally,
     rules: Rules,
     shared: Arc<Shared>,
@@ -95,8 +95,7 @@ impl Worker {
         shared: Arc<Shared>,
         reports: Sender<Report>,
     ) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let timer = SendTimer::new(poll.registry(), TIMER)?;
+        let poller = Poller::new(EVENTS_PER_WAKE)?;
         let group_local = plans
             .iter()
             .enumerate()
@@ -120,14 +119,13 @@ impl Worker {
         let next_tick_ns = (shared.clock.now_ns() / SECOND_NS + 1) * SECOND_NS;
         Ok(Self {
             index,
-            poll,
+            poller,
             can_send: vec![false; plans.len()],
             clients: plans
                 .into_iter()
                 .map(|plan| Client::new(plan, s.stamps.role))
                 .collect(),
             group_local,
-            timer,
             tally: Tally::default(),
             rules,
             shared,
@@ -140,7 +138,7 @@ impl Worker {
 
     fn run(mut self) -> io::Result<WorkerTotals> {
         let clock = self.shared.clock;
-        let mut events = Events::with_capacity(1024);
+        poller::tighten_timer_slack();
         let mut scratch = vec![0u8; 64 << 10];
         let mut phase = Phase::Ramp {
             next: 0,
@@ -244,32 +242,21 @@ impl Worker {
                 sleep_ns = 0;
             }
             sleep_ns = sleep_ns.min(self.next_tick_ns - now);
-            let mut timeout = Duration::from_nanos(sleep_ns);
-            if let Some(at) = send_at
-                && let Some(t) = self.timer.wake_at(at, now)?
-            {
-                timeout = timeout.min(t);
+            if let Some(at) = send_at {
+                sleep_ns = sleep_ns.min(at.saturating_sub(now));
             }
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            self.poller.wait(sleep_ns)?;
             // Arrivals read below are stamped after this moment.
             self.tick_if_due(clock.now_ns());
             let mut cx = Ctx {
                 rules: &self.rules,
-                registry: self.poll.registry(),
+                registry: self.poller.registry(),
                 clock,
                 tally: &mut self.tally,
                 sent: &self.shared.sent,
             };
-            for event in events.iter() {
-                if event.token() == TIMER {
-                    self.timer.fired();
-                    continue;
-                }
-                if let Some(client) = self.clients.get_mut(event.token().0) {
+            for event in self.poller.ready() {
+                if let Some(client) = self.clients.get_mut(event.token.0) {
                     client.on_event(event, &mut cx, &mut scratch);
                 }
             }

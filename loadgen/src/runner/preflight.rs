@@ -3,8 +3,8 @@
 
 use crate::config::{Config, Scenario};
 
-/// File descriptors a run needs: one per client, plus a poll, a timer and a waker per
-/// thread and the result files.
+/// File descriptors a run needs: one per client, plus a few per thread (its poll) and
+/// the result files.
 pub(super) fn fds_needed(config: &Config) -> u64 {
     u64::from(config.clients) + 64 + 4 * config.threads as u64
 }

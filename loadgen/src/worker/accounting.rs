@@ -82,7 +82,7 @@ impl Worker {
 
     pub(super) fn finish(mut self) -> WorkerTotals {
         for client in &mut self.clients {
-            client.finish(self.poll.registry(), &self.rules);
+            client.finish(self.poller.registry(), &self.rules);
         }
         let tally = std::mem::take(&mut self.tally);
         WorkerTotals {

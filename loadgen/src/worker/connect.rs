@@ -12,7 +12,7 @@ impl Worker {
         let s = &self.shared.settings;
         let mut cx = Ctx {
             rules: &self.rules,
-            registry: self.poll.registry(),
+            registry: self.poller.registry(),
             clock: self.shared.clock,
             tally: &mut self.tally,
             sent: &self.shared.sent,
@@ -56,7 +56,7 @@ impl Worker {
         let s = &self.shared.settings;
         let mut cx = Ctx {
             rules: &self.rules,
-            registry: self.poll.registry(),
+            registry: self.poller.registry(),
             clock: self.shared.clock,
             tally: &mut self.tally,
             sent: &self.shared.sent,

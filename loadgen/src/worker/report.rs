@@ -69,6 +69,6 @@ pub(crate) enum Report {
         worker: usize,
         totals: Box<WorkerTotals>,
     },
-    /// The thread could not run (poll or timer creation failed).
+    /// The thread could not run (its poll could not be created or waited on).
     Fatal { worker: usize, error: io::Error },
 }

@@ -42,7 +42,7 @@ impl Worker {
         }
         let mut cx = Ctx {
             rules: &self.rules,
-            registry: self.poll.registry(),
+            registry: self.poller.registry(),
             clock: self.shared.clock,
             tally: &mut self.tally,
             sent: &self.shared.sent,
