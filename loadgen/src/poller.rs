@@ -79,8 +79,10 @@ pub(crate) struct Poller {
     /// wake-up (the rest wait for the next one, as with mio).
     #[cfg(target_os = "linux")]
     raw: Vec<rustix::event::epoll::Event>,
-    /// Whether `epoll_pwait2` is available; a kernel older than 5.11 lacks it, and the
-    /// thread then sleeps in whole milliseconds like everywhere else.
+    /// Whether `epoll_pwait2` is available, found by one probe when the poller is made:
+    /// a kernel older than 5.11 lacks it (ENOSYS) and some container seccomp profiles
+    /// refuse it (EPERM); the thread then sleeps in whole milliseconds like everywhere
+    /// else.
     #[cfg(target_os = "linux")]
     exact: bool,
     /// mio's events of the last millisecond wake-up.
@@ -93,7 +95,8 @@ impl Poller {
     /// A poll that reports at most `capacity` (at least 1) sockets per wake-up.
     pub(crate) fn new(capacity: usize) -> io::Result<Self> {
         let capacity = capacity.max(1);
-        Ok(Self {
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut poller = Self {
             poll: Poll::new()?,
             #[cfg(target_os = "linux")]
             raw: Vec::with_capacity(capacity),
@@ -101,7 +104,26 @@ impl Poller {
             exact: true,
             events: mio::Events::with_capacity(capacity),
             ready: Vec::with_capacity(capacity),
-        })
+        };
+        #[cfg(target_os = "linux")]
+        {
+            // A sleep of zero on the still empty poll: whether the exact wait works is
+            // known before the run, never found out in the middle of it.
+            match poller.wait_exact(0) {
+                Ok(()) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) if Self::unavailable(e) => poller.exact = false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(poller)
+    }
+
+    /// Whether `errno` from `epoll_pwait2` means the call is not available here (rather
+    /// than that the wait failed).
+    #[cfg(target_os = "linux")]
+    fn unavailable(errno: rustix::io::Errno) -> bool {
+        use rustix::io::Errno;
+        errno == Errno::NOSYS || errno == Errno::PERM || errno == Errno::NOTSUP
     }
 
     /// Where sockets are registered, with their client's index as the token.
@@ -116,9 +138,9 @@ impl Poller {
         self.ready.clear();
         #[cfg(target_os = "linux")]
         if self.exact {
-            match self.wait_exact(timeout_ns) {
-                Err(rustix::io::Errno::NOSYS) => self.exact = false,
+            match self.wait_exact(early(timeout_ns)) {
                 Err(rustix::io::Errno::INTR) => return Ok(()),
+                Err(e) if Self::unavailable(e) => self.exact = false,
                 other => return other.map_err(io::Error::from),
             }
         }
@@ -166,6 +188,22 @@ impl Poller {
     /// What the last [`Poller::wait`] reported.
     pub(crate) fn ready(&self) -> &[Readiness] {
         &self.ready
+    }
+}
+
+/// The part of a sleep of `timeout_ns` to ask the kernel for.
+///
+/// The kernel lets a timed sleep end late by its thread's timer slack or by 0.1 % of the
+/// timeout (0.5 % for a niced process), whichever is larger: 50 us on a 10 ms sleep,
+/// whatever [`TIMER_SLACK_NS`] says. So sleeps of a millisecond or more ask for 0.5 %
+/// less; the thread wakes that much early, finds nothing due yet, and sleeps the short
+/// rest, whose slack is the thread's own.
+#[cfg(target_os = "linux")]
+fn early(timeout_ns: u64) -> u64 {
+    if timeout_ns >= 1_000_000 {
+        timeout_ns - timeout_ns / 200
+    } else {
+        timeout_ns
     }
 }
 

@@ -138,6 +138,24 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    #[test]
+    fn a_single_frame_written_in_parts_goes_out_whole_and_in_order() {
+        let mut out = Outbound::default();
+        out.push(Bytes::from_static(b"abcdef"));
+        let mut sink = Trickle {
+            taken: Vec::new(),
+            room: 2,
+        };
+        assert_eq!(out.write_to(&mut sink).unwrap(), 2);
+        assert_eq!(out.len(), 4);
+        out.drop_unstarted();
+        assert_eq!(out.len(), 4, "a started frame is kept");
+        sink.room = 100;
+        assert_eq!(out.write_to(&mut sink).unwrap(), 4);
+        assert_eq!(sink.taken, b"abcdef");
+        assert!(out.is_empty());
+    }
+
     /// A sink that takes everything and counts how it was called.
     #[derive(Default)]
     struct Counting {

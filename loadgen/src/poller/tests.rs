@@ -8,10 +8,49 @@ use super::*;
 /// A connecting socket is reported writable under the token it was registered with.
 #[test]
 fn a_socket_event_carries_its_token() {
+    tokens_are_reported(Poller::new(16).expect("poller"));
+}
+
+/// The same through the millisecond fallback taken where `epoll_pwait2` is missing or
+/// refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_millisecond_fallback_reports_tokens_too() {
+    let mut poller = Poller::new(16).expect("poller");
+    poller.exact = false;
+    tokens_are_reported(poller);
+}
+
+/// Only a missing or refused `epoll_pwait2` switches to the fallback; other failures
+/// are errors.
+#[cfg(target_os = "linux")]
+#[test]
+fn missing_or_refused_epoll_pwait2_means_the_fallback() {
+    use rustix::io::Errno;
+    assert!(Poller::unavailable(Errno::NOSYS));
+    assert!(Poller::unavailable(Errno::PERM));
+    assert!(!Poller::unavailable(Errno::BADF));
+    assert!(!Poller::unavailable(Errno::INVAL));
+}
+
+/// Sleeps of a millisecond or more end early by more than the kernel's proportional
+/// slack (0.5 % at most), so they never end late; short ones are asked for whole.
+#[cfg(target_os = "linux")]
+#[test]
+fn long_sleeps_are_asked_for_early_by_the_kernels_slack() {
+    assert_eq!(early(0), 0);
+    assert_eq!(early(999_999), 999_999);
+    assert_eq!(early(1_000_000), 995_000);
+    assert_eq!(early(50_000_000), 49_750_000);
+    for t in [1_000_000_u64, 7_777_777, 50_000_000, u64::MAX] {
+        assert!(early(t) + t / 200 <= t && early(t) < t);
+    }
+}
+
+fn tokens_are_reported(mut poller: Poller) {
     let mut listener =
         TcpListener::bind("127.0.0.1:0".parse().expect("address")).expect("bind listener");
     let addr = listener.local_addr().expect("listener address");
-    let mut poller = Poller::new(16).expect("poller");
     poller
         .registry()
         .register(&mut listener, Token(3), Interest::READABLE)

@@ -261,12 +261,14 @@ impl Worker {
         } else if frames > 0 || conn.partial_since.is_none() {
             conn.partial_since = Some(now);
         }
-        if !conn.is_closing() && conn.pending() > 0 {
+        if !conn.is_closing() && !conn.writable_armed && conn.pending() > 0 {
             // The answers to what was just read leave now, not after every other ready
             // connection has been read: a turn that reads hundreds of sockets would
             // otherwise hold the first one's echo for all of them. What other
             // connections' requests add to its queue later in the turn goes out with
-            // the turn's other writes.
+            // the turn's other writes, and so does the output of a connection whose
+            // socket was full (it waits for its WRITABLE event, and one write attempt a
+            // turn is enough).
             self.write_now(&mut conn);
         }
         let closing_now = conn.closes_now();
