@@ -13,8 +13,10 @@ shell, as subcommands, so bench.sh holds no inline Python.
   new-row CSV BEFORE COLUMN...      checks that the CSV has exactly BEFORE + 1 rows (one
                                     run appended one row) and prints the named columns of
                                     that row; exits 1 naming the problem otherwise
-  server-cpu OUT LABEL REP T0 T1 HZ RECEIVED WARMUP DURATION
-                                    appends a row of server CPU per message to OUT
+  server-cpu OUT LABEL REP T0 T1 HZ RECEIVED WARMUP DURATION [W0 W1 C0 C1]
+                                    appends a row of server CPU per message to OUT (and,
+                                    given the server threads' run-queue wait W0/W1 and the
+                                    wall clock C0/C1 in ns, its wait per second)
   search LADDER SEARCH CLIENTS      highest ladder rate under each p99 bound, to SEARCH
   scrape LOG SECONDS                scrapes the /metrics endpoint named in a server log
                                     once a second
@@ -140,9 +142,12 @@ def send_window(out):
 def summary(out):
     out = Path(out)
     cpu = {}
+    wait = {}
     if (out / "server_cpu.csv").exists():
         for r in rows(out / "server_cpu.csv"):
             cpu.setdefault(r["label"], []).append(r["server_cpu_us_per_msg"])
+            if r.get("server_wait_ms_per_s"):
+                wait.setdefault(r["label"], []).append(r["server_wait_ms_per_s"])
 
     points = {}
     for path in sorted(out.glob("*.csv")):
@@ -175,21 +180,24 @@ def summary(out):
                 if r["loadgen_cpu_us_per_msg"] and int(r["received"])
             ),
             "srv_cpu": median(cpu.get(label, [])),
+            "srv_wait": median(wait[label]) if wait.get(label) else None,
         }
 
     print(f"# Benchmark results: {out}\n")
     print("Medians over the runs of each point. Latency is corrected (from the scheduled")
     print("send time), in milliseconds; CPU in microseconds per message received (in")
-    print("fan-out, per delivery).\n")
+    print("fan-out, per delivery). Server wait: milliseconds per second that the server's")
+    print("threads, summed, spent runnable but waiting for a core (/proc/PID/task/*/schedstat).\n")
     print("| point | runs | clients | target msg/s | received msg/s | p50 | p99 | p99.9 | max "
-          "| lost | errors | late sends | server CPU | loadgen CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| lost | errors | late sends | server CPU | loadgen CPU | server wait |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, p in points.items():
+        srv_wait = "-" if p["srv_wait"] is None else f"{p['srv_wait']:.0f} ms/s"
         print(
             f"| {label} | {p['runs']} | {p['clients']} | {p['target']:.0f} | {p['recv']:.0f} "
             f"| {fmt_ms(p['p50'])} | {fmt_ms(p['p99'])} | {fmt_ms(p['p999'])} "
             f"| {fmt_ms(p['max'])} | {p['lost']} | {p['errors']} | {p['late']:.0f} "
-            f"| {p['srv_cpu']:.2f} | {p['lg_cpu']:.2f} |"
+            f"| {p['srv_cpu']:.2f} | {p['lg_cpu']:.2f} | {srv_wait} |"
         )
 
     base = points.get("tokio-line")
@@ -419,17 +427,24 @@ def new_row(path, before, columns):
     return [row[c] for c in columns]
 
 
-def server_cpu(path, label, rep, t0, t1, hz, received, warmup, duration):
+def server_cpu(path, label, rep, t0, t1, hz, received, warmup, duration,
+               wait0="", wait1="", clock0="", clock1=""):
     # The server also works during warmup, so count those messages too.
     received = float(received or 0)
     total = received * (float(warmup) + float(duration)) / float(duration)
     cpu_us = (int(t1) - int(t0)) / int(hz) * 1e6
     per_msg = cpu_us / total if total else float("nan")
+    # Run-queue wait of the server's threads (ns, summed) over the same span of wall
+    # clock (ns): milliseconds of waiting for a core per second.
+    wait = ""
+    if wait0 and wait1 and clock0 and clock1 and int(clock1) > int(clock0):
+        wait = f"{(int(wait1) - int(wait0)) / 1e6 / ((int(clock1) - int(clock0)) / 1e9):.1f}"
     new = not os.path.exists(path)
     with open(path, "a") as f:
         if new:
-            f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg\n")
-        f.write(f"{label},{rep},{cpu_us/1e6:.3f},{int(total)},{per_msg:.3f}\n")
+            f.write("label,rep,server_cpu_s,messages,server_cpu_us_per_msg,"
+                    "server_wait_ms_per_s\n")
+        f.write(f"{label},{rep},{cpu_us/1e6:.3f},{int(total)},{per_msg:.3f},{wait}\n")
     return per_msg
 
 

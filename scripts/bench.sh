@@ -13,7 +13,9 @@
 # stops it, and writes under --out (default results/bench-<UTC time>/):
 #   *.csv, *.hgrm, *.hlog, *.series.csv   loadgen's own results, one summary CSV per point
 #   server_cpu.csv                        server CPU time per message, per run (for a
-#                                         cluster: both nodes, and ~a, ~b, ~redis apart)
+#                                         cluster: both nodes, and ~a, ~b, ~redis apart),
+#                                         and the ms per second its threads waited for a
+#                                         core (server_wait_ms_per_s)
 #   (sendwindow: loadgen's own CPU per message is its summary's loadgen_cpu_us_per_msg)
 #   ladder.csv, search.csv                p99 at each ladder rate; highest rate per bound
 #   idle.csv                              RSS per idle connection, idle CPU
@@ -134,6 +136,9 @@ stop_server() {
 
 # CPU ticks (utime + stime) of a process.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Nanoseconds the threads of a process have waited, runnable, for a core (summed; empty
+# where the kernel keeps no scheduler statistics).
+sched_wait() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {if (NR) print s}'; }
 hz=$(getconf CLK_TCK)
 
 # run_loadgen RUN LABEL LOADGEN_ARGS...: one loadgen run against $addr, its output in
@@ -190,17 +195,18 @@ run_point() {
     while [ "$1" != "--" ]; do server_cmd+=("$1"); shift; done
     shift
     for rep in $(seq "$reps"); do
-        local n=${round:-$rep} t0 t1 received p99 p999 lost cpu
+        local n=${round:-$rep} t0 t1 w0 w1 c0 c1 received p99 p999 lost cpu
         "${starter:-start_server}" "$label.$n" "${server_cmd[@]}"
-        t0=$(cpu_ticks "$server_pid")
+        t0=$(cpu_ticks "$server_pid") w0=$(sched_wait "$server_pid") c0=$(date +%s%N)
         run_loadgen "$label.$n" "$label" --duration "${duration}s" --warmup "${warmup}s" "$@"
-        t1=$(cpu_ticks "$server_pid")
+        t1=$(cpu_ticks "$server_pid") w1=$(sched_wait "$server_pid") c1=$(date +%s%N)
         stop_server
         read -r received p99 p999 lost <<<"$row"
         cpu=$(bench_py server-cpu "$out/server_cpu.csv" "$label" "$n" "$t0" "$t1" "$hz" \
-            "$received" "$warmup" "$duration")
-        printf '    %-22s rep %s: p99 %s us, p99.9 %s us, lost %s, server cpu %s us/msg\n' \
-            "$label" "$n" "$p99" "$p999" "$lost" "$cpu"
+            "$received" "$warmup" "$duration" "$w0" "$w1" "$c0" "$c1")
+        printf '    %-22s rep %s: p99 %s us, p99.9 %s us, lost %s, server cpu %s us/msg, waited %s ms/s\n' \
+            "$label" "$n" "$p99" "$p999" "$lost" "$cpu" \
+            "$(tail -n 1 "$out/server_cpu.csv" | cut -d, -f6)"
     done
 }
 

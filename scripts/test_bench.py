@@ -114,6 +114,21 @@ class SendWindow(unittest.TestCase):
         self.assertEqual(buf.getvalue(), "")
 
 
+class ServerCpu(unittest.TestCase):
+    def test_the_wait_column_is_ms_of_waiting_per_second_of_wall_clock(self):
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "server_cpu.csv")
+            # 300 ms of waiting (ns) over 2 s of wall clock (ns): 150 ms per second.
+            bench.server_cpu(path, "p", 1, 0, 100, 100, 1000, 0, 1,
+                             "1000000000", "1300000000", "5000000000", "7000000000")
+            # Without the figures (a broker, a kernel without schedstat): left empty.
+            bench.server_cpu(path, "p", 2, 0, 100, 100, 1000, 0, 1)
+            got = bench.rows(path)
+            self.assertEqual(got[0]["server_wait_ms_per_s"], "150.0")
+            self.assertEqual(got[1]["server_wait_ms_per_s"], "")
+            self.assertEqual(got[0]["server_cpu_us_per_msg"], "1000.000")
+
+
 class Settings(unittest.TestCase):
     def test_quick_keeps_an_explicit_reps_and_duration(self):
         self.assertIn("reps 2,", settings("--reps", "2", "--quick"))

@@ -38,6 +38,7 @@ mod metrics;
 mod outbound;
 mod permit;
 mod rate;
+mod sched;
 mod server;
 mod session;
 mod stats;

@@ -308,6 +308,22 @@ impl Collector for ServerMetrics {
             "worker",
             &per_worker(&|w| w.backlog()),
         )?;
+        family(
+            e,
+            "chat_worker_cpu_microseconds",
+            "Time each worker thread has run (updated once a second).",
+            MetricType::Counter,
+            "worker",
+            &per_worker(&|w| w.cpu_us.load(Relaxed)),
+        )?;
+        family(
+            e,
+            "chat_worker_cpu_wait_microseconds",
+            "Time each worker thread has waited, runnable, for a core (updated once a second): none of its connections is served meanwhile.",
+            MetricType::Counter,
+            "worker",
+            &per_worker(&|w| w.cpu_wait_us.load(Relaxed)),
+        )?;
         gauge(
             e,
             "chat_inbound_bytes",

@@ -104,6 +104,11 @@ pub(crate) struct WorkerStats {
     pub(crate) rate_limited: AtomicU64,
     /// Times a connection was left unread because the inbound budget was full.
     pub(crate) parked: AtomicU64,
+    /// Microseconds the worker thread has run, as of its last housekeeping.
+    pub(crate) cpu_us: AtomicU64,
+    /// Microseconds the worker thread has waited, runnable, for a core (as of its last
+    /// housekeeping): time in which none of its connections was served.
+    pub(crate) cpu_wait_us: AtomicU64,
     closes: [AtomicU64; CloseReason::ALL.len()],
     /// Deliveries sent to this worker and not yet handled: added by the sender before
     /// it sends, taken off by this worker as it drains its channel.
@@ -273,6 +278,7 @@ impl Stats {
             ("accept_errors".to_owned(), self.accept_errors.load(Relaxed)),
             ("inbound_bytes".to_owned(), self.inbound.load(Relaxed)),
             ("inbound_parked".to_owned(), self.sum(|w| &w.parked)),
+            ("cpu_wait_us".to_owned(), self.sum(|w| &w.cpu_wait_us)),
             (
                 "login_failures".to_owned(),
                 self.login_failures.load(Relaxed),
@@ -288,6 +294,11 @@ impl Stats {
                 w.connections.load(Relaxed),
             ));
             out.push((format!("worker{i}_backlog"), w.backlog()));
+            out.push((format!("worker{i}_cpu_us"), w.cpu_us.load(Relaxed)));
+            out.push((
+                format!("worker{i}_cpu_wait_us"),
+                w.cpu_wait_us.load(Relaxed),
+            ));
         }
         for reason in CloseReason::ALL {
             let mut n = self.closes(reason);

@@ -1472,3 +1472,31 @@ fn incomplete_frames_stay_within_the_inbound_budget_and_others_are_served() {
     }
     server.wait_stat("inbound_bytes", 0);
 }
+
+/// Every worker publishes, once a second, how long its thread has run and waited for a
+/// core (where the kernel keeps scheduler statistics).
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_publish_their_run_and_wait_times() {
+    if !std::path::Path::new("/proc/thread-self/schedstat").exists() {
+        // A kernel without scheduler statistics: the counters stay 0, as documented.
+        return;
+    }
+    let started = Instant::now();
+    let server = TestServer::with(|c| c.workers = 2);
+    while (0..2).any(|w| server.stat(&format!("worker{w}_cpu_us")) == 0) {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "a worker published no run time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Waiting is counted in wall time, so two workers cannot have waited longer than
+    // twice the time since the server started.
+    let waited = server.stat("cpu_wait_us");
+    assert!(
+        u128::from(waited) <= 2 * started.elapsed().as_micros(),
+        "{waited} us of waiting in {:?}",
+        started.elapsed()
+    );
+}

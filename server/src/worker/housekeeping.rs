@@ -1,18 +1,27 @@
 //! A worker's once-a-second housekeeping: greeting silent newcomers, telling refused
-//! ones, closing stalled frames, idle connections and closes past their deadline, and
-//! keepalive pings.
+//! ones, closing stalled frames, idle connections and closes past their deadline,
+//! keepalive pings, and publishing the thread's run and run-queue wait times.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use shared::{ErrorCode, Frame};
 
 use super::{REJECT_GRACE, Worker};
 use crate::connection::{ConnState, WaitList};
+use crate::sched::ThreadSched;
 use crate::session::Session;
 use crate::stats::CloseReason;
 
 impl Worker {
     pub(super) fn housekeeping(&mut self, now: Instant) {
+        if let Some(account) = ThreadSched::current() {
+            let stats = self.stats();
+            stats.cpu_us.store(account.run_ns / 1000, Ordering::Relaxed);
+            stats
+                .cpu_wait_us
+                .store(account.wait_ns / 1000, Ordering::Relaxed);
+        }
         let idle_timeout = self.shared.config.idle_timeout;
         let greet_after = self.shared.config.greet_after;
         let frame_timeout = self.shared.config.frame_timeout;
