@@ -438,7 +438,8 @@ def server_cpu(path, label, rep, t0, t1, hz, received, warmup, duration,
     # clock (ns): milliseconds of waiting for a core per second.
     wait = ""
     if wait0 and wait1 and clock0 and clock1 and int(clock1) > int(clock0):
-        wait = f"{(int(wait1) - int(wait0)) / 1e6 / ((int(clock1) - int(clock0)) / 1e9):.1f}"
+        waited_ms = (float(wait1) - float(wait0)) / 1e6
+        wait = f"{waited_ms / ((int(clock1) - int(clock0)) / 1e9):.1f}"
     new = not os.path.exists(path)
     with open(path, "a") as f:
         if new:

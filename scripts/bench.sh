@@ -103,6 +103,8 @@ server_pid=""
 addr=""
 idle_pid=""
 scraper_pid=""
+node_b_pid=""
+redis_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
     [ -n "$scraper_pid" ] && kill -9 "$scraper_pid" 2>/dev/null || true
@@ -138,7 +140,9 @@ stop_server() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Nanoseconds the threads of a process have waited, runnable, for a core (summed; empty
 # where the kernel keeps no scheduler statistics).
-sched_wait() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {if (NR) print s}'; }
+sched_wait() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {if (NR) printf "%.0f\n", s}'
+}
 hz=$(getconf CLK_TCK)
 
 # run_loadgen RUN LABEL LOADGEN_ARGS...: one loadgen run against $addr, its output in
@@ -349,8 +353,6 @@ fi
 # two server nodes joined through it (--workers 1 each, so the two nodes together have
 # the single node's two workers); sets addr to both nodes' addresses, server_pid to
 # node a's, node_b_pid and redis_pid.
-node_b_pid=""
-redis_pid=""
 start_cluster() {
     local run=$1 port url a
     port=$(bench_py free-port)

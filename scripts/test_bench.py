@@ -123,9 +123,13 @@ class ServerCpu(unittest.TestCase):
                              "1000000000", "1300000000", "5000000000", "7000000000")
             # Without the figures (a broker, a kernel without schedstat): left empty.
             bench.server_cpu(path, "p", 2, 0, 100, 100, 1000, 0, 1)
+            # Sums past 2^31 in any notation awk may print them in.
+            bench.server_cpu(path, "p", 3, 0, 100, 100, 1000, 0, 1,
+                             "5000000000", "5.5e+09", "5000000000", "6000000000")
             got = bench.rows(path)
             self.assertEqual(got[0]["server_wait_ms_per_s"], "150.0")
             self.assertEqual(got[1]["server_wait_ms_per_s"], "")
+            self.assertEqual(got[2]["server_wait_ms_per_s"], "500.0")
             self.assertEqual(got[0]["server_cpu_us_per_msg"], "1000.000")
 
 
