@@ -958,3 +958,48 @@ fn chats_after_redis_lost_its_data_get_numbers_never_seen_before() {
     ann.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     chat(&mut ann, &mut bob);
 }
+
+#[test]
+fn a_node_forgets_the_rooms_its_users_have_left() {
+    const ROOMS: usize = 10;
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let mut ann = BinClient::named(a.addr, "ann");
+    let mut carl = BinClient::named(b.addr, "carl");
+    for i in 0..ROOMS {
+        ann.join(&format!("room{i}"));
+        carl.join(&format!("room{i}"));
+    }
+    for i in 0..ROOMS {
+        say(&mut carl, &format!("room{i}"), "before");
+    }
+    assert_eq!(room_messages(&mut ann, ROOMS).len(), ROOMS);
+    assert_eq!(a.stat("cluster_rooms_followed"), ROOMS as u64);
+
+    // Ann leaves all but the last while carl keeps talking in them: messages still on
+    // their way when she leaves must not bring a room back.
+    for i in 0..ROOMS - 1 {
+        ann.send(&Frame::Leave {
+            room: format!("room{i}"),
+        });
+        say(&mut carl, &format!("room{i}"), "during");
+    }
+    for i in 0..ROOMS - 1 {
+        say(&mut carl, &format!("room{i}"), "after");
+    }
+    say(&mut carl, &format!("room{}", ROOMS - 1), "still here");
+    // Carl is in every room: once he has all he said, all of it has been published.
+    let said = room_messages(&mut carl, ROOMS + 2 * (ROOMS - 1) + 1);
+    assert!(said.iter().any(|(_, _, text)| text == "still here"));
+    eventually(TIMEOUT, "the left rooms to be forgotten", || {
+        (a.stat("cluster_rooms_followed") == 1).then_some(())
+    });
+    // The one room still joined still delivers.
+    let got = room_messages(&mut ann, 1).pop().expect("one");
+    assert!(got.2 == "still here" || got.2 == "during", "{got:?}");
+
+    drop(ann);
+    eventually(TIMEOUT, "the last room to be forgotten", || {
+        (a.stat("cluster_rooms_followed") == 0).then_some(())
+    });
+}

@@ -187,6 +187,12 @@ impl Core {
     fn deliver_message(&self, folded: &str, message: &keys::Envelope<'_>) {
         {
             let mut delivered = self.delivered.lock();
+            // Only rooms with members here are followed (a joiner is one before Redis
+            // reads the room's latest id): a message still on its way after the last
+            // member left must not bring the room's entry back.
+            if self.memory.local_members(folded) == 0 {
+                return;
+            }
             let last = delivered.entry(folded.to_owned()).or_insert(0);
             *last = (*last).max(message.id);
         }
@@ -271,6 +277,20 @@ impl Core {
 }
 
 impl Core {
+    /// Stops following `folded` once no member of it is left here, so the rooms this
+    /// node tracks are those its users are in, not every room they ever joined.
+    pub(super) fn forget_room_if_unused(&self, folded: &str) {
+        let mut delivered = self.delivered.lock();
+        if self.memory.local_members(folded) == 0 {
+            delivered.remove(folded);
+        }
+    }
+
+    /// Rooms whose latest delivered id this node tracks.
+    pub(super) fn rooms_followed(&self) -> usize {
+        self.delivered.lock().len()
+    }
+
     /// Tells this node's members of the rooms named of a rename said on another node.
     fn deliver_rename(&self, payload: &[u8]) {
         let Some((node, old, new, rooms)) = keys::parse_rename(payload) else {

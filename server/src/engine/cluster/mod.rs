@@ -467,6 +467,12 @@ impl Engine for ClusterEngine {
                 u64::from(up),
             ),
             stat(
+                "cluster_rooms_followed",
+                "Rooms this node follows: those its users are in.",
+                false,
+                self.core.rooms_followed() as u64,
+            ),
+            stat(
                 "cluster_queued",
                 "Jobs waiting for the node's Redis command thread.",
                 false,

@@ -170,6 +170,7 @@ impl Bridge {
             self.core
                 .subscriber
                 .unsubscribe(&self.keys().room_channel(folded));
+            self.core.forget_room_if_unused(folded);
         }
     }
 
@@ -180,6 +181,7 @@ impl Bridge {
         let none_left = self.core.memory.local_members(folded) == 0;
         if none_left {
             self.core.subscriber.unsubscribe(&keys.room_channel(folded));
+            self.core.forget_room_if_unused(folded);
         }
         let left: Result<i64, Refusal> = self.with(|conn, scripts| {
             scripts
