@@ -70,6 +70,9 @@ mod tests {
             // A kernel without scheduler statistics: nothing to read.
             return;
         }
+        // The kernel adds a thread's run time up when it leaves the core (or at a
+        // tick): a sleep makes sure this one has.
+        std::thread::sleep(std::time::Duration::from_millis(5));
         let account = ThreadSched::current().expect("schedstat parses");
         assert!(account.run_ns > 0);
     }
