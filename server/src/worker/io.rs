@@ -485,7 +485,7 @@ impl Worker {
 
     /// Writes what `conn` has queued, as far as the socket takes it; a failed write
     /// closes the connection.
-    fn write_now(&mut self, conn: &mut Connection) {
+    pub(super) fn write_now(&self, conn: &mut Connection) {
         match conn.flush() {
             Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
             Err(e) => {

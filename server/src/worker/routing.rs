@@ -26,7 +26,7 @@ use super::{LINGER, Shared, Worker, WorkerMsg};
 use crate::connection::{Connection, Enqueued};
 use crate::engine::{Answer, ConnId, Fanout, Mailbox, Member, Outlet, Refusal, RoomId};
 use crate::session::{Effect, Scope};
-use crate::stats::{CloseReason, WorkerStats};
+use crate::stats::WorkerStats;
 
 /// One frame encoded once per framing that its recipients need; shared by all of them.
 #[derive(Debug, Default)]
@@ -375,13 +375,7 @@ impl Worker {
                 // of it, write now, so a member that reads promptly is never taken
                 // for a slow consumer.
                 if conn.pending() >= max_pending / 2 {
-                    match conn.flush() {
-                        Ok(n) => WorkerStats::add(&self.stats().bytes_out, n as u64),
-                        Err(e) => {
-                            tracing::debug!(peer = %conn.peer, "write error: {e}");
-                            conn.close_now(CloseReason::Reset);
-                        }
-                    }
+                    self.write_now(conn);
                 }
             }
             Enqueued::BecameSlow => {
