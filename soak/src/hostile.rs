@@ -7,9 +7,9 @@
 //! Memory is bounded by construction: each connection buffers at most one flooder
 //! batch of output and whatever the server sent since the last read.
 //!
-//! Layout: this file holds the driver's loop, timers, connecting and judging; `send`
-//! what each kind writes and when, `receive` what comes back, `wire` the bytes and
-//! sockets.
+//! Layout: this file holds the driver's loop, timers and connecting; `send` what each
+//! kind writes and when, `receive` what comes back, `judge` the verdict on a finished
+//! connection, `wire` the bytes and sockets.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,13 +21,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use shared::frame::types;
-use shared::{ErrorCode, Frame, FrameDecoder};
+use shared::{Frame, FrameDecoder};
 use socket2::SockRef;
 
 use crate::kind::Kind;
 use crate::report::{KindReport, Report};
 use crate::rng::XorShift;
 
+mod judge;
 mod receive;
 mod send;
 mod wire;
@@ -535,7 +536,7 @@ impl<'a> Driver<'a> {
         if conn.reset_on_close {
             let _ = SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
         }
-        let hit = judge(&conn, end);
+        let hit = judge::judge(&conn, end);
         let lifetime = conn.started.elapsed();
         let slot = conn.slot;
         let t = self.tally(conn.kind);
@@ -567,80 +568,6 @@ impl<'a> Driver<'a> {
         }
         drop(conn);
         self.schedule_reconnect(slot);
-    }
-}
-
-/// Whether a finished connection got what its kind should get: `Some(true)` yes,
-/// `Some(false)` no (the server misbehaved), `None` undecided (cut short, or no
-/// expectation).
-fn judge(conn: &Conn, end: End) -> Option<bool> {
-    let server_closed = matches!(end, End::ServerClosed { .. });
-    // A server that is shutting down may end anything; that is not the client's story.
-    if conn.shutdown_seen {
-        return None;
-    }
-    match conn.kind {
-        Kind::Oversize | Kind::BadUtf8Line | Kind::BadUtf8Frame => {
-            let expected = conn.kind.expected_code().map(|c| c.0);
-            match end {
-                End::Deadline => None,
-                _ => Some(
-                    server_closed
-                        && conn.codes.len() == 1
-                        && conn.codes.first().copied() == expected,
-                ),
-            }
-        }
-        Kind::Garbage => match end {
-            // Only a protocol error code may come back before the server closes;
-            // garbage lines that happen to parse may also draw 2xx refusals.
-            End::ServerClosed { .. } => Some(
-                conn.codes
-                    .iter()
-                    .any(|&c| ErrorCode(c).closes_connection() && c < 300),
-            ),
-            End::Unanswered => None,
-            _ => None,
-        },
-        Kind::Torn => match end {
-            End::WeClosed => Some(conn.welcomed && conn.codes.is_empty()),
-            End::Deadline => None,
-            _ => Some(false),
-        },
-        Kind::Instant => match end {
-            // Still held when the run ended: it never got to misbehave.
-            End::Deadline => None,
-            _ => Some(end == End::WeClosed),
-        },
-        Kind::Stalled => Some(
-            server_closed
-                && conn.welcomed
-                && conn.codes.len() == 1
-                && conn.codes.first().copied() == conn.kind.expected_code().map(|c| c.0),
-        ),
-        Kind::Slowloris | Kind::Flooder | Kind::Talker | Kind::Partial => match end {
-            // A flooder is told (error 209, the connection stays open) when the rate limit
-            // starts holding it back; nothing else may come.
-            End::Deadline => Some(
-                conn.codes
-                    .iter()
-                    .all(|&c| conn.kind == Kind::Flooder && c == ErrorCode::RATE_LIMITED.0)
-                    && (conn.kind != Kind::Slowloris || conn.requests <= conn.replies + 1),
-            ),
-            _ => Some(false),
-        },
-        // One reconnected shortly before the end may not have been closed yet.
-        Kind::NonReader => match end {
-            End::Deadline => None,
-            _ => Some(server_closed),
-        },
-        Kind::Idle => Some(conn.final_ok && conn.codes.is_empty()),
-        Kind::RoomHolder => Some(
-            end == End::Deadline
-                && conn.welcomed
-                && conn.codes.is_empty()
-                && conn.replies == conn.requests,
-        ),
     }
 }
 
