@@ -51,6 +51,23 @@ enum Phase {
     Draining { deadline_ns: u64 },
 }
 
+/// What a client's calls need from its thread, taken from the thread's fields one by one
+/// so that its clients can be borrowed beside it.
+fn client_ctx<'a>(
+    rules: &'a Rules,
+    poller: &'a Poller,
+    tally: &'a mut Tally,
+    shared: &'a Shared,
+) -> Ctx<'a> {
+    Ctx {
+        rules,
+        registry: poller.registry(),
+        clock: shared.clock,
+        tally,
+        sent: &shared.sent,
+    }
+}
+
 /// Runs one load thread to the end, reporting to `reports`.
 pub(crate) fn run(
     worker: usize,
@@ -248,13 +265,7 @@ impl Worker {
             self.poller.wait(sleep_ns)?;
             // Arrivals read below are stamped after this moment.
             self.tick_if_due(clock.now_ns());
-            let mut cx = Ctx {
-                rules: &self.rules,
-                registry: self.poller.registry(),
-                clock,
-                tally: &mut self.tally,
-                sent: &self.shared.sent,
-            };
+            let mut cx = client_ctx(&self.rules, &self.poller, &mut self.tally, &self.shared);
             for event in self.poller.ready() {
                 if let Some(client) = self.clients.get_mut(event.token.0) {
                     client.on_event(event, &mut cx, &mut scratch);

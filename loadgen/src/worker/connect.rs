@@ -3,20 +3,14 @@
 
 use mio::Token;
 
-use super::Worker;
-use crate::client::{Ctx, Status};
+use super::{Worker, client_ctx};
+use crate::client::Status;
 
 impl Worker {
     /// Starts due connects and fails clients past their deadline.
     pub(super) fn ramp(&mut self, now: u64, next: &mut usize, next_ns: &mut u64) {
         let s = &self.shared.settings;
-        let mut cx = Ctx {
-            rules: &self.rules,
-            registry: self.poller.registry(),
-            clock: self.shared.clock,
-            tally: &mut self.tally,
-            sent: &self.shared.sent,
-        };
+        let mut cx = client_ctx(&self.rules, &self.poller, &mut self.tally, &self.shared);
         while *next < self.clients.len() && *next_ns <= now {
             let deadline_ns = now + s.connect_timeout_ns;
             let addr = s.addr_of(self.clients[*next].plan.id);
@@ -54,13 +48,7 @@ impl Worker {
             return u64::MAX;
         };
         let s = &self.shared.settings;
-        let mut cx = Ctx {
-            rules: &self.rules,
-            registry: self.poller.registry(),
-            clock: self.shared.clock,
-            tally: &mut self.tally,
-            sent: &self.shared.sent,
-        };
+        let mut cx = client_ctx(&self.rules, &self.poller, &mut self.tally, &self.shared);
         if sending {
             while let Some(i) = schedule.due(now) {
                 self.clients[i].drop_for_churn(now + s.churn_away_ns, &mut cx);

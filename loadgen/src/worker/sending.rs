@@ -1,9 +1,9 @@
 //! A thread's sending: the schedule fixed when sending begins (who counts as a
 //! receiver, who may send, the churn plan) and each due message handed to its client.
 
-use super::{SECOND_NS, Worker};
+use super::{SECOND_NS, Worker, client_ctx};
 use crate::churn::ChurnSchedule;
-use crate::client::{Ctx, Status};
+use crate::client::Status;
 use crate::config::Scenario;
 use crate::schedule::{Due, Schedule, SendCursor, SendWindow};
 
@@ -40,13 +40,7 @@ impl Worker {
         if !self.can_send[due.local] {
             return;
         }
-        let mut cx = Ctx {
-            rules: &self.rules,
-            registry: self.poller.registry(),
-            clock: self.shared.clock,
-            tally: &mut self.tally,
-            sent: &self.shared.sent,
-        };
+        let mut cx = client_ctx(&self.rules, &self.poller, &mut self.tally, &self.shared);
         self.clients[due.local].on_due(due.seq, &mut cx);
     }
 }
